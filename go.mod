@@ -1,0 +1,3 @@
+module github.com/hornbeam-go/hornbeam
+
+go 1.26.8
