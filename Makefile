@@ -1,0 +1,53 @@
+# Hornbeam: one Go binary that hosts Python.
+#   make deps   install the Debian packages a fresh machine lacks
+#   make build  build bin/hornbeam
+#   make test   vet, Go tests, Python tests (installs what it needs)
+#   make bench  run bench/ and write docs/BENCHMARKS.md
+#   make demo   build and run the example on a node
+
+GO      ?= go
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+BIN     := bin/hornbeam
+
+# Debian packages: the CPython to embed, and what the tests and benchmarks import.
+APT_PKGS := pkg-config python3-dev python3-numpy python3-pytest python3-cbor2
+
+.PHONY: deps build test test-go test-python fuzz bench demo clean
+
+deps:
+	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/hornbeam
+
+test: build
+	$(GO) vet ./...
+	$(MAKE) test-go test-python
+
+# The race detector runs where it is affordable: the pure-Go packages. pybridge
+# and the multi-process tests run without it (CPython's threads are not
+# instrumented and the detector multiplies their cost).
+test-go:
+	$(GO) test -race -count=1 ./state/ ./host/
+	$(GO) test -count=1 -timeout 15m ./pybridge/ ./tests/ ./cmd/...
+
+test-python:
+	$(BIN) run -m pytest -q -p no:cacheprovider tests/python
+
+fuzz: build
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./pybridge/
+
+bench: build
+	$(GO) run ./bench -out docs/BENCHMARKS.md
+
+demo: build
+	$(BIN) run examples/state_tour.py
+
+clean:
+	rm -rf bin

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hornbeam-go/hornbeam/host"
+	"github.com/hornbeam-go/hornbeam/pybridge"
+)
+
+// bridgeSection measures Go->Python calls, value conversion and node state.
+func bridgeSection() (string, error) {
+	pydir, err := filepath.Abs("bench/py")
+	if err != nil {
+		return "", err
+	}
+	node, err := host.New(host.Config{PythonPath: []string{pydir}})
+	if err != nil {
+		return "", err
+	}
+	defer node.Close()
+	py := node.Python()
+
+	var b strings.Builder
+	b.WriteString("## The bridge: Go -> Python calls, conversion, node state\n\n")
+	b.WriteString("### Go -> Python calls (no-op function, empty arguments)\n\n")
+	b.WriteString("| call | p50 latency | p99 latency | calls/s, 1 goroutine | calls/s, 8 goroutines |\n|---|---|---|---|---|\n")
+	for _, fn := range []string{"noop", "anoop"} {
+		kind := "sync `def` (pool thread)"
+		if fn == "anoop" {
+			kind = "`async def` (event loop)"
+		}
+		p50, p99, seq := latency(py, fn, 20000)
+		par := throughput(py, fn, 8, 2*time.Second)
+		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f |\n", kind, us(p50), us(p99), seq, par)
+	}
+
+	tmp, err := os.CreateTemp("", "hornbeam-bench-*.json")
+	if err != nil {
+		return "", err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	code := fmt.Sprintf("import sys; sys.argv = [%q, %q]; import runpy; runpy.run_path(%q, run_name='__main__')",
+		"bridge_bench.py", tmp.Name(), filepath.Join(pydir, "bridge_bench.py"))
+	if rc := node.RunMain(pybridge.Code, code); rc != 0 {
+		return "", fmt.Errorf("bridge_bench.py exited %d", rc)
+	}
+	raw, err := os.ReadFile(tmp.Name())
+	if err != nil {
+		return "", err
+	}
+	var res struct {
+		Conversions []struct {
+			Value          string
+			Encode, Decode float64
+			FloorEncode    float64 `json:"floor_encode"`
+			FloorDecode    float64 `json:"floor_decode"`
+			Floor          string
+		}
+		State map[string]float64
+		Calls map[string]float64
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(&b, "\nFloor: the same no-op called from Python itself: %.0f calls/s (%.0f ns). "+
+		"A Go->Python call crosses threads (a goroutine hands the call to a pool thread "+
+		"and is woken with the result), so its cost is mostly two thread wake-ups.\n\n",
+		res.Calls["python noop call (floor)"], 1e9/res.Calls["python noop call (floor)"])
+
+	b.WriteString("### Value conversion in C (`_hornbeam.encode`/`decode`, one call per value), ops/s\n\n")
+	b.WriteString("| value | encode | floor encode | ratio | decode | floor decode | ratio | floor |\n|---|---|---|---|---|---|---|---|\n")
+	for _, c := range res.Conversions {
+		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.2fx | %.0f | %.0f | %.2fx | %s |\n", c.Value,
+			c.Encode, c.FloorEncode, c.Encode/c.FloorEncode, c.Decode, c.FloorDecode, c.Decode/c.FloorDecode, c.Floor)
+	}
+	b.WriteString("\nRatio > 1 means the bridge is faster than the floor.\n\n")
+
+	b.WriteString("### Node state from Python, ops/s (one thread)\n\n")
+	b.WriteString("| operation | hornbeam | plain-Python floor | floor / hornbeam |\n|---|---|---|---|\n")
+	for _, p := range [][2]string{{"state_incr", "dict increment"}, {"state_get", "dict get"}, {"state_set (small int)", "dict set"}} {
+		h, f := res.State[p[0]], res.State[p[1]]
+		fmt.Fprintf(&b, "| `%s` vs %s | %.0f | %.0f | %.2fx |\n", p[0], p[1], h, f, f/h)
+	}
+	b.WriteString("\nThe floor is a Python dict in the same process: `d['n'] = d.get('n', 0) + 1`. " +
+		"Node state is shared by every thread (and, with workers, every process) of a node; the dict is not.\n\n")
+	return b.String(), nil
+}
+
+func latency(py *pybridge.Interpreter, fn string, n int) (p50, p99 time.Duration, perSec float64) {
+	ctx := context.Background()
+	for range 1000 { // warm up: imports, the async-function cache
+		py.Call(ctx, "benchmod", fn, nil)
+	}
+	d := make([]time.Duration, n)
+	start := time.Now()
+	for i := range d {
+		t0 := time.Now()
+		if _, err := py.Call(ctx, "benchmod", fn, nil); err != nil {
+			panic(err)
+		}
+		d[i] = time.Since(t0)
+	}
+	total := time.Since(start)
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[n/2], d[n*99/100], float64(n) / total.Seconds()
+}
+
+func throughput(py *pybridge.Interpreter, fn string, workers int, dur time.Duration) float64 {
+	var rates []float64
+	for range 3 {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		total := 0
+		deadline := time.Now().Add(dur / 3)
+		start := time.Now()
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n := 0
+				for time.Now().Before(deadline) {
+					if _, err := py.Call(context.Background(), "benchmod", fn, nil); err != nil {
+						panic(err)
+					}
+					n++
+				}
+				mu.Lock()
+				total += n
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		rates = append(rates, float64(total)/time.Since(start).Seconds())
+	}
+	sort.Float64s(rates)
+	return rates[len(rates)/2]
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d.Nanoseconds())/1000) }

@@ -1,0 +1,53 @@
+// Command bench measures hornbeam beside real peers and the bare floor, and
+// writes docs/BENCHMARKS.md. Run it with `make bench`; figures are medians of
+// repeated rounds taken in one run on one machine.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+func main() {
+	out := flag.String("out", "docs/BENCHMARKS.md", "markdown file to write")
+	flag.Parse()
+
+	var doc bytes.Buffer
+	fmt.Fprintf(&doc, "# Benchmarks\n\n")
+	fmt.Fprintf(&doc, "Written by `make bench` (bench/) on %s: %s, %d CPUs, %s. ",
+		time.Now().UTC().Format("2006-01-02"), cpuModel(), runtime.NumCPU(), runtime.Version())
+	fmt.Fprintf(&doc, "Every figure is a median of repeated rounds, taken in the same run as its floor or peer; "+
+		"these machines are shared and noisy, so read ratios rather than absolutes.\n\n")
+
+	sec, err := bridgeSection()
+	if err != nil {
+		log.Fatalf("bridge benchmarks: %v", err)
+	}
+	doc.WriteString(sec)
+
+	if err := os.WriteFile(*out, doc.Bytes(), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(doc.String())
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "model name") {
+			if i := strings.IndexByte(line, ':'); i >= 0 {
+				return strings.TrimSpace(line[i+1:])
+			}
+		}
+	}
+	return runtime.GOARCH
+}

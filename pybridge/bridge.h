@@ -1,0 +1,140 @@
+/* bridge.h: the C side of pybridge, shared by its .c files and the Go code.
+ *
+ * Thread model (see docs/ARCHITECTURE.md): Go owns every OS thread that touches
+ * Python. The init thread is Python's main thread; a loop thread runs asyncio; a
+ * fixed pool of threads, each with a thread state created once, runs synchronous
+ * calls. Every function here that takes or returns PyObject* needs the GIL unless
+ * it says otherwise. */
+#ifndef HB_BRIDGE_H
+#define HB_BRIDGE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include "cbor.h"
+
+/* An exception captured for Go: malloc'd, NUL-terminated strings. */
+typedef struct {
+    char *type;      /* qualified type name, e.g. "ValueError", "mymod.MyError" */
+    char *message;   /* str(exc) */
+    char *traceback; /* traceback.format_exception(exc), joined */
+} hb_error;
+
+enum hb_status {
+    HB_OK = 0,         /* data/len hold the CBOR result */
+    HB_ERROR = 1,      /* err holds the exception */
+    HB_ASYNC = 2,      /* coro holds an awaitable (owned) for the loop */
+    HB_NO_MODULE = 3,  /* the target module does not exist; err set */
+    HB_NO_FUNCTION = 4 /* the target attribute is missing or not callable; err set */
+};
+
+typedef struct {
+    int status;
+    unsigned char *data; /* malloc'd CBOR */
+    size_t len;
+    hb_error err;
+    PyObject *coro; /* HB_ASYNC only; the reference travels to the loop queue */
+} hb_result;
+
+void hb_result_free(hb_result *r); /* no GIL needed unless coro is set */
+
+/* Takes the raised exception (normalised, traceback attached), clearing it. */
+static inline PyObject *hb_take_exception(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    if (t == NULL) return NULL;
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb != NULL && v != NULL) PyException_SetTraceback(v, tb);
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    return v;
+#endif
+}
+
+/* Sets exc (a reference this steals) as the raised exception again. */
+static inline void hb_restore_exception(PyObject *exc) {
+    if (exc == NULL) return;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+#endif
+}
+
+/* errors.c */
+void hb_error_capture(hb_error *e);  /* fetches and clears the current exception */
+void hb_error_set(hb_error *e, const char *type, const char *msg);
+void hb_error_free(hb_error *e);
+/* Raises the exception named "module:Class" (or a builtin name) with message and,
+ * when attrs_cbor is given, attributes from a CBOR map. */
+void hb_raise(const char *spec, const char *message, const unsigned char *attrs, size_t attrs_len);
+
+/* interp.c */
+typedef struct {
+    const char *executable;   /* sys.executable, or NULL */
+    const char **argv;        /* sys.argv */
+    int argc;
+    const char **path;        /* prepended to sys.path, in order */
+    int npath;
+    const char *venv;         /* VIRTUAL_ENV, or NULL */
+} hb_init_opts;
+/* Initialises Python on the calling thread, which becomes its main thread, and
+ * releases the GIL. Returns NULL or a malloc'd error message. */
+char *hb_init(const hb_init_opts *o, uintptr_t go_handle, PyThreadState **main_ts);
+/* Waits for non-daemon threading.Thread objects; main thread, GIL not held. */
+void hb_wait_threads(PyThreadState *main_ts);
+int hb_finalize(PyThreadState *main_ts);
+/* A pool thread: its thread state and the job it runs, read by the loop thread
+ * (under the GIL) to interrupt exactly that job and no later one. */
+typedef struct {
+    PyThreadState *ts;
+    unsigned long tid;
+    uint64_t job;     /* written and read only with the GIL held */
+    int interrupted;  /* an async exception may be pending for this thread */
+} hb_worker;
+hb_worker *hb_worker_new(void);          /* on the worker's own thread; GIL not held */
+void hb_worker_delete(hb_worker *w);     /* on the worker's own thread; GIL not held */
+uintptr_t hb_go_handle(void);
+/* Runs a script (kind 0), module (kind 1) or code string (kind 2) as __main__ on
+ * the main thread; returns an exit status. GIL not held. */
+int hb_run_main(PyThreadState *ts, int kind, const char *target);
+unsigned long hb_main_tid(void);
+/* Requests that the thread whose ident is tid raises exc_kind (0 KeyboardInterrupt,
+ * 1 TimeoutError, 2 SystemExit) at its next bytecode boundary. GIL held. */
+void hb_interrupt_thread(unsigned long tid, int exc_kind);
+
+/* call.c: import module, call function(*args) on the calling pool thread. */
+void hb_call_sync(hb_worker *w, uint64_t job, const char *mod, size_t modlen, const char *fn,
+                  size_t fnlen, const unsigned char *args, size_t argslen, hb_result *out);
+/* Resolves and calls with the GIL held; shared by the pool and the loop. */
+void hb_call_locked(const char *mod, size_t modlen, const char *fn, size_t fnlen,
+                    const unsigned char *args, size_t argslen, hb_result *out);
+void hb_result_from_value(PyObject *v, hb_result *out); /* steals v */
+void hb_encode_result(PyObject *v, hb_result *out);      /* borrows v */
+
+/* loop.c: the asyncio loop thread and its batched work queue. */
+enum hb_loop_kind {
+    HB_LOOP_CORO = 1,      /* run obj (an awaitable) as a task, complete id */
+    HB_LOOP_CALL = 2,      /* resolve mod.fn(*args) on the loop, then as CORO */
+    HB_LOOP_CANCEL = 3,    /* cancel the task for id */
+    HB_LOOP_INTERRUPT = 4, /* raise in thread tid if it still runs job id */
+    HB_LOOP_STOP = 5
+};
+int hb_loop_open(void);                      /* creates the eventfd; -1 on error */
+/* Queue operations take no GIL: they only touch the C queue. */
+int hb_loop_submit_coro(uint64_t id, PyObject *coro);
+int hb_loop_submit_call(uint64_t id, const char *mod, size_t modlen, const char *fn,
+                        size_t fnlen, const unsigned char *args, size_t argslen);
+int hb_loop_submit_cancel(uint64_t id);
+int hb_loop_submit_interrupt(uint64_t id, hb_worker *w, int exc_kind);
+int hb_loop_submit_stop(void);
+/* Runs the loop on the calling thread until a STOP item; GIL taken from ts. */
+char *hb_loop_run(PyThreadState *ts);
+
+/* module.c */
+PyObject *hb_module_init(void);
+
+#endif

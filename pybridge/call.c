@@ -1,0 +1,130 @@
+/* call.c: resolving module.function and calling it with CBOR-encoded arguments,
+ * on a pool thread (sync) or the loop thread (coroutine functions). */
+#include "bridge.h"
+#include <string.h>
+
+void hb_encode_result(PyObject *v, hb_result *out) {
+    hb_buf b;
+    hb_buf_init(&b);
+    if (hb_encode(v, &b) < 0) {
+        hb_buf_free(&b);
+        out->status = HB_ERROR;
+        hb_error_capture(&out->err);
+        return;
+    }
+    out->status = HB_OK;
+    out->data = b.data; /* ownership moves to the result */
+    out->len = b.len;
+}
+
+void hb_result_from_value(PyObject *v, hb_result *out) {
+    hb_encode_result(v, out);
+    Py_DECREF(v);
+}
+
+static int is_awaitable(PyObject *o) {
+    if (PyCoro_CheckExact(o)) return 1;
+    PyAsyncMethods *am = Py_TYPE(o)->tp_as_async;
+    return am != NULL && am->am_await != NULL;
+}
+
+/* Distinguishes "the target module does not exist" from an import that failed
+ * inside the module (a missing dependency is the module's error, not a bad call). */
+static int missing_module(PyObject *modname) {
+    if (!PyErr_ExceptionMatches(PyExc_ModuleNotFoundError)) return 0;
+    PyObject *exc = hb_take_exception();
+    PyObject *name = exc ? PyObject_GetAttrString(exc, "name") : NULL;
+    int missing = 0;
+    if (name == NULL) {
+        PyErr_Clear();
+    } else if (PyUnicode_Check(name)) {
+        /* "a.b" is missing when "a" or "a.b" itself is what was not found */
+        Py_ssize_t n = PyUnicode_GetLength(name);
+        missing = PyUnicode_Tailmatch(modname, name, 0, n, -1) == 1 &&
+                  (PyUnicode_GetLength(modname) == n ||
+                   PyUnicode_ReadChar(modname, n) == '.');
+    }
+    Py_XDECREF(name);
+    hb_restore_exception(exc);
+    return missing;
+}
+
+void hb_call_locked(const char *mod, size_t modlen, const char *fn, size_t fnlen,
+                    const unsigned char *args, size_t argslen, hb_result *out) {
+    memset(out, 0, sizeof(*out));
+    PyObject *modname = NULL, *m = NULL, *f = NULL, *a = NULL, *tuple = NULL, *res = NULL;
+
+    modname = PyUnicode_FromStringAndSize(mod, (Py_ssize_t)modlen);
+    if (modname == NULL) goto error;
+    m = PyImport_GetModule(modname);
+    if (m == NULL) {
+        if (PyErr_Occurred()) goto error;
+        m = PyImport_Import(modname);
+        if (m == NULL) {
+            out->status = missing_module(modname) ? HB_NO_MODULE : HB_ERROR;
+            hb_error_capture(&out->err);
+            goto done;
+        }
+    }
+    PyObject *fname = PyUnicode_FromStringAndSize(fn, (Py_ssize_t)fnlen);
+    if (fname == NULL) goto error;
+    f = PyObject_GetAttr(m, fname);
+    Py_DECREF(fname);
+    if (f == NULL || !PyCallable_Check(f)) {
+        if (f == NULL && !PyErr_ExceptionMatches(PyExc_AttributeError)) goto error;
+        PyErr_Clear();
+        out->status = HB_NO_FUNCTION;
+        char msg[512];
+        snprintf(msg, sizeof msg, "module '%.*s' has no %s '%.*s'", (int)modlen, mod,
+                 f == NULL ? "function" : "callable", (int)fnlen, fn);
+        hb_error_set(&out->err, "AttributeError", msg);
+        goto done;
+    }
+    if (argslen == 0) {
+        tuple = PyTuple_New(0);
+    } else {
+        a = hb_decode(args, argslen);
+        if (a == NULL) goto error;
+        if (!PyList_Check(a) && !PyTuple_Check(a)) {
+            PyErr_Format(PyExc_TypeError, "hornbeam: call arguments must be a list, not %.100s",
+                         Py_TYPE(a)->tp_name);
+            goto error;
+        }
+        tuple = PySequence_Tuple(a);
+    }
+    if (tuple == NULL) goto error;
+    res = PyObject_Call(f, tuple, NULL);
+    if (res == NULL) goto error;
+    if (is_awaitable(res)) {
+        out->status = HB_ASYNC;
+        out->coro = res;
+        res = NULL;
+    } else {
+        hb_encode_result(res, out);
+    }
+    goto done;
+error:
+    out->status = HB_ERROR;
+    hb_error_capture(&out->err);
+done:
+    Py_XDECREF(modname);
+    Py_XDECREF(m);
+    Py_XDECREF(f);
+    Py_XDECREF(a);
+    Py_XDECREF(tuple);
+    Py_XDECREF(res);
+}
+
+void hb_call_sync(hb_worker *w, uint64_t job, const char *mod, size_t modlen, const char *fn,
+                  size_t fnlen, const unsigned char *args, size_t argslen, hb_result *out) {
+    PyEval_RestoreThread(w->ts);
+    w->job = job;
+    hb_call_locked(mod, modlen, fn, fnlen, args, argslen, out);
+    w->job = 0;
+    if (w->interrupted) {
+        /* An interrupt aimed at this job that did not fire must not hit the next. */
+        w->interrupted = 0;
+        PyThreadState_SetAsyncExc(w->tid, NULL);
+    }
+    PyEval_SaveThread();
+}

@@ -1,0 +1,26 @@
+/* cbor.h: the value codec between Python objects and CBOR (RFC 8949), the wire
+ * format of every argument, result and message that crosses the Go boundary.
+ * Encoding lives in cbor_enc.c (with hb_buf), decoding in cbor_dec.c. The
+ * decoder treats its input as untrusted: bounded depth, no over-reads, and no
+ * allocation larger than the input justifies. */
+#ifndef HB_CBOR_H
+#define HB_CBOR_H
+
+#ifndef PY_SSIZE_T_CLEAN
+#define PY_SSIZE_T_CLEAN
+#endif
+#include <Python.h>
+#include <stddef.h>
+
+typedef struct { unsigned char *data; size_t len, cap; } hb_buf;   /* malloc'd, grows */
+void hb_buf_init(hb_buf *b);
+void hb_buf_free(hb_buf *b);
+/* Append the CBOR encoding of obj to out. GIL held. Returns 0, or -1 with a Python exception set. */
+int hb_encode(PyObject *obj, hb_buf *out);
+/* Decode exactly one CBOR item that must span all of data[0:len]. GIL held. New reference, or NULL with a
+   Python exception set (ValueError for malformed/limit-exceeding input; the message starts with "hornbeam: "). */
+PyObject *hb_decode(const unsigned char *data, size_t len);
+#define HB_MAX_DEPTH 128          /* nesting limit both ways */
+#define HB_TAG_TUPLE 1212284929u  /* 0x48420001: our private tag (FCFS range) for Python tuples */
+
+#endif

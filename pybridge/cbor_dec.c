@@ -1,0 +1,375 @@
+/* cbor_dec.c: CBOR -> Python. Owns hb_decode and the decoder's numpy cache.
+ * Input is untrusted: every length is checked against the bytes left before
+ * anything is allocated or read, nesting is bounded by HB_MAX_DEPTH, and every
+ * rejection is a ValueError starting with "hornbeam: ". */
+#include "cbor.h"
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_NDIM 32 /* numpy 1.x's NPY_MAXDIMS; numpy 2 allows more, but the peer must not depend on it */
+
+typedef struct {
+    const unsigned char *p, *end;
+} dec;
+
+static inline size_t left(const dec *d) { return (size_t)(d->end - d->p); }
+
+static PyObject *fail(const char *msg) {
+    PyErr_SetString(PyExc_ValueError, msg);
+    return NULL;
+}
+
+static int failr(const char *msg) {
+    PyErr_SetString(PyExc_ValueError, msg);
+    return -1;
+}
+
+/* Replaces the current exception with ValueError(msg), keeping it as __cause__
+ * so that the real reason (say, numpy's own import error) is not lost. */
+static void value_error_from_current(const char *msg) {
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *cause = PyErr_GetRaisedException();
+    PyErr_SetString(PyExc_ValueError, msg);
+    PyObject *exc = PyErr_GetRaisedException();
+    if (cause != NULL) PyException_SetCause(exc, cause);
+    PyErr_SetRaisedException(exc);
+#else
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb != NULL && v != NULL) PyException_SetTraceback(v, tb);
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    PyErr_SetString(PyExc_ValueError, msg);
+    PyObject *t2, *v2, *tb2;
+    PyErr_Fetch(&t2, &v2, &tb2);
+    PyErr_NormalizeException(&t2, &v2, &tb2);
+    if (v != NULL && v2 != NULL) PyException_SetCause(v2, v); /* steals v */
+    else Py_XDECREF(v);
+    PyErr_Restore(t2, v2, tb2);
+#endif
+}
+
+/* Reads an initial byte and its argument. Indefinite lengths (and the break
+ * code) are refused here, so no caller ever has to handle them. */
+static int head(dec *d, unsigned *major, unsigned *ai, uint64_t *arg) {
+    if (d->p >= d->end) return failr("hornbeam: truncated CBOR input");
+    unsigned ib = *d->p++;
+    *major = ib >> 5;
+    *ai = ib & 31;
+    if (*ai < 24) {
+        *arg = *ai;
+        return 0;
+    }
+    if (*ai == 31)
+        return failr(*major == 7 ? "hornbeam: unexpected CBOR break code"
+                                 : "hornbeam: indefinite-length CBOR items are not supported");
+    if (*ai > 27) return failr("hornbeam: reserved CBOR additional information value");
+    size_t n = (size_t)1 << (*ai - 24);
+    if (left(d) < n) return failr("hornbeam: truncated CBOR input");
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) v = v << 8 | d->p[i];
+    d->p += n;
+    *arg = v;
+    return 0;
+}
+
+/* ---- numpy ---------------------------------------------------------------- */
+
+/* RFC 8746 typed-array tags 64..87 as numpy dtype strings; NULL = refused
+ * (76 is reserved; 83/87 are IEEE binary128, which numpy does not have). */
+static const char *const dtype_str[24] = {
+    "|u1", ">u2", ">u4", ">u8", "|u1" /* 68: clamped uint8 */, "<u2", "<u4", "<u8",
+    "|i1", ">i2", ">i4", ">i8", NULL, "<i2", "<i4", "<i8",
+    ">f2", ">f4", ">f8", NULL, "<f2", "<f4", "<f8", NULL,
+};
+
+static struct {
+    PyObject *empty;     /* numpy.empty; NULL until numpy has been imported */
+    PyObject *dtype_cls; /* numpy.dtype */
+    PyObject *dtype[24]; /* numpy.dtype per tag, built on first use */
+} np;
+
+static int np_ready(void) {
+    if (np.empty != NULL) return 0;
+    PyObject *mod = PyImport_ImportModule("numpy");
+    if (mod == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_Exception))
+            value_error_from_current("hornbeam: numpy is required to decode a typed array");
+        return -1;
+    }
+    PyObject *empty = PyObject_GetAttrString(mod, "empty");
+    PyObject *dtype = empty ? PyObject_GetAttrString(mod, "dtype") : NULL;
+    Py_DECREF(mod);
+    if (dtype == NULL) {
+        Py_XDECREF(empty);
+        return -1;
+    }
+    if (np.empty != NULL) { /* the import released the GIL and another thread finished first */
+        Py_DECREF(empty);
+        Py_DECREF(dtype);
+        return 0;
+    }
+    np.dtype_cls = dtype;
+    np.empty = empty;
+    return 0;
+}
+
+static PyObject *np_dtype(unsigned tag) { /* borrowed */
+    PyObject **slot = &np.dtype[tag - 64];
+    if (*slot == NULL) {
+        PyObject *dt = PyObject_CallFunction(np.dtype_cls, "s", dtype_str[tag - 64]);
+        if (dt == NULL) return NULL;
+        if (*slot == NULL) *slot = dt;
+        else Py_DECREF(dt);
+    }
+    return *slot;
+}
+
+/* Reads the byte string of a typed array (tag already consumed) into a new
+ * numpy array of the given shape, or 1-D when dims is NULL. One copy: straight
+ * from the input into numpy.empty's buffer. */
+static PyObject *typed_array(dec *d, uint64_t tag, const uint64_t *dims, int ndim) {
+    if (tag < 64 || tag > 87 || dtype_str[tag - 64] == NULL) {
+        PyErr_Format(PyExc_ValueError, "hornbeam: unsupported typed array tag %llu", (unsigned long long)tag);
+        return NULL;
+    }
+    size_t isz = tag >= 80 ? (size_t)2 << (tag & 3) : (size_t)1 << (tag & 3);
+    unsigned major, ai;
+    uint64_t n;
+    if (head(d, &major, &ai, &n) < 0) return NULL;
+    if (major != 2) return fail("hornbeam: typed array content must be a byte string");
+    if (n > left(d)) return fail("hornbeam: byte string length exceeds the input");
+    if (n % isz != 0) return fail("hornbeam: typed array length is not a multiple of its element size");
+    uint64_t count = n / isz;
+    PyObject *shape;
+    if (dims == NULL) {
+        shape = Py_BuildValue("(K)", (unsigned long long)count);
+    } else {
+        /* Bound the product by the largest array numpy can address (it checks
+         * the same, but with its own message); zero dimensions skip the bound. */
+        uint64_t prod = 1;
+        int zero = 0;
+        for (int i = 0; i < ndim; i++) {
+            if (dims[i] == 0) {
+                zero = 1;
+            } else if (__builtin_mul_overflow(prod, dims[i], &prod) ||
+                       prod > (uint64_t)PY_SSIZE_T_MAX / isz) {
+                return fail("hornbeam: typed array shape is too large");
+            }
+        }
+        if ((zero ? 0 : prod) != count) return fail("hornbeam: typed array shape does not match its data");
+        shape = PyTuple_New(ndim);
+        for (int i = 0; shape != NULL && i < ndim; i++) {
+            PyObject *x = PyLong_FromUnsignedLongLong(dims[i]);
+            if (x == NULL) Py_CLEAR(shape);
+            else PyTuple_SET_ITEM(shape, i, x);
+        }
+    }
+    if (shape == NULL) return NULL;
+    PyObject *dt = np_ready() < 0 ? NULL : np_dtype((unsigned)tag);
+    PyObject *arr = dt ? PyObject_CallFunctionObjArgs(np.empty, shape, dt, NULL) : NULL;
+    Py_DECREF(shape);
+    if (arr == NULL) return NULL;
+    if (n > 0) {
+        Py_buffer v;
+        if (PyObject_GetBuffer(arr, &v, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+            Py_DECREF(arr);
+            return NULL;
+        }
+        if ((uint64_t)v.len != n) {
+            PyBuffer_Release(&v);
+            Py_DECREF(arr);
+            PyErr_SetString(PyExc_RuntimeError, "hornbeam: numpy.empty returned an unexpected size");
+            return NULL;
+        }
+        memcpy(v.buf, d->p, (size_t)n);
+        PyBuffer_Release(&v);
+    }
+    d->p += n;
+    return arr;
+}
+
+/* Tag 40 (RFC 8746 row-major multi-dimensional array): [shape, typed array]. */
+static PyObject *md_array(dec *d) {
+    unsigned major, ai;
+    uint64_t n;
+    uint64_t dims[MAX_NDIM];
+    if (head(d, &major, &ai, &n) < 0) return NULL;
+    if (major != 4 || n != 2) return fail("hornbeam: tag 40 content must be [shape, typed array]");
+    if (head(d, &major, &ai, &n) < 0) return NULL;
+    if (major != 4) return fail("hornbeam: tag 40 shape must be an array of unsigned integers");
+    if (n > MAX_NDIM) return fail("hornbeam: tag 40 array has more than 32 dimensions");
+    int ndim = (int)n;
+    for (int i = 0; i < ndim; i++) {
+        if (head(d, &major, &ai, &dims[i]) < 0) return NULL;
+        if (major != 0) return fail("hornbeam: tag 40 shape must be an array of unsigned integers");
+    }
+    if (head(d, &major, &ai, &n) < 0) return NULL;
+    if (major != 6 || n < 64 || n > 87) return fail("hornbeam: tag 40 data must be a typed array");
+    return typed_array(d, n, dims, ndim);
+}
+
+/* ---- items ------------------------------------------------------------------ */
+
+static PyObject *item(dec *d, int depth, int key);
+
+static PyObject *too_deep(void) { return fail("hornbeam: CBOR nested deeper than 128 levels"); }
+
+/* In key position (key != 0) arrays become tuples, all the way down, so that
+ * the key is hashable. */
+static PyObject *array(dec *d, uint64_t n, int depth, int as_tuple, int key) {
+    if (depth >= HB_MAX_DEPTH) return too_deep();
+    if (n > left(d)) return fail("hornbeam: array length exceeds the input");
+    PyObject *seq = as_tuple ? PyTuple_New((Py_ssize_t)n) : PyList_New((Py_ssize_t)n);
+    if (seq == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < (Py_ssize_t)n; i++) {
+        PyObject *x = item(d, depth + 1, key);
+        if (x == NULL) {
+            Py_DECREF(seq); /* unset slots are NULL, which list and tuple deallocation skip */
+            return NULL;
+        }
+        if (as_tuple) PyTuple_SET_ITEM(seq, i, x);
+        else PyList_SET_ITEM(seq, i, x);
+    }
+    return seq;
+}
+
+static PyObject *map(dec *d, uint64_t n, int depth) {
+    if (depth >= HB_MAX_DEPTH) return too_deep();
+    if (n > left(d) / 2) return fail("hornbeam: map length exceeds the input");
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) return NULL;
+    for (uint64_t i = 0; i < n; i++) {
+        PyObject *k = item(d, depth + 1, 1);
+        PyObject *v = k ? item(d, depth + 1, 0) : NULL;
+        Py_ssize_t before = PyDict_GET_SIZE(dict);
+        int rc = v ? PyDict_SetItem(dict, k, v) : -1;
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+        if (rc == 0 && PyDict_GET_SIZE(dict) == before) { /* an equal key replaced the earlier value */
+            PyErr_SetString(PyExc_ValueError, "hornbeam: duplicate map key");
+            rc = -1;
+        }
+        if (rc < 0) {
+            Py_DECREF(dict);
+            return NULL;
+        }
+    }
+    return dict;
+}
+
+static PyObject *bignum(dec *d, int negative) {
+    unsigned major, ai;
+    uint64_t n;
+    if (head(d, &major, &ai, &n) < 0) return NULL;
+    if (major != 2) return fail("hornbeam: bignum tag content must be a byte string");
+    if (n > left(d)) return fail("hornbeam: byte string length exceeds the input");
+    PyObject *v = _PyLong_FromByteArray(d->p, (size_t)n, 0, 0);
+    d->p += n;
+    if (v == NULL || !negative) return v;
+    PyObject *r = PyNumber_Invert(v); /* tag 3 carries -1 - value */
+    Py_DECREF(v);
+    return r;
+}
+
+static PyObject *tagged(dec *d, uint64_t tag, int depth, int key) {
+    if (tag == 2 || tag == 3) return bignum(d, tag == 3);
+    if (tag == HB_TAG_TUPLE) {
+        unsigned major, ai;
+        uint64_t n;
+        if (head(d, &major, &ai, &n) < 0) return NULL;
+        if (major != 4) return fail("hornbeam: tuple tag content must be an array");
+        return array(d, n, depth, 1, key);
+    }
+    if (tag == 40 || (tag >= 64 && tag <= 87)) {
+        if (key) return fail("hornbeam: typed array used as a map key");
+        return tag == 40 ? md_array(d) : typed_array(d, tag, NULL, 1);
+    }
+    PyErr_Format(PyExc_ValueError, "hornbeam: unsupported CBOR tag %llu", (unsigned long long)tag);
+    return NULL;
+}
+
+static PyObject *simple(uint64_t arg, unsigned ai) {
+    unsigned char raw[8];
+    double f;
+    switch (ai) {
+    case 20: Py_RETURN_FALSE;
+    case 21: Py_RETURN_TRUE;
+    case 22: /* null */
+    case 23: /* undefined: Python has no closer value */
+        Py_RETURN_NONE;
+    case 25:
+        raw[0] = (unsigned char)(arg >> 8);
+        raw[1] = (unsigned char)arg;
+        f = PyFloat_Unpack2((const char *)raw, 0);
+        break;
+    case 26:
+        for (int i = 0; i < 4; i++) raw[i] = (unsigned char)(arg >> (24 - 8 * i));
+        f = PyFloat_Unpack4((const char *)raw, 0);
+        break;
+    case 27:
+        for (int i = 0; i < 8; i++) raw[i] = (unsigned char)(arg >> (56 - 8 * i));
+        f = PyFloat_Unpack8((const char *)raw, 0);
+        break;
+    default:
+        PyErr_Format(PyExc_ValueError, "hornbeam: unsupported CBOR simple value %llu", (unsigned long long)arg);
+        return NULL;
+    }
+    if (f == -1.0 && PyErr_Occurred()) return NULL;
+    return PyFloat_FromDouble(f);
+}
+
+static PyObject *item(dec *d, int depth, int key) {
+    unsigned major, ai;
+    uint64_t arg;
+    if (head(d, &major, &ai, &arg) < 0) return NULL;
+    switch (major) {
+    case 0:
+        return PyLong_FromUnsignedLongLong(arg);
+    case 1:
+        if (arg <= INT64_MAX) return PyLong_FromLongLong(-1 - (long long)arg);
+        {
+            PyObject *u = PyLong_FromUnsignedLongLong(arg);
+            PyObject *r = u ? PyNumber_Invert(u) : NULL;
+            Py_XDECREF(u);
+            return r;
+        }
+    case 2: {
+        if (arg > left(d)) return fail("hornbeam: byte string length exceeds the input");
+        PyObject *r = PyBytes_FromStringAndSize((const char *)d->p, (Py_ssize_t)arg);
+        d->p += arg;
+        return r;
+    }
+    case 3: {
+        if (arg > left(d)) return fail("hornbeam: text string length exceeds the input");
+        PyObject *r = PyUnicode_DecodeUTF8((const char *)d->p, (Py_ssize_t)arg, "strict");
+        d->p += arg;
+        if (r == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+            PyErr_Clear();
+            return fail("hornbeam: invalid UTF-8 in CBOR text string");
+        }
+        return r;
+    }
+    case 4:
+        return array(d, arg, depth, key, key);
+    case 5:
+        if (key) return fail("hornbeam: map used as a map key");
+        return map(d, arg, depth);
+    case 6:
+        return tagged(d, arg, depth, key);
+    default:
+        return simple(arg, ai);
+    }
+}
+
+PyObject *hb_decode(const unsigned char *data, size_t len) {
+    if (data == NULL || len == 0) return fail("hornbeam: truncated CBOR input");
+    dec d = {data, data + len};
+    PyObject *r = item(&d, 0, 0);
+    if (r != NULL && d.p != d.end) {
+        Py_DECREF(r);
+        return fail("hornbeam: trailing bytes after CBOR item");
+    }
+    return r;
+}

@@ -1,0 +1,226 @@
+package pybridge
+
+/*
+#include "bridge.h"
+#include <stdlib.h>
+#include <string.h>
+
+static inline PyObject *hb_none(void) { Py_RETURN_NONE; }
+static inline void hb_set_error(PyObject *type, const char *msg) { PyErr_SetString(type, msg); }
+static inline PyObject *hb_exc_type(int i) {
+	switch (i) {
+	case 0: return PyExc_TypeError;
+	case 1: return PyExc_OverflowError;
+	case 2: return PyExc_MemoryError;
+	default: return PyExc_RuntimeError;
+	}
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime/cgo"
+	"time"
+	"unsafe"
+
+	"github.com/hornbeam-go/hornbeam/state"
+)
+
+// These functions are called from C by Python threads; those holding the GIL
+// may call back into C (hb_decode) but never block on Python.
+
+func interp() *Interpreter {
+	return cgo.Handle(C.hb_go_handle()).Value().(*Interpreter)
+}
+
+// keyView looks at C memory as a string without copying; it must not outlive the call.
+func keyView(p *C.char, n C.size_t) string {
+	return unsafe.String((*byte)(unsafe.Pointer(p)), int(n))
+}
+
+// Error classes the state functions raise, indexes into hb_exc_type.
+const (
+	excType     = 0
+	excOverflow = 1
+	excMemory   = 2
+	excRuntime  = 3
+)
+
+func raise(kind int, msg string) {
+	cm := C.CString(msg)
+	C.hb_set_error(C.hb_exc_type(C.int(kind)), cm)
+	C.free(unsafe.Pointer(cm))
+}
+
+var errNoState = errors.New("node-wide state is not available in this process")
+
+func stateOrRaise() StateStore {
+	s := interp().cfg.State
+	if s == nil {
+		raise(excRuntime, errNoState.Error())
+	}
+	return s
+}
+
+//export hbStateGet
+func hbStateGet(key *C.char, n C.size_t) *C.PyObject {
+	s := stateOrRaise()
+	if s == nil {
+		return nil
+	}
+	v, ok := s.Get(keyView(key, n))
+	if !ok {
+		return C.hb_none()
+	}
+	return C.hb_decode((*C.uchar)(unsafe.Pointer(&v[0])), C.size_t(len(v)))
+}
+
+//export hbStateSet
+func hbStateSet(key *C.char, n C.size_t, data *C.uchar, dlen C.size_t, ttlNanos C.int64_t) C.int {
+	s := stateOrRaise()
+	if s == nil {
+		return -1
+	}
+	// The store copies both key and value, so views of C memory suffice.
+	v := unsafe.Slice((*byte)(unsafe.Pointer(data)), int(dlen))
+	if err := s.Set(string(keyView(key, n)), v, time.Duration(ttlNanos)); err != nil {
+		raise(excMemory, fmt.Sprintf("state_set(): %v", err))
+		return -1
+	}
+	return 0
+}
+
+//export hbStateDelete
+func hbStateDelete(key *C.char, n C.size_t) C.int {
+	s := stateOrRaise()
+	if s == nil {
+		return -1
+	}
+	if s.Delete(keyView(key, n)) {
+		return 1
+	}
+	return 0
+}
+
+//export hbStateIncr
+func hbStateIncr(key *C.char, n C.size_t, delta C.int64_t, out *C.int64_t) C.int {
+	s := stateOrRaise()
+	if s == nil {
+		return -1
+	}
+	k := keyView(key, n)
+	v, err := s.Incr(k, int64(delta))
+	if err != nil {
+		raise(classifyIncr(err), fmt.Sprintf("state_incr(%q): %v", k, err))
+		return -1
+	}
+	*out = C.int64_t(v)
+	return 0
+}
+
+func classifyIncr(err error) int {
+	switch {
+	case errors.Is(err, state.ErrNotInteger):
+		return excType
+	case errors.Is(err, state.ErrOverflow):
+		return excOverflow
+	default:
+		return excMemory
+	}
+}
+
+//export hbStateKeys
+func hbStateKeys(prefix *C.char, n C.size_t) *C.PyObject {
+	s := stateOrRaise()
+	if s == nil {
+		return nil
+	}
+	var keys []string
+	if prefix == nil {
+		keys = s.Keys("")
+	} else {
+		keys = s.Keys(keyView(prefix, n))
+	}
+	b := appendStringArray(nil, keys)
+	return C.hb_decode((*C.uchar)(unsafe.Pointer(&b[0])), C.size_t(len(b)))
+}
+
+//export hbNodeName
+func hbNodeName() *C.PyObject {
+	name := "nonode@nohost"
+	if f := interp().cfg.NodeName; f != nil {
+		name = f()
+	}
+	b := appendText(nil, name)
+	return C.hb_decode((*C.uchar)(unsafe.Pointer(&b[0])), C.size_t(len(b)))
+}
+
+// hbGoCall runs without the GIL.
+//
+//export hbGoCall
+func hbGoCall(name *C.char, n C.size_t, args *C.uchar, alen C.size_t, out *C.hb_result) {
+	ip := interp()
+	fname := keyView(name, n)
+	f, ok := ip.cfg.Funcs[fname]
+	if !ok {
+		setCError(out, "AttributeError", fmt.Sprintf("_hornbeam has no Go function %q", fname), nil)
+		return
+	}
+	res, err := f(ip.ctx, C.GoBytes(unsafe.Pointer(args), C.int(alen)))
+	if err != nil {
+		class, attrs := "RuntimeError", []byte(nil)
+		var pe PythonException
+		if errors.As(err, &pe) {
+			class, attrs = pe.PythonClass(), pe.PythonAttrs()
+		}
+		setCError(out, class, err.Error(), attrs)
+		return
+	}
+	out.status = C.HB_OK
+	out.data, out.len = cBytes(res)
+}
+
+func setCError(out *C.hb_result, class, msg string, attrs []byte) {
+	out.status = C.HB_ERROR
+	out.err._type = C.CString(class)
+	out.err.message = C.CString(msg)
+	out.err.traceback = C.CString("")
+	out.data, out.len = cBytes(attrs)
+}
+
+func cBytes(b []byte) (*C.uchar, C.size_t) {
+	if len(b) == 0 {
+		return nil, 0
+	}
+	return (*C.uchar)(C.CBytes(b)), C.size_t(len(b))
+}
+
+// hbComplete delivers the result of a coroutine that ran on the loop.
+//
+//export hbComplete
+func hbComplete(id C.uint64_t, r *C.hb_result) {
+	ip := interp()
+	v, ok := ip.pending.LoadAndDelete(uint64(id))
+	if !ok {
+		return // the caller gave up; the result is dropped
+	}
+	res := result{}
+	switch r.status {
+	case C.HB_OK:
+		res.value = C.GoBytes(unsafe.Pointer(r.data), C.int(r.len))
+	default:
+		res.err = &Error{
+			Type:      C.GoString(r.err._type),
+			Message:   C.GoString(r.err.message),
+			Traceback: C.GoString(r.err.traceback),
+		}
+		if r.status == C.HB_NO_MODULE {
+			res.err.(*Error).kind = ErrNoModule
+		} else if r.status == C.HB_NO_FUNCTION {
+			res.err.(*Error).kind = ErrNoFunction
+		}
+	}
+	v.(*call).done <- res
+}

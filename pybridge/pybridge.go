@@ -1,0 +1,510 @@
+// Package pybridge embeds CPython in a Go process: it owns the threads that run
+// Python, converts whole values between Python and CBOR in C, and exposes Go
+// functions to Python through the built-in _hornbeam module.
+//
+// Thread model: the thread that initialises Python becomes its main thread and
+// runs scripts (RunMain); a loop thread runs an asyncio event loop that Go feeds
+// through a batched queue; a fixed pool of threads, each holding a thread state
+// created once, runs synchronous calls. Goroutines never take the GIL.
+//
+// CPython is one per process, so at most one Interpreter exists at a time.
+package pybridge
+
+/*
+#cgo pkg-config: python3-embed
+#cgo CFLAGS: -O2 -Wall -Wno-unused-parameter
+#include "bridge.h"
+#include <stdlib.h>
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/cgo"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// StateStore is the node-wide state that Python's state_* functions reach.
+// Values are CBOR bytes; the store treats them as opaque except for Incr.
+type StateStore interface {
+	Get(key string) ([]byte, bool)
+	Set(key string, value []byte, ttl time.Duration) error
+	Delete(key string) bool
+	Incr(key string, delta int64) (int64, error)
+	Keys(prefix string) []string
+}
+
+// GoFunc is a Go function Python calls as _hornbeam.call(name, *args). args is the
+// CBOR array of the Python arguments; the result is CBOR. Errors may implement
+// PythonException to choose the exception Python sees.
+type GoFunc func(ctx context.Context, args []byte) ([]byte, error)
+
+// PythonException lets a Go error choose the Python exception it becomes.
+type PythonException interface {
+	error
+	// PythonClass names the class: a builtin ("TimeoutError") or "module:Class".
+	PythonClass() string
+	// PythonAttrs returns a CBOR map of attributes to set on the exception, or nil.
+	PythonAttrs() []byte
+}
+
+// Config configures an Interpreter.
+type Config struct {
+	// Threads is the number of pool threads for synchronous calls; 0 picks
+	// 2×GOMAXPROCS (at least 4), since most Python work releases the GIL to wait.
+	Threads int
+	// Packages is a file tree extracted once to a cache directory and put on
+	// sys.path (the embedded hornbeam_* packages).
+	Packages fs.FS
+	// PythonPath entries go on sys.path before Packages, in order.
+	PythonPath []string
+	// Argv becomes sys.argv.
+	Argv []string
+	// State backs state_*; nil makes them raise RuntimeError.
+	State StateStore
+	// NodeName answers node(); nil answers "nonode@nohost".
+	NodeName func() string
+	// Funcs are the Go functions Python can call by name.
+	Funcs  map[string]GoFunc
+	Logger *slog.Logger
+}
+
+// Kind of work RunMain runs as __main__.
+type MainKind int
+
+const (
+	Script MainKind = iota // a file path, like python3 FILE
+	Module                 // a module name, like python3 -m MODULE
+	Code                   // a source string, like python3 -c CODE
+)
+
+// Interrupt kinds, raised asynchronously in Python code.
+const (
+	raiseKeyboardInterrupt = 0
+	raiseTimeout           = 1
+	raiseSystemExit        = 2
+)
+
+var (
+	// ErrClosed is returned for work submitted to, or cut off by, a closed Interpreter.
+	ErrClosed = errors.New("pybridge: interpreter closed")
+	// ErrNoModule reports a call whose module does not exist.
+	ErrNoModule = errors.New("pybridge: no such module")
+	// ErrNoFunction reports a call whose function does not exist or is not callable.
+	ErrNoFunction = errors.New("pybridge: no such function")
+	errRunning    = errors.New("pybridge: an interpreter is already running in this process")
+)
+
+// Error is a Python exception seen from Go.
+type Error struct {
+	Type      string // qualified class name, e.g. "ValueError" or "app.errors.Bad"
+	Message   string // str(exception)
+	Traceback string // formatted, as Python prints it
+	kind      error  // ErrNoModule, ErrNoFunction or nil
+}
+
+func (e *Error) Error() string { return e.Type + ": " + e.Message }
+
+// Is makes errors.Is(err, ErrNoModule) and errors.Is(err, ErrNoFunction) work.
+func (e *Error) Is(target error) bool { return e.kind != nil && target == e.kind }
+
+// running guards the one-interpreter-per-process rule that CPython imposes.
+var running atomic.Bool
+
+// Interpreter is an embedded CPython with its threads.
+type Interpreter struct {
+	cfg    Config
+	log    *slog.Logger
+	handle cgo.Handle
+
+	work     chan *call
+	mainJobs chan func(ts *C.PyThreadState)
+	pending  sync.Map // id -> *call, for calls running on the loop
+	asyncFns sync.Map // module+"\x00"+function -> true for coroutine functions
+	nextID   atomic.Uint64
+
+	stopping  chan struct{} // closed when Close starts
+	dead      chan struct{} // closed when Python is finalized
+	closeOnce sync.Once
+	pool      sync.WaitGroup
+	loopDone  chan struct{}
+	mainDone  chan struct{}
+	closeErr  error
+	ctx       context.Context // for Go functions Python calls; cancelled by Close
+	cancel    context.CancelFunc
+}
+
+type call struct {
+	ctx      context.Context
+	module   string
+	function string
+	args     []byte
+	id       uint64
+	done     chan result
+	worker   atomic.Pointer[C.hb_worker] // the pool thread running it, for interrupts
+}
+
+type result struct {
+	value []byte
+	err   error
+}
+
+// New starts Python and its threads. Close must be called to stop them.
+func New(cfg Config) (*Interpreter, error) {
+	if !running.CompareAndSwap(false, true) {
+		return nil, errRunning
+	}
+	if cfg.Threads <= 0 {
+		cfg.Threads = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	paths := append([]string(nil), cfg.PythonPath...)
+	if cfg.Packages != nil {
+		dir, err := extractPackages(cfg.Packages)
+		if err != nil {
+			running.Store(false)
+			return nil, err
+		}
+		paths = append(paths, dir)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ip := &Interpreter{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		work:     make(chan *call),
+		mainJobs: make(chan func(*C.PyThreadState)),
+		stopping: make(chan struct{}),
+		dead:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+		mainDone: make(chan struct{}),
+		ctx:      ctx,
+		cancel:   cancel,
+	}
+	ip.handle = cgo.NewHandle(ip)
+	if C.hb_loop_open() < 0 {
+		ip.handle.Delete()
+		running.Store(false)
+		return nil, errors.New("pybridge: eventfd failed")
+	}
+
+	ready := make(chan error, 1)
+	go ip.mainThread(paths, ready)
+	if err := <-ready; err != nil {
+		<-ip.mainDone
+		ip.handle.Delete()
+		running.Store(false)
+		return nil, err
+	}
+
+	loopReady := make(chan struct{})
+	go ip.loopThread(loopReady)
+	<-loopReady
+	workersReady := make(chan struct{}, cfg.Threads)
+	for range cfg.Threads {
+		ip.pool.Add(1)
+		go ip.poolThread(workersReady)
+	}
+	for range cfg.Threads {
+		<-workersReady
+	}
+	return ip, nil
+}
+
+// mainThread initialises Python on a locked OS thread, then runs __main__ jobs
+// until Close, and finalizes Python on the same thread.
+func (ip *Interpreter) mainThread(paths []string, ready chan<- error) {
+	runtime.LockOSThread() // never unlocked: the thread belongs to Python until exit
+	defer close(ip.mainDone)
+
+	var pins []*C.char
+	cstr := func(s string) *C.char {
+		p := C.CString(s)
+		pins = append(pins, p)
+		return p
+	}
+	defer func() {
+		for _, p := range pins {
+			C.free(unsafe.Pointer(p))
+		}
+	}()
+	argv := ip.cfg.Argv
+	if len(argv) == 0 {
+		argv = []string{""}
+	}
+	cargv := make([]*C.char, len(argv))
+	for i, a := range argv {
+		cargv[i] = cstr(a)
+	}
+	cpath := make([]*C.char, len(paths))
+	for i, p := range paths {
+		cpath[i] = cstr(p)
+	}
+	var opts C.hb_init_opts
+	// C keeps none of these pointers past hb_init, so C memory is enough.
+	argvC := (**C.char)(C.malloc(C.size_t(len(cargv)) * C.size_t(unsafe.Sizeof(cargv[0]))))
+	defer C.free(unsafe.Pointer(argvC))
+	copy(unsafe.Slice(argvC, len(cargv)), cargv)
+	opts.argv = argvC
+	opts.argc = C.int(len(cargv))
+	if len(cpath) > 0 {
+		pathC := (**C.char)(C.malloc(C.size_t(len(cpath)) * C.size_t(unsafe.Sizeof(cpath[0]))))
+		defer C.free(unsafe.Pointer(pathC))
+		copy(unsafe.Slice(pathC, len(cpath)), cpath)
+		opts.path = pathC
+		opts.npath = C.int(len(cpath))
+	}
+	if venv := os.Getenv("VIRTUAL_ENV"); venv != "" {
+		exe := filepath.Join(venv, "bin", "python")
+		if _, err := os.Stat(exe); err == nil {
+			opts.venv = cstr(venv)
+			opts.executable = cstr(exe)
+		}
+	}
+	if opts.executable == nil {
+		// Without an executable CPython searches PATH for "python3" and may take
+		// another installation's standard library; our own binary makes it fall
+		// back to the prefix libpython was built for.
+		if self, err := os.Executable(); err == nil {
+			opts.executable = cstr(self)
+		}
+	}
+	var mainTS *C.PyThreadState
+	if msg := C.hb_init(&opts, C.uintptr_t(ip.handle), &mainTS); msg != nil {
+		err := errors.New(C.GoString(msg))
+		C.free(unsafe.Pointer(msg))
+		if mainTS == nil {
+			ready <- err
+			return
+		}
+		ready <- err
+		C.hb_finalize(mainTS)
+		return
+	}
+	ready <- nil
+
+	for job := range ip.mainJobs {
+		job(mainTS)
+	}
+	// Close has stopped the loop and the pool: only this thread touches Python now.
+	if rc := C.hb_finalize(mainTS); rc != 0 {
+		ip.closeErr = fmt.Errorf("pybridge: Py_FinalizeEx returned %d", int(rc))
+	}
+}
+
+func (ip *Interpreter) loopThread(ready chan<- struct{}) {
+	runtime.LockOSThread()
+	defer close(ip.loopDone)
+	w := C.hb_worker_new()
+	ts := w.ts
+	C.free(unsafe.Pointer(w)) // the loop keeps only the thread state
+	close(ready)
+	if msg := C.hb_loop_run(ts); msg != nil {
+		ip.log.Error("python event loop failed", "err", C.GoString(msg))
+		C.free(unsafe.Pointer(msg))
+	}
+	// Whatever the loop did not answer is answered now.
+	ip.pending.Range(func(k, v any) bool {
+		if c, ok := ip.pending.LoadAndDelete(k); ok {
+			c.(*call).done <- result{err: ErrClosed}
+		}
+		return true
+	})
+}
+
+func (ip *Interpreter) poolThread(ready chan<- struct{}) {
+	runtime.LockOSThread()
+	defer ip.pool.Done()
+	w := C.hb_worker_new()
+	ready <- struct{}{}
+	defer C.hb_worker_delete(w)
+	for {
+		select {
+		case c := <-ip.work:
+			ip.runSync(w, c)
+		case <-ip.stopping:
+			return
+		}
+	}
+}
+
+func (ip *Interpreter) runSync(w *C.hb_worker, c *call) {
+	if c.ctx.Err() != nil {
+		c.done <- result{err: c.ctx.Err()}
+		return
+	}
+	c.worker.Store(w)
+	var r C.hb_result
+	C.hb_call_sync(w, C.uint64_t(c.id),
+		(*C.char)(unsafe.Pointer(unsafe.StringData(c.module))), C.size_t(len(c.module)),
+		(*C.char)(unsafe.Pointer(unsafe.StringData(c.function))), C.size_t(len(c.function)),
+		bytesPtr(c.args), C.size_t(len(c.args)), &r)
+	c.worker.Store(nil)
+	if r.status == C.HB_ASYNC {
+		ip.asyncFns.Store(c.module+"\x00"+c.function, true)
+		ip.pending.Store(c.id, c)
+		if C.hb_loop_submit_coro(C.uint64_t(c.id), r.coro) < 0 {
+			ip.pending.Delete(c.id)
+			c.done <- result{err: errors.New("pybridge: out of memory queueing a coroutine")}
+		}
+		return
+	}
+	c.done <- takeResult(&r)
+}
+
+// Call runs module.function(*args) in Python and returns its CBOR-encoded result.
+// args is a CBOR array (or empty for no arguments). Synchronous functions run on
+// the pool, coroutine functions on the event loop. When ctx ends first, Call
+// returns ctx.Err() at once and the Python code is interrupted: a TimeoutError
+// (deadline) or KeyboardInterrupt (cancel) is raised in it at its next bytecode,
+// or the task is cancelled.
+func (ip *Interpreter) Call(ctx context.Context, module, function string, args []byte) ([]byte, error) {
+	select {
+	case <-ip.stopping:
+		return nil, ErrClosed
+	default:
+	}
+	c := &call{ctx: ctx, module: module, function: function, args: args,
+		id: ip.nextID.Add(1), done: make(chan result, 1)}
+	async := false
+	if _, ok := ip.asyncFns.Load(module + "\x00" + function); ok {
+		async = true
+		ip.pending.Store(c.id, c)
+		if C.hb_loop_submit_call(C.uint64_t(c.id),
+			(*C.char)(unsafe.Pointer(unsafe.StringData(module))), C.size_t(len(module)),
+			(*C.char)(unsafe.Pointer(unsafe.StringData(function))), C.size_t(len(function)),
+			bytesPtr(args), C.size_t(len(args))) < 0 {
+			ip.pending.Delete(c.id)
+			return nil, errors.New("pybridge: out of memory queueing a call")
+		}
+	} else {
+		select {
+		case ip.work <- c:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-ip.stopping:
+			return nil, ErrClosed
+		}
+	}
+	select {
+	case r := <-c.done:
+		return r.value, r.err
+	case <-ctx.Done():
+		ip.abandon(c, async)
+		return nil, ctx.Err()
+	case <-ip.dead:
+		return nil, ErrClosed
+	}
+}
+
+// abandon stops the Python side of a call whose caller has gone.
+func (ip *Interpreter) abandon(c *call, async bool) {
+	if _, ok := ip.pending.LoadAndDelete(c.id); ok || async {
+		C.hb_loop_submit_cancel(C.uint64_t(c.id))
+		return
+	}
+	if w := c.worker.Load(); w != nil {
+		kind := C.int(raiseKeyboardInterrupt)
+		if errors.Is(c.ctx.Err(), context.DeadlineExceeded) {
+			kind = raiseTimeout
+		}
+		C.hb_loop_submit_interrupt(C.uint64_t(c.id), w, kind)
+	}
+}
+
+// RunMain runs a script, module or code string as __main__ on Python's main
+// thread and returns its exit status as python3 would: SystemExit's code, 1 for an
+// uncaught exception (its traceback printed), 130 for KeyboardInterrupt.
+func (ip *Interpreter) RunMain(kind MainKind, target string) int {
+	rc := make(chan int, 1)
+	ct := C.CString(target)
+	defer C.free(unsafe.Pointer(ct))
+	select {
+	case ip.mainJobs <- func(ts *C.PyThreadState) { rc <- int(C.hb_run_main(ts, C.int(kind), ct)) }:
+	case <-ip.stopping:
+		return 1
+	}
+	return <-rc
+}
+
+// InterruptMain raises KeyboardInterrupt (or SystemExit when exit is true) in
+// whatever Python code the main thread runs, at its next bytecode boundary.
+func (ip *Interpreter) InterruptMain(exit bool) {
+	kind := C.int(raiseKeyboardInterrupt)
+	if exit {
+		kind = raiseSystemExit
+	}
+	C.hb_loop_submit_interrupt(0, nil, kind)
+}
+
+// Close waits for Python's non-daemon threads, stops the loop and the pool, and
+// finalizes Python. Calls still waiting get ErrClosed.
+func (ip *Interpreter) Close() error {
+	ip.closeOnce.Do(func() {
+		done := make(chan struct{})
+		ip.mainJobs <- func(ts *C.PyThreadState) { C.hb_wait_threads(ts); close(done) }
+		<-done
+		close(ip.stopping)
+		ip.cancel()
+		ip.pool.Wait()
+		C.hb_loop_submit_stop()
+		<-ip.loopDone
+		close(ip.mainJobs)
+		<-ip.mainDone
+		close(ip.dead)
+		ip.handle.Delete()
+		running.Store(false)
+	})
+	return ip.closeErr
+}
+
+func bytesPtr(b []byte) *C.uchar {
+	if len(b) == 0 {
+		return nil
+	}
+	return (*C.uchar)(unsafe.Pointer(&b[0]))
+}
+
+// takeResult converts and frees a C result.
+func takeResult(r *C.hb_result) result {
+	defer C.hb_result_free(r)
+	switch r.status {
+	case C.HB_OK:
+		return result{value: C.GoBytes(unsafe.Pointer(r.data), C.int(r.len))}
+	default:
+		e := &Error{
+			Type:      C.GoString(r.err._type),
+			Message:   C.GoString(r.err.message),
+			Traceback: C.GoString(r.err.traceback),
+		}
+		switch r.status {
+		case C.HB_NO_MODULE:
+			e.kind = ErrNoModule
+		case C.HB_NO_FUNCTION:
+			e.kind = ErrNoFunction
+		}
+		return result{err: e}
+	}
+}
+
+// Version returns the version of the CPython this binary embeds, e.g. "3.11.2".
+func Version() string {
+	v := C.GoString(C.Py_GetVersion())
+	for i := range len(v) {
+		if v[i] == ' ' {
+			return v[:i]
+		}
+	}
+	return v
+}

@@ -1,0 +1,280 @@
+package pybridge_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/hornbeam-go/hornbeam/pybridge"
+	"github.com/hornbeam-go/hornbeam/state"
+)
+
+// One interpreter per process (CPython's rule), shared by every test.
+var (
+	py    *pybridge.Interpreter
+	store *state.Store
+)
+
+type timeoutErr struct{ msg string }
+
+func (e timeoutErr) Error() string       { return e.msg }
+func (e timeoutErr) PythonClass() string { return "TimeoutError" }
+func (e timeoutErr) PythonAttrs() []byte {
+	b, _ := cbor.Marshal(map[string]any{"where": "go"})
+	return b
+}
+
+func TestMain(m *testing.M) {
+	dir, _ := filepath.Abs("testdata/py")
+	store = state.New(state.Config{})
+	var err error
+	py, err = pybridge.New(pybridge.Config{
+		Threads:    4,
+		PythonPath: []string{dir},
+		State:      store,
+		Funcs: map[string]pybridge.GoFunc{
+			"sleep": func(ctx context.Context, args []byte) ([]byte, error) {
+				var a []int
+				if err := cbor.Unmarshal(args, &a); err != nil {
+					return nil, err
+				}
+				time.Sleep(time.Duration(a[0]) * time.Millisecond)
+				return cbor.Marshal(nil)
+			},
+			"fail": func(ctx context.Context, args []byte) ([]byte, error) {
+				return nil, timeoutErr{"deadline passed"}
+			},
+		},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	rc := m.Run()
+	if err := py.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "close:", err)
+		rc = 1
+	}
+	os.Exit(rc)
+}
+
+func args(t testing.TB, v ...any) []byte {
+	t.Helper()
+	if v == nil {
+		v = []any{}
+	}
+	b, err := cbor.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func call(t testing.TB, ctx context.Context, fn string, a ...any) (any, error) {
+	t.Helper()
+	out, err := py.Call(ctx, "bridgetest", fn, args(t, a...))
+	if err != nil {
+		return nil, err
+	}
+	var v any
+	if err := cbor.Unmarshal(out, &v); err != nil {
+		t.Fatalf("result of %s is not CBOR: %v", fn, err)
+	}
+	return v, nil
+}
+
+func TestCall(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		fn   string
+		args []any
+		want any
+	}{
+		{"add", []any{2, 3}, uint64(5)},
+		{"add", []any{"a", "b"}, "ab"},
+		{"echo", []any{nil, true, 1.5, []byte("x")}, []any{nil, true, 1.5, []byte("x")}},
+		{"noop", nil, nil},
+		{"async_noop", nil, nil},
+		{"async_add", []any{40, 2}, uint64(42)},
+		{"async_add", []any{1, 1}, uint64(2)}, // second call takes the known-async path
+	}
+	for _, tt := range tests {
+		t.Run(tt.fn, func(t *testing.T) {
+			got, err := call(t, ctx, tt.fn, tt.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("got %#v, want %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCallErrors(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		module, fn string
+		is         error
+		typ, msg   string
+	}{
+		{"bridgetest", "fail", nil, "ValueError", "boom"},
+		{"bridgetest", "async_fail", nil, "KeyError", "boom"},
+		{"bridgetest", "unconvertible", nil, "TypeError", "set"},
+		{"no_such_module_xyz", "f", pybridge.ErrNoModule, "ModuleNotFoundError", "no_such_module_xyz"},
+		{"bridgetest", "nope", pybridge.ErrNoFunction, "AttributeError", "nope"},
+		{"bridgetest", "not_callable", pybridge.ErrNoFunction, "AttributeError", "not_callable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.module+"."+tt.fn, func(t *testing.T) {
+			_, err := py.Call(ctx, tt.module, tt.fn, args(t, "boom"))
+			var pe *pybridge.Error
+			if !errors.As(err, &pe) {
+				t.Fatalf("want *pybridge.Error, got %T %v", err, err)
+			}
+			if pe.Type != tt.typ || !strings.Contains(pe.Message, tt.msg) {
+				t.Fatalf("got %s: %s, want %s containing %q", pe.Type, pe.Message, tt.typ, tt.msg)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Fatalf("errors.Is(%v, %v) is false", err, tt.is)
+			}
+			if tt.is == nil && (errors.Is(err, pybridge.ErrNoModule) || errors.Is(err, pybridge.ErrNoFunction)) {
+				t.Fatalf("%v must not look like a missing target", err)
+			}
+			if tt.typ == "ValueError" && !strings.Contains(pe.Traceback, "bridgetest.py") {
+				t.Fatalf("traceback does not show the source:\n%s", pe.Traceback)
+			}
+		})
+	}
+}
+
+func TestMissingDependencyIsNotBadTarget(t *testing.T) {
+	dir := t.TempDir()
+	// A module that exists but fails to import is the module's error, not a bad call.
+	os.WriteFile(filepath.Join(dir, "brokenmod_hb.py"), []byte("import missing_dep_hb\n"), 0o644)
+	if _, err := call(t, context.Background(), "add_path", dir); err != nil {
+		t.Fatal(err)
+	}
+	_, err := py.Call(context.Background(), "brokenmod_hb", "f", args(t))
+	var pe *pybridge.Error
+	if !errors.As(err, &pe) || pe.Type != "ModuleNotFoundError" || errors.Is(err, pybridge.ErrNoModule) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestDeadlineInterruptsSyncPython(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := call(t, ctx, "spin", "spin:deadline")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("returned after %v", d)
+	}
+	waitState(t, "spin:deadline", "TimeoutError")
+
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := call(t, ctx, "spin", "spin:cancel"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
+	}
+	waitState(t, "spin:cancel", "KeyboardInterrupt")
+}
+
+func TestCancelAsync(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := call(t, ctx, "async_sleep", "sleep:cancel", 30); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+	waitState(t, "sleep:cancel", "cancelled")
+}
+
+func waitState(t *testing.T, key, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, ok := store.Get(key); ok {
+			var s string
+			cbor.Unmarshal(b, &s)
+			if s != want {
+				t.Fatalf("%s = %q, want %q", key, s, want)
+			}
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s never set: Python was not interrupted", key)
+}
+
+func TestPoolThreadsAreReused(t *testing.T) {
+	names := map[string]bool{}
+	for range 50 {
+		v, err := call(t, context.Background(), "thread_name")
+		if err != nil {
+			t.Fatal(err)
+		}
+		names[v.(string)] = true
+	}
+	if len(names) > 4 {
+		t.Fatalf("calls ran on %d distinct threads, want at most the pool's 4", len(names))
+	}
+}
+
+func TestGoFuncReleasesGIL(t *testing.T) {
+	v, err := call(t, context.Background(), "go_sleep_parallel", 4, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := v.(float64); el > 0.6 {
+		t.Fatalf("4 threads waiting 200ms in Go took %.2fs: the GIL was held", el)
+	}
+	v, err = call(t, context.Background(), "go_error")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(v) != "[TimeoutError deadline passed go]" {
+		t.Fatalf("Go error seen in Python as %v", v)
+	}
+}
+
+func TestConcurrentCalls(t *testing.T) {
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				fn := "add"
+				if i%2 == 0 {
+					fn = "async_add"
+				}
+				v, err := call(t, context.Background(), fn, g, i)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if v.(uint64) != uint64(g+i) {
+					errs <- fmt.Errorf("%s(%d,%d) = %v", fn, g, i, v)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,99 @@
+"""Targets for pybridge's Go tests."""
+import asyncio
+import sys
+import threading
+import time
+
+import _hornbeam
+
+
+def add(a, b):
+    return a + b
+
+
+def echo(*args):
+    return list(args)
+
+
+def noop():
+    return None
+
+
+async def async_noop():
+    return None
+
+
+async def async_add(a, b):
+    await asyncio.sleep(0)
+    return a + b
+
+
+def fail(msg):
+    raise ValueError(msg)
+
+
+async def async_fail(msg):
+    await asyncio.sleep(0)
+    raise KeyError(msg)
+
+
+def unconvertible(*_):
+    return {1, 2}
+
+
+def spin(key):
+    """Busy-loops until interrupted; records how it ended in node state."""
+    try:
+        while True:
+            pass
+    except BaseException as e:
+        _hornbeam.state_set(key, type(e).__name__)
+        raise
+
+
+async def async_sleep(key, seconds):
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        _hornbeam.state_set(key, "cancelled")
+        raise
+    return "slept"
+
+
+def thread_name():
+    return threading.current_thread().name
+
+
+def go_sleep_parallel(n, ms):
+    """Runs n Python threads that each call a Go function sleeping ms; returns elapsed s."""
+    threads = [threading.Thread(target=_hornbeam.call, args=("sleep", ms)) for _ in range(n)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
+def go_error():
+    try:
+        _hornbeam.call("fail", "boom")
+    except TimeoutError as e:
+        return ["TimeoutError", str(e), getattr(e, "where", None)]
+    return None
+
+
+not_callable = 42
+
+
+def add_path(d):
+    sys.path.append(d)
+
+
+def fuzz_roundtrip(data):
+    """Decodes untrusted bytes; whatever decodes must re-encode stably."""
+    v = _hornbeam.decode(data)
+    b = _hornbeam.encode(v)
+    if _hornbeam.encode(_hornbeam.decode(b)) != b:
+        raise AssertionError("re-encoding is not stable")
+    return None

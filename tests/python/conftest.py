@@ -1,0 +1,1 @@
+"""Python-side tests run inside a node: `hornbeam run -m pytest tests/python`."""
