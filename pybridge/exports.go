@@ -222,5 +222,5 @@ func hbComplete(id C.uint64_t, r *C.hb_result) {
 			res.err.(*Error).kind = ErrNoFunction
 		}
 	}
-	v.(*call).done <- res
+	v.(*call).slot.deliver(res)
 }

@@ -75,8 +75,11 @@ type Config struct {
 	// NodeName answers node(); nil answers "nonode@nohost".
 	NodeName func() string
 	// Funcs are the Go functions Python can call by name.
-	Funcs  map[string]GoFunc
-	Logger *slog.Logger
+	Funcs map[string]GoFunc
+	// SpinWait is how long a pool thread spins for the next call, and a caller for
+	// its result, before parking; 0 picks 20µs, negative disables spinning.
+	SpinWait time.Duration
+	Logger   *slog.Logger
 }
 
 // Kind of work RunMain runs as __main__.
@@ -127,7 +130,9 @@ type Interpreter struct {
 	log    *slog.Logger
 	handle cgo.Handle
 
-	work     chan *call
+	queue    *workQueue
+	spin     time.Duration
+	spinners atomic.Int32 // callers spinning for a result
 	mainJobs chan func(ts *C.PyThreadState)
 	pending  sync.Map // id -> *call, for calls running on the loop
 	asyncFns sync.Map // module+"\x00"+function -> true for coroutine functions
@@ -150,7 +155,7 @@ type call struct {
 	function string
 	args     []byte
 	id       uint64
-	done     chan result
+	slot     resultSlot
 	worker   atomic.Pointer[C.hb_worker] // the pool thread running it, for interrupts
 }
 
@@ -170,6 +175,12 @@ func New(cfg Config) (*Interpreter, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	switch {
+	case cfg.SpinWait == 0:
+		cfg.SpinWait = 20 * time.Microsecond
+	case cfg.SpinWait < 0:
+		cfg.SpinWait = 0
+	}
 	paths := append([]string(nil), cfg.PythonPath...)
 	if cfg.Packages != nil {
 		dir, err := extractPackages(cfg.Packages)
@@ -183,7 +194,8 @@ func New(cfg Config) (*Interpreter, error) {
 	ip := &Interpreter{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		work:     make(chan *call),
+		queue:    newWorkQueue(cfg.SpinWait),
+		spin:     cfg.SpinWait,
 		mainJobs: make(chan func(*C.PyThreadState)),
 		stopping: make(chan struct{}),
 		dead:     make(chan struct{}),
@@ -317,7 +329,7 @@ func (ip *Interpreter) loopThread(ready chan<- struct{}) {
 	// Whatever the loop did not answer is answered now.
 	ip.pending.Range(func(k, v any) bool {
 		if c, ok := ip.pending.LoadAndDelete(k); ok {
-			c.(*call).done <- result{err: ErrClosed}
+			c.(*call).slot.deliver(result{err: ErrClosed})
 		}
 		return true
 	})
@@ -329,19 +341,15 @@ func (ip *Interpreter) poolThread(ready chan<- struct{}) {
 	w := C.hb_worker_new()
 	ready <- struct{}{}
 	defer C.hb_worker_delete(w)
-	for {
-		select {
-		case c := <-ip.work:
-			ip.runSync(w, c)
-		case <-ip.stopping:
-			return
-		}
+	wake := make(chan struct{}, 1)
+	for c := ip.queue.pop(wake); c != nil; c = ip.queue.pop(wake) {
+		ip.runSync(w, c)
 	}
 }
 
 func (ip *Interpreter) runSync(w *C.hb_worker, c *call) {
 	if c.ctx.Err() != nil {
-		c.done <- result{err: c.ctx.Err()}
+		c.slot.deliver(result{err: c.ctx.Err()})
 		return
 	}
 	c.worker.Store(w)
@@ -356,11 +364,11 @@ func (ip *Interpreter) runSync(w *C.hb_worker, c *call) {
 		ip.pending.Store(c.id, c)
 		if C.hb_loop_submit_coro(C.uint64_t(c.id), r.coro) < 0 {
 			ip.pending.Delete(c.id)
-			c.done <- result{err: errors.New("pybridge: out of memory queueing a coroutine")}
+			c.slot.deliver(result{err: errors.New("pybridge: out of memory queueing a coroutine")})
 		}
 		return
 	}
-	c.done <- takeResult(&r)
+	c.slot.deliver(takeResult(&r))
 }
 
 // Call runs module.function(*args) in Python and returns its CBOR-encoded result.
@@ -375,8 +383,11 @@ func (ip *Interpreter) Call(ctx context.Context, module, function string, args [
 		return nil, ErrClosed
 	default:
 	}
-	c := &call{ctx: ctx, module: module, function: function, args: args,
-		id: ip.nextID.Add(1), done: make(chan result, 1)}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c := &call{ctx: ctx, module: module, function: function, args: args, id: ip.nextID.Add(1)}
+	c.slot.ch = make(chan struct{}, 1)
 	async := false
 	if _, ok := ip.asyncFns.Load(module + "\x00" + function); ok {
 		async = true
@@ -388,24 +399,34 @@ func (ip *Interpreter) Call(ctx context.Context, module, function string, args [
 			ip.pending.Delete(c.id)
 			return nil, errors.New("pybridge: out of memory queueing a call")
 		}
-	} else {
+	} else if !ip.queue.push(c) {
+		return nil, ErrClosed
+	}
+	return ip.wait(c, async)
+}
+
+// wait spins briefly for the result, then parks until it, ctx's end or Close.
+func (ip *Interpreter) wait(c *call, async bool) ([]byte, error) {
+	s := &c.slot
+	if ip.spin > 0 {
+		if ip.spinners.Add(1) <= maxSpinningCallers {
+			deadline := time.Now().Add(ip.spin)
+			for s.state.Load() == waiting && time.Now().Before(deadline) {
+			}
+		}
+		ip.spinners.Add(-1)
+	}
+	if s.state.CompareAndSwap(waiting, parked) {
 		select {
-		case ip.work <- c:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-ip.stopping:
+		case <-s.ch:
+		case <-c.ctx.Done():
+			ip.abandon(c, async)
+			return nil, c.ctx.Err()
+		case <-ip.dead:
 			return nil, ErrClosed
 		}
 	}
-	select {
-	case r := <-c.done:
-		return r.value, r.err
-	case <-ctx.Done():
-		ip.abandon(c, async)
-		return nil, ctx.Err()
-	case <-ip.dead:
-		return nil, ErrClosed
-	}
+	return s.res.value, s.res.err
 }
 
 // abandon stops the Python side of a call whose caller has gone.
@@ -457,6 +478,7 @@ func (ip *Interpreter) Close() error {
 		<-done
 		close(ip.stopping)
 		ip.cancel()
+		ip.queue.close()
 		ip.pool.Wait()
 		C.hb_loop_submit_stop()
 		<-ip.loopDone
