@@ -83,7 +83,7 @@ typedef struct {
 } hb_init_opts;
 /* Initialises Python on the calling thread, which becomes its main thread, and
  * releases the GIL. Returns NULL or a malloc'd error message. */
-char *hb_init(const hb_init_opts *o, uintptr_t go_handle, PyThreadState **main_ts);
+char *hb_init(const hb_init_opts *o, PyThreadState **main_ts);
 /* Waits for non-daemon threading.Thread objects; main thread, GIL not held. */
 void hb_wait_threads(PyThreadState *main_ts);
 int hb_finalize(PyThreadState *main_ts);
@@ -97,7 +97,6 @@ typedef struct {
 } hb_worker;
 hb_worker *hb_worker_new(void);          /* on the worker's own thread; GIL not held */
 void hb_worker_delete(hb_worker *w);     /* on the worker's own thread; GIL not held */
-uintptr_t hb_go_handle(void);
 /* Runs a script (kind 0), module (kind 1) or code string (kind 2) as __main__ on
  * the main thread; returns an exit status. GIL not held. */
 int hb_run_main(PyThreadState *ts, int kind, const char *target);

@@ -21,7 +21,6 @@ import "C"
 import (
 	"errors"
 	"fmt"
-	"runtime/cgo"
 	"time"
 	"unsafe"
 
@@ -31,9 +30,7 @@ import (
 // These functions are called from C by Python threads; those holding the GIL
 // may call back into C (hb_decode) but never block on Python.
 
-func interp() *Interpreter {
-	return cgo.Handle(C.hb_go_handle()).Value().(*Interpreter)
-}
+func interp() *Interpreter { return current.Load() }
 
 // keyView looks at C memory as a string without copying; it must not outlive the call.
 func keyView(p *C.char, n C.size_t) string {

@@ -4,12 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* CPython is process-global, so is the handle through which its callbacks reach
- * the Go Interpreter; both are written once, before any other thread exists. */
-static uintptr_t g_handle;
+/* Written once by hb_init, before the threads that read it exist. */
 static unsigned long g_main_tid;
 
-uintptr_t hb_go_handle(void) { return g_handle; }
 unsigned long hb_main_tid(void) { return g_main_tid; }
 
 static char *status_msg(PyStatus st, const char *what) {
@@ -46,8 +43,7 @@ static const char *BOOT =
     "import multiprocessing\n"
     "multiprocessing.set_start_method('spawn', force=True)\n";
 
-char *hb_init(const hb_init_opts *o, uintptr_t go_handle, PyThreadState **main_ts) {
-    g_handle = go_handle;
+char *hb_init(const hb_init_opts *o, PyThreadState **main_ts) {
     if (PyImport_AppendInittab("_hornbeam", hb_module_init) < 0)
         return strdup("pybridge: cannot register the _hornbeam module");
 

@@ -27,7 +27,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/cgo"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,14 +120,19 @@ func (e *Error) Error() string { return e.Type + ": " + e.Message }
 // Is makes errors.Is(err, ErrNoModule) and errors.Is(err, ErrNoFunction) work.
 func (e *Error) Is(target error) bool { return e.kind != nil && target == e.kind }
 
-// running guards the one-interpreter-per-process rule that CPython imposes.
-var running atomic.Bool
+// running guards the one-interpreter-per-process rule that CPython imposes, and
+// current is that interpreter, for Python's calls into Go: a process-wide value
+// because CPython is one per process (an atomic load is cheaper than a
+// cgo.Handle lookup on the state_* hot path).
+var (
+	running atomic.Bool
+	current atomic.Pointer[Interpreter]
+)
 
 // Interpreter is an embedded CPython with its threads.
 type Interpreter struct {
 	cfg    Config
 	log    *slog.Logger
-	handle cgo.Handle
 
 	queue    *workQueue
 	spin     time.Duration
@@ -204,9 +208,9 @@ func New(cfg Config) (*Interpreter, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 	}
-	ip.handle = cgo.NewHandle(ip)
+	current.Store(ip)
 	if C.hb_loop_open() < 0 {
-		ip.handle.Delete()
+		current.Store(nil)
 		running.Store(false)
 		return nil, errors.New("pybridge: eventfd failed")
 	}
@@ -215,7 +219,7 @@ func New(cfg Config) (*Interpreter, error) {
 	go ip.mainThread(paths, ready)
 	if err := <-ready; err != nil {
 		<-ip.mainDone
-		ip.handle.Delete()
+		current.Store(nil)
 		running.Store(false)
 		return nil, err
 	}
@@ -293,7 +297,7 @@ func (ip *Interpreter) mainThread(paths []string, ready chan<- error) {
 		}
 	}
 	var mainTS *C.PyThreadState
-	if msg := C.hb_init(&opts, C.uintptr_t(ip.handle), &mainTS); msg != nil {
+	if msg := C.hb_init(&opts, &mainTS); msg != nil {
 		err := errors.New(C.GoString(msg))
 		C.free(unsafe.Pointer(msg))
 		if mainTS == nil {
@@ -485,7 +489,7 @@ func (ip *Interpreter) Close() error {
 		close(ip.mainJobs)
 		<-ip.mainDone
 		close(ip.dead)
-		ip.handle.Delete()
+		current.Store(nil)
 		running.Store(false)
 	})
 	return ip.closeErr

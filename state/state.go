@@ -49,7 +49,7 @@ func (e *entry) expired(now int64) bool { return e.exp != 0 && now >= e.exp }
 
 type shard struct {
 	mu sync.Mutex
-	m  map[string]entry
+	m  map[string]*entry // pointers, so Incr updates in place with one lookup
 	_  [128 - 16]byte // keep shards on separate cache lines
 }
 
@@ -89,7 +89,7 @@ func New(cfg Config) *Store {
 		s.maxBytes = defaultMaxBytes
 	}
 	for i := range s.shards {
-		s.shards[i].m = make(map[string]entry)
+		s.shards[i].m = make(map[string]*entry)
 	}
 	return s
 }
@@ -130,7 +130,7 @@ func (s *Store) reserve(dEntries, dBytes int64) error {
 
 // release drops the accounting of one entry. Caller holds the shard lock and
 // has removed it from the map.
-func (s *Store) release(key string, e entry) {
+func (s *Store) release(key string, e *entry) {
 	s.entries.Add(-1)
 	s.bytes.Add(-entrySize(key, e.val))
 }
@@ -146,11 +146,11 @@ func (s *Store) Get(key string) (value []byte, ok bool) {
 		s.release(key, e)
 		ok = false
 	}
-	sh.mu.Unlock()
-	if !ok {
-		return nil, false
+	if ok {
+		value = e.val // read under the lock: Set and Incr replace it in place
 	}
-	return e.val, true
+	sh.mu.Unlock()
+	return value, ok
 }
 
 // Set stores a copy of value under key. ttl <= 0 means no expiry. It returns
@@ -167,14 +167,19 @@ func (s *Store) Set(key string, value []byte, ttl time.Duration) error {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	dEntries, dBytes := int64(1), entrySize(key, v)
-	if old, ok := sh.m[key]; ok {
+	old, ok := sh.m[key]
+	if ok {
 		dEntries = 0
 		dBytes -= entrySize(key, old.val)
 	}
 	if err := s.reserve(dEntries, dBytes); err != nil {
 		return err
 	}
-	sh.m[key] = entry{val: v, exp: exp}
+	if ok {
+		old.val, old.exp = v, exp
+	} else {
+		sh.m[key] = &entry{val: v, exp: exp}
+	}
 	return nil
 }
 
@@ -228,7 +233,11 @@ func (s *Store) Incr(key string, delta int64) (int64, error) {
 			return 0, err
 		}
 	}
-	sh.m[key] = entry{val: v, exp: exp}
+	if exists {
+		old.val, old.exp = v, exp
+	} else {
+		sh.m[key] = &entry{val: v, exp: exp}
+	}
 	return n, nil
 }
 
