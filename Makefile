@@ -35,7 +35,7 @@ test: build
 # instrumented and the detector multiplies their cost).
 test-go:
 	$(GO) test -race -count=1 ./state/ ./host/
-	$(GO) test -count=1 -timeout 15m ./pybridge/ ./tests/ ./cmd/...
+	HORNBEAM_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 15m ./pybridge/ ./tests/ ./cmd/...
 
 test-python:
 	$(BIN) run -m pytest -q -p no:cacheprovider tests/python

@@ -104,7 +104,7 @@ var (
 	ErrNoModule = errors.New("pybridge: no such module")
 	// ErrNoFunction reports a call whose function does not exist or is not callable.
 	ErrNoFunction = errors.New("pybridge: no such function")
-	errRunning    = errors.New("pybridge: an interpreter is already running in this process")
+	errRunning    = errors.New("pybridge: Python was already started in this process (CPython and extension modules such as numpy cannot be restarted)")
 )
 
 // Error is a Python exception seen from Go.
@@ -120,7 +120,8 @@ func (e *Error) Error() string { return e.Type + ": " + e.Message }
 // Is makes errors.Is(err, ErrNoModule) and errors.Is(err, ErrNoFunction) work.
 func (e *Error) Is(target error) bool { return e.kind != nil && target == e.kind }
 
-// running guards the one-interpreter-per-process rule that CPython imposes, and
+// running guards the one-interpreter-per-process-lifetime rule that CPython and
+// its extension modules impose, and
 // current is that interpreter, for Python's calls into Go: a process-wide value
 // because CPython is one per process (an atomic load is cheaper than a
 // cgo.Handle lookup on the state_* hot path).
@@ -489,8 +490,7 @@ func (ip *Interpreter) Close() error {
 		close(ip.mainJobs)
 		<-ip.mainDone
 		close(ip.dead)
-		current.Store(nil)
-		running.Store(false)
+		current.Store(nil) // running stays true: CPython cannot start twice in one process
 	})
 	return ip.closeErr
 }
