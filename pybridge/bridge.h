@@ -120,7 +120,8 @@ enum hb_loop_kind {
     HB_LOOP_CALL = 2,      /* resolve mod.fn(*args) on the loop, then as CORO */
     HB_LOOP_CANCEL = 3,    /* cancel the task for id */
     HB_LOOP_INTERRUPT = 4, /* raise in thread tid if it still runs job id */
-    HB_LOOP_STOP = 5
+    HB_LOOP_STOP = 5,
+    HB_LOOP_RESOLVE = 6    /* set the result or exception of a future (obj) */
 };
 int hb_loop_open(void);                      /* creates the eventfd; -1 on error */
 /* Queue operations take no GIL: they only touch the C queue. */
@@ -130,6 +131,10 @@ int hb_loop_submit_call(uint64_t id, const char *mod, size_t modlen, const char 
 int hb_loop_submit_cancel(uint64_t id);
 int hb_loop_submit_interrupt(uint64_t id, hb_worker *w, int exc_kind);
 int hb_loop_submit_stop(void);
+/* Completes fut (a reference the item owns) with a CBOR value, or with the
+ * exception named by errtype (then data holds optional CBOR attributes). */
+int hb_loop_submit_resolve(PyObject *fut, const unsigned char *data, size_t len,
+                           const char *errtype, const char *errmsg);
 /* Runs the loop on the calling thread until a STOP item; GIL taken from ts. */
 char *hb_loop_run(PyThreadState *ts);
 

@@ -221,3 +221,36 @@ func hbComplete(id C.uint64_t, r *C.hb_result) {
 	}
 	v.(*call).slot.deliver(res)
 }
+
+// hbGoCallAsync starts a registered Go function on its own goroutine; its
+// outcome completes fut through the loop queue. Runs with the GIL held but only
+// copies the arguments.
+//
+//export hbGoCallAsync
+func hbGoCallAsync(name *C.char, n C.size_t, args *C.uchar, alen C.size_t, fut *C.PyObject) C.int {
+	ip := interp()
+	f, ok := ip.cfg.Funcs[keyView(name, n)]
+	if !ok {
+		return -1
+	}
+	a := C.GoBytes(unsafe.Pointer(args), C.int(alen))
+	// fut is an owned reference in C memory; Go only carries it back to the loop.
+	go func() {
+		res, err := f(ip.ctx, a)
+		var class, msg *C.char
+		data := res
+		if err != nil {
+			cls, attrs := "RuntimeError", []byte(nil)
+			var pe PythonException
+			if errors.As(err, &pe) {
+				cls, attrs = pe.PythonClass(), pe.PythonAttrs()
+			}
+			class, msg = C.CString(cls), C.CString(err.Error())
+			defer C.free(unsafe.Pointer(class))
+			defer C.free(unsafe.Pointer(msg))
+			data = attrs
+		}
+		C.hb_loop_submit_resolve(fut, bytesPtr(data), C.size_t(len(data)), class, msg)
+	}()
+	return 0
+}

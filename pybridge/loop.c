@@ -23,6 +23,7 @@ typedef struct {
     unsigned char *args;
     hb_worker *w;       /* INTERRUPT: NULL means the main thread */
     int exc_kind;
+    char *errtype, *errmsg; /* RESOLVE: NULL errtype means success */
 } hb_item;
 
 typedef struct {
@@ -31,7 +32,7 @@ typedef struct {
     size_t len, cap, spare_cap;
     int efd;
     /* loop-thread only, GIL held: */
-    PyObject *loop, *tasks, *create_task, *ensure_future;
+    PyObject *loop, *tasks, *create_task, *ensure_future, *settle;
 } hb_loopq;
 
 static hb_loopq Q = {.mu = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
@@ -89,6 +90,51 @@ int hb_loop_submit_interrupt(uint64_t id, hb_worker *w, int exc_kind) {
 }
 
 int hb_loop_submit_stop(void) { return push((hb_item){.kind = HB_LOOP_STOP}); }
+
+int hb_loop_submit_resolve(PyObject *fut, const unsigned char *data, size_t len,
+                           const char *errtype, const char *errmsg) {
+    hb_item it = {.kind = HB_LOOP_RESOLVE, .obj = fut, .argslen = len};
+    if (len) {
+        it.args = malloc(len);
+        if (it.args == NULL) return -1;
+        memcpy(it.args, data, len);
+    }
+    if (errtype != NULL) {
+        it.errtype = strdup(errtype);
+        it.errmsg = strdup(errmsg ? errmsg : "");
+    }
+    return push(it);
+}
+
+/* Sets the outcome of a future created on any event loop: directly when it
+ * belongs to this loop, through call_soon_threadsafe when it does not. */
+static void resolve(hb_item *it) {
+    PyObject *fut = it->obj, *value = NULL, *exc = NULL;
+    if (it->errtype == NULL) {
+        value = it->argslen ? hb_decode(it->args, it->argslen) : Py_NewRef(Py_None);
+        if (value == NULL) exc = hb_take_exception();
+    } else {
+        hb_raise(it->errtype, it->errmsg, it->args, it->argslen);
+        exc = hb_take_exception();
+    }
+    PyObject *floop = PyObject_CallMethod(fut, "get_loop", NULL);
+    PyObject *ok = exc ? Py_False : Py_True, *arg = exc ? exc : value, *r = NULL;
+    if (floop == Q.loop) {
+        r = PyObject_CallFunctionObjArgs(Q.settle, fut, ok, arg, NULL);
+    } else if (floop != NULL) {
+        r = PyObject_CallMethod(floop, "call_soon_threadsafe", "OOOO", Q.settle, fut, ok, arg);
+    }
+    if (r == NULL) PyErr_WriteUnraisable(fut);
+    Py_XDECREF(r);
+    Py_XDECREF(floop);
+    PyErr_Clear();
+    Py_XDECREF(value);
+    Py_XDECREF(exc);
+    Py_DECREF(fut);
+    free(it->args);
+    free(it->errtype);
+    free(it->errmsg);
+}
 
 static void complete(uint64_t id, hb_result *r) {
     hbComplete(id, r);
@@ -172,6 +218,9 @@ static void run_item(hb_item *it) {
             hb_interrupt_thread(it->w->tid, it->exc_kind);
         }
         break;
+    case HB_LOOP_RESOLVE:
+        resolve(it);
+        break;
     case HB_LOOP_STOP: {
         PyObject *r = PyObject_CallMethod(Q.loop, "stop", NULL);
         if (r == NULL) PyErr_WriteUnraisable(Q.loop);
@@ -218,7 +267,10 @@ static const char *NEW_LOOP =
     "    _hb_loop = uvloop.new_event_loop()\n"
     "except ImportError:\n"
     "    _hb_loop = asyncio.new_event_loop()\n"
-    "asyncio.set_event_loop(_hb_loop)\n";
+    "asyncio.set_event_loop(_hb_loop)\n"
+    "def _hb_settle(fut, ok, v):\n"
+    "    if not fut.done():\n"
+    "        (fut.set_result if ok else fut.set_exception)(v)\n";
 
 /* Cancels what is still running and lets it unwind, so every waiting Go caller is
  * answered and async generators are closed before the interpreter finalizes. */
@@ -242,6 +294,7 @@ char *hb_loop_run(PyThreadState *ts) {
     Py_CLEAR(r);
     Q.loop = PyDict_GetItemString(g, "_hb_loop"); /* borrowed from g, which outlives the loop */
     Q.tasks = PyDict_New();
+    Q.settle = PyDict_GetItemString(g, "_hb_settle"); /* borrowed from g, like Q.loop */
     Q.create_task = PyObject_GetAttrString(Q.loop, "create_task");
     PyObject *asyncio = PyImport_ImportModule("asyncio");
     Q.ensure_future = asyncio ? PyObject_GetAttrString(asyncio, "ensure_future") : NULL;
@@ -277,6 +330,7 @@ done:
     Py_CLEAR(Q.create_task);
     Py_CLEAR(Q.ensure_future);
     Q.loop = NULL;
+    Q.settle = NULL;
     Py_XDECREF(drainfn);
     Py_XDECREF(g);
     PyThreadState_Clear(ts);

@@ -246,6 +246,40 @@ static PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     return v;
 }
 
+/* call_async(future, name, *args): starts the Go function registered under name
+ * and returns at once; its outcome completes the future on the future's loop. */
+static PyObject *call_async(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs < 2 || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "call_async() needs a future and a function name (str)");
+        return NULL;
+    }
+    Py_ssize_t nlen;
+    const char *name = PyUnicode_AsUTF8AndSize(args[1], &nlen);
+    if (name == NULL) return NULL;
+    PyObject *rest = PyTuple_New(nargs - 2);
+    if (rest == NULL) return NULL;
+    for (Py_ssize_t i = 2; i < nargs; i++) PyTuple_SET_ITEM(rest, i - 2, Py_NewRef(args[i]));
+    hb_buf b;
+    hb_buf_init(&b);
+    int rc = hb_encode(rest, &b);
+    Py_DECREF(rest);
+    if (rc < 0) {
+        hb_buf_free(&b);
+        return NULL;
+    }
+    /* The reference travels with the Go call and is released by the loop. */
+    PyObject *fut = Py_NewRef(args[0]);
+    rc = hbGoCallAsync((char *)name, (size_t)nlen, b.data, b.len, fut);
+    hb_buf_free(&b);
+    if (rc < 0) {
+        Py_DECREF(fut);
+        PyErr_Format(PyExc_AttributeError, "_hornbeam has no Go function '%s'", name);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"state_get", state_get, METH_O, "state_get(key) -> value or None"},
     {"state_set", (PyCFunction)(void (*)(void))state_set, METH_FASTCALL | METH_KEYWORDS,
@@ -262,6 +296,8 @@ static PyMethodDef methods[] = {
     {"encode", encode, METH_O, "encode(obj) -> bytes (CBOR)"},
     {"decode", decode, METH_O, "decode(data) -> object"},
     {"call", (PyCFunction)(void (*)(void))call, METH_FASTCALL, "call(name, *args)"},
+    {"call_async", (PyCFunction)(void (*)(void))call_async, METH_FASTCALL,
+     "call_async(future, name, *args)"},
     {NULL, NULL, 0, NULL},
 };
 

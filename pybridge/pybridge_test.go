@@ -278,3 +278,15 @@ func TestConcurrentCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestGoFuncAsync(t *testing.T) {
+	for _, fn := range []string{"go_async", "go_async_foreign_loop"} {
+		v, err := call(t, context.Background(), fn, 20)
+		if err != nil {
+			t.Fatalf("%s: %v", fn, err)
+		}
+		if fmt.Sprint(v) != "[TimeoutError deadline passed go]" {
+			t.Fatalf("%s: Go error seen in Python as %v", fn, v)
+		}
+	}
+}

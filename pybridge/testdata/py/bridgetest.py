@@ -97,3 +97,23 @@ def fuzz_roundtrip(data):
     if _hornbeam.encode(_hornbeam.decode(b)) != b:
         raise AssertionError("re-encoding is not stable")
     return None
+
+
+async def go_async(ms):
+    """Awaits a Go function through call_async on the node's own loop."""
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    _hornbeam.call_async(fut, "sleep", ms)
+    await fut
+    fut2 = loop.create_future()
+    _hornbeam.call_async(fut2, "fail")
+    try:
+        await fut2
+    except TimeoutError as e:
+        return ["TimeoutError", str(e), getattr(e, "where", None)]
+    return None
+
+
+def go_async_foreign_loop(ms):
+    """call_async from an event loop of the caller's own (asyncio.run in a pool thread)."""
+    return asyncio.run(go_async(ms))

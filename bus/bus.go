@@ -1,0 +1,370 @@
+// Package bus connects hornbeam nodes into an Erlang-style cluster: each node
+// runs an embedded NATS server whose routes form the mesh, authenticated by a
+// shared cookie; nodes have NAME@HOST names, see each other come and go through
+// heartbeats, and call each other's Python functions with CBOR over NATS.
+package bus
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultMaxPayload  = 8 << 20
+	DefaultMaxInflight = 16384
+	DefaultHeartbeat   = 150 * time.Millisecond
+)
+
+// Handler runs the calls that other nodes send to this one.
+type Handler interface {
+	// Call runs module.function(*args) (args: a CBOR array) and returns the CBOR
+	// result. Errors it returns become RemoteError on the caller, or BadRPC when
+	// they wrap ErrBadRPC.
+	Call(ctx context.Context, module, function string, args []byte) ([]byte, error)
+}
+
+// Config configures a node's place in the cluster.
+type Config struct {
+	Name        string   // NAME@HOST (see LongName, ShortName)
+	Cookie      string   // shared secret; see LoadCookie
+	ClusterHost string   // route listener host; "" = the name's host if it is an IP, else 0.0.0.0
+	ClusterPort int      // route listener port; 0 picks a free one
+	Join        []string // seed HOST:PORT route addresses
+	Hidden      bool     // not listed by other nodes' Nodes(Visible)
+	NATSURL     string   // use this NATS deployment instead of an embedded server
+	Roles       []string // announced with the heartbeat
+	MaxPayload  int      // largest message in bytes; 0 = DefaultMaxPayload
+	MaxInflight int      // calls served at once; beyond, callers get a busy error
+	Heartbeat   time.Duration
+	// JoinTimeout bounds how long Start waits for the first route when Join is
+	// set; 0 = 5 s.
+	JoinTimeout time.Duration
+	Handler     Handler
+	// Info answers node_info requests; nil answers with the name and roles only.
+	Info   func(ctx context.Context) any
+	Logger *slog.Logger
+}
+
+// Bus is a node's connection to the cluster.
+type Bus struct {
+	cfg         Config
+	log         *slog.Logger
+	name        string
+	incarnation uint64
+	ns          string // subject namespace derived from the cookie
+	srv         *server.Server
+	optsMu      sync.Mutex
+	sopts       *server.Options // the embedded server's options, for reloads
+	nc          *nats.Conn
+	inbox       string
+	maxPayload  int
+	sem         chan struct{}
+
+	nextID  atomic.Uint64
+	pmu     sync.Mutex
+	pending map[uint64]*pendingCall
+	byNode  map[string]map[uint64]*pendingCall
+
+	members *members
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	subs   []*nats.Subscription
+	authMu sync.Mutex
+	authErr string // the last route authorization failure, for error messages
+}
+
+// Start joins the cluster. With Join set it waits (JoinTimeout) for a route to a
+// seed, then refuses to start if another live node already has this name.
+func Start(cfg Config) (*Bus, error) {
+	if _, err := LongName(cfg.Name); err != nil {
+		return nil, err
+	}
+	if cfg.Cookie == "" {
+		return nil, errors.New("bus: empty cookie")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = DefaultMaxPayload
+	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = DefaultMaxInflight
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.JoinTimeout <= 0 {
+		cfg.JoinTimeout = 5 * time.Second
+	}
+	var inc [8]byte
+	rand.Read(inc[:])
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Bus{
+		cfg:         cfg,
+		log:         cfg.Logger.With("node", cfg.Name),
+		name:        cfg.Name,
+		incarnation: binary.LittleEndian.Uint64(inc[:]),
+		ns:          "hb." + derive(cfg.Cookie, "namespace")[:12],
+		maxPayload:  cfg.MaxPayload,
+		sem:         make(chan struct{}, cfg.MaxInflight),
+		pending:     map[uint64]*pendingCall{},
+		byNode:      map[string]map[uint64]*pendingCall{},
+		ctx:         ctx,
+		cancel:      cancel,
+	}
+	b.members = newMembers(b)
+	if err := b.connect(); err != nil {
+		b.shutdown()
+		return nil, err
+	}
+	if err := b.join(); err != nil {
+		b.shutdown()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Bus) connect() error {
+	opts := []nats.Option{
+		nats.Name(b.name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(100 * time.Millisecond),
+		nats.NoEcho(),
+		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
+			b.log.Warn("nats", "err", err)
+		}),
+	}
+	if b.cfg.NATSURL != "" {
+		nc, err := nats.Connect(b.cfg.NATSURL, opts...)
+		if err != nil {
+			return fmt.Errorf("bus: connecting to %s: %w", b.cfg.NATSURL, err)
+		}
+		b.nc = nc
+		return nil
+	}
+	host := b.cfg.ClusterHost
+	if host == "" {
+		host = "0.0.0.0"
+		if h := Host(b.name); IsIP(h) {
+			host = h
+		}
+	}
+	routePass := derive(b.cfg.Cookie, "route")
+	var routes []*url.URL
+	for _, j := range b.cfg.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return fmt.Errorf("bus: --join %q: want HOST:PORT of a node's cluster listener", j)
+		}
+		routes = append(routes, &url.URL{Scheme: "nats-route", Host: j, User: url.UserPassword("hornbeam", routePass)})
+	}
+	port := b.cfg.ClusterPort
+	if port == 0 {
+		port = -1
+	}
+	token := derive(b.cfg.Cookie, "client")
+	sopts := &server.Options{
+		ServerName:    b.name + "#" + strconv.FormatUint(b.incarnation, 36), // unique, so our own name check decides
+		Host:          "127.0.0.1",
+		Port:          server.RANDOM_PORT,
+		Authorization: token,
+		NoSigs:        true,
+		MaxPayload:    int32(b.cfg.MaxPayload),
+		MaxPending:    int64(b.cfg.MaxPayload) * 8,
+		Cluster: server.ClusterOpts{
+			Name:         "hornbeam",
+			Host:         host,
+			Port:         port,
+			Username:     "hornbeam",
+			Password:     routePass,
+			PingInterval: 2 * time.Second,
+			MaxPingsOut:  2,
+		},
+		Routes: routes,
+	}
+	srv, err := server.NewServer(sopts)
+	if err != nil {
+		return fmt.Errorf("bus: embedded NATS: %w", err)
+	}
+	srv.SetLoggerV2(&natsLogger{b: b}, false, false, false)
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return fmt.Errorf("bus: embedded NATS did not start (cluster listener %s:%d)", host, b.cfg.ClusterPort)
+	}
+	b.srv = srv
+	b.sopts = sopts.Clone()
+	nc, err := nats.Connect("", append(opts, nats.InProcessServer(srv), nats.Token(token))...)
+	if err != nil {
+		return fmt.Errorf("bus: connecting to the embedded NATS: %w", err)
+	}
+	b.nc = nc
+	return nil
+}
+
+// join subscribes, waits for the seeds, checks the name is free and starts heartbeats.
+func (b *Bus) join() error {
+	b.inbox = b.ns + ".in." + escape(b.name) + "." + strconv.FormatUint(b.incarnation, 36)
+	sub, err := b.nc.Subscribe(b.inbox+".*", b.onReply)
+	if err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	b.subs = append(b.subs, sub)
+	if err := b.members.start(); err != nil {
+		return err
+	}
+	if len(b.cfg.Join) > 0 || b.cfg.NATSURL != "" {
+		if err := b.waitForPeers(); err != nil {
+			return err
+		}
+	}
+	if b.probe(b.name, 300*time.Millisecond) {
+		return fmt.Errorf("bus: node name %s is already in use in this cluster", b.name)
+	}
+	sys, err := b.nc.Subscribe(b.sysSubject(b.name), b.onSys)
+	if err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	rpc, err := b.nc.Subscribe(b.rpcSubject(b.name), b.onRequest)
+	if err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	rpc.SetPendingLimits(-1, int(b.cfg.MaxPayload)*64)
+	b.subs = append(b.subs, sys, rpc)
+	if err := b.nc.Flush(); err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	b.members.beat()
+	b.log.Info("joined cluster", "cluster", b.ClusterAddr(), "hidden", b.cfg.Hidden)
+	return nil
+}
+
+// waitForPeers waits for a route to a seed (embedded server) and the first
+// heartbeat from another node, so that the name check and the first nodes()
+// see the cluster.
+func (b *Bus) waitForPeers() error {
+	deadline := time.Now().Add(b.cfg.JoinTimeout)
+	if b.srv != nil {
+		for b.srv.NumRoutes() == 0 {
+			if time.Now().After(deadline) {
+				b.authMu.Lock()
+				why := b.authErr
+				b.authMu.Unlock()
+				if why != "" {
+					return fmt.Errorf("bus: could not join %s: %s (is the cookie the same on every node?)",
+						strings.Join(b.cfg.Join, ", "), why)
+				}
+				return fmt.Errorf("bus: could not join %s within %v: no route to any seed",
+					strings.Join(b.cfg.Join, ", "), b.cfg.JoinTimeout)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// Interest in subjects propagates over the new route; one heartbeat from a
+	// peer means ours reach them and theirs reach us.
+	for !b.members.anyPeer() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// Name returns this node's name.
+func (b *Bus) Name() string { return b.name }
+
+// ClusterAddr returns the HOST:PORT where other nodes reach this one's route
+// listener: the listen address, or the name's host when listening on all
+// interfaces ("" with an external NATS).
+func (b *Bus) ClusterAddr() string {
+	if b.srv == nil {
+		return ""
+	}
+	a := b.srv.ClusterAddr()
+	if a == nil {
+		return ""
+	}
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = Host(b.name)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(a.Port))
+}
+
+// ClientURL returns the embedded server's loopback client URL and token, for
+// worker processes of this node ("" with an external NATS).
+func (b *Bus) ClientURL() (string, string) {
+	if b.srv == nil {
+		return b.cfg.NATSURL, ""
+	}
+	return b.srv.ClientURL(), derive(b.cfg.Cookie, "client")
+}
+
+// Close leaves the cluster: peers are told at once, calls waiting on this node
+// get ErrClosed, and the embedded server stops.
+func (b *Bus) Close() error {
+	b.members.leave()
+	b.shutdown()
+	return nil
+}
+
+func (b *Bus) shutdown() {
+	b.cancel()
+	for _, s := range b.subs {
+		s.Unsubscribe()
+	}
+	b.wg.Wait()
+	b.failAll(ErrClosed)
+	if b.nc != nil {
+		b.nc.Close()
+	}
+	if b.srv != nil {
+		b.srv.Shutdown()
+		b.srv.WaitForShutdown()
+	}
+}
+
+func (b *Bus) rpcSubject(node string) string { return b.ns + ".rpc." + escape(node) }
+func (b *Bus) sysSubject(node string) string { return b.ns + ".sys." + escape(node) }
+func (b *Bus) hbSubject() string            { return b.ns + ".hb" }
+
+// natsLogger forwards the embedded server's log to slog and remembers route
+// authorization failures, so a wrong cookie is named in Start's error.
+type natsLogger struct{ b *Bus }
+
+func (l *natsLogger) note(msg string) {
+	if lm := strings.ToLower(msg); strings.Contains(lm, "authoriz") || strings.Contains(lm, "authentic") {
+		l.b.authMu.Lock()
+		l.b.authErr = "route authorization failed (" + strings.TrimSpace(msg) + ")"
+		l.b.authMu.Unlock()
+		l.b.log.Error("cluster peer refused: wrong cookie?", "nats", strings.TrimSpace(msg))
+		return
+	}
+	l.b.log.Warn("nats", "msg", strings.TrimSpace(msg))
+}
+
+func (l *natsLogger) Noticef(format string, v ...any) {
+	l.b.log.Debug("nats", "msg", fmt.Sprintf(format, v...))
+}
+func (l *natsLogger) Warnf(format string, v ...any)  { l.note(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Errorf(format string, v ...any) { l.note(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Fatalf(format string, v ...any) {
+	l.b.log.Error("nats fatal", "msg", fmt.Sprintf(format, v...))
+}
+func (l *natsLogger) Debugf(format string, v ...any) {}
+func (l *natsLogger) Tracef(format string, v ...any) {}

@@ -1,0 +1,353 @@
+package bus
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Membership: every node publishes a heartbeat every Heartbeat interval. A node
+// silent for three intervals is probed directly; it is down when the probe finds
+// no responder (its process is gone: within about half a second of a kill -9)
+// or gets no answer in two intervals (hung, stopped or cut off). A probe answered
+// keeps it up, so a busy machine that delays heartbeats causes no false nodedown.
+
+// Event is a change in membership.
+type Event struct {
+	Kind   string // "nodeup" or "nodedown"
+	Node   string
+	Reason string // for nodedown: "shutdown", "no heartbeat", "restarted", "disconnected", "unreachable"
+}
+
+// NodeKind selects nodes for Nodes.
+type NodeKind int
+
+const (
+	Visible   NodeKind = iota // up and not hidden, like Erlang's nodes()
+	Hidden                    // up and hidden
+	Connected                 // every up node
+)
+
+type member struct {
+	name        string
+	incarnation uint64
+	hidden      bool
+	roles       []string
+	addr        string
+	lastSeen    time.Time
+	up          bool
+	probing     bool
+}
+
+type members struct {
+	b            *Bus
+	mu           sync.Mutex
+	m            map[string]*member
+	disconnected map[string]bool
+	watchers     map[int]func(Event)
+	nextWatcher  int
+	events       chan Event
+}
+
+// maxQueuedEvents bounds the membership events waiting for watchers.
+const maxQueuedEvents = 4096
+
+func newMembers(b *Bus) *members {
+	return &members{
+		b:            b,
+		m:            map[string]*member{},
+		disconnected: map[string]bool{},
+		watchers:     map[int]func(Event){},
+		events:       make(chan Event, maxQueuedEvents),
+	}
+}
+
+func (ms *members) start() error {
+	sub, err := ms.b.nc.Subscribe(ms.b.hbSubject(), ms.onBeat)
+	if err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	ms.b.subs = append(ms.b.subs, sub)
+	ms.b.wg.Add(2)
+	go ms.loop()
+	go ms.dispatch()
+	return nil
+}
+
+func (ms *members) heartbeat(leaving bool) []byte {
+	data, _ := encMode.Marshal(&heartbeat{
+		Name: ms.b.name, Incarnation: ms.b.incarnation, Hidden: ms.b.cfg.Hidden,
+		Roles: ms.b.cfg.Roles, Addr: ms.b.ClusterAddr(), Leaving: leaving,
+	})
+	return data
+}
+
+func (ms *members) beat() { ms.b.nc.Publish(ms.b.hbSubject(), ms.heartbeat(false)) }
+
+func (ms *members) leave() {
+	if ms.b.nc != nil && ms.b.nc.IsConnected() {
+		ms.b.nc.Publish(ms.b.hbSubject(), ms.heartbeat(true))
+		ms.b.nc.FlushTimeout(time.Second)
+	}
+}
+
+// loop beats and checks for silent members until the bus closes.
+func (ms *members) loop() {
+	defer ms.b.wg.Done()
+	hb := ms.b.cfg.Heartbeat
+	beat := time.NewTicker(hb)
+	check := time.NewTicker(hb / 2)
+	defer beat.Stop()
+	defer check.Stop()
+	for {
+		select {
+		case <-ms.b.ctx.Done():
+			return
+		case <-beat.C:
+			ms.beat()
+		case <-check.C:
+			ms.check(3 * hb)
+		}
+	}
+}
+
+func (ms *members) check(silence time.Duration) {
+	now := time.Now()
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	for _, m := range ms.m {
+		if !m.up || m.probing || now.Sub(m.lastSeen) < silence {
+			continue
+		}
+		m.probing = true
+		inc := m.incarnation
+		name := m.name
+		ms.b.wg.Add(1)
+		go func() {
+			defer ms.b.wg.Done()
+			ok := ms.b.probe(name, 2*ms.b.cfg.Heartbeat)
+			ms.mu.Lock()
+			defer ms.mu.Unlock()
+			m := ms.m[name]
+			if m == nil || m.incarnation != inc {
+				return
+			}
+			m.probing = false
+			if ok {
+				m.lastSeen = time.Now()
+				return
+			}
+			ms.downLocked(m, "no heartbeat")
+		}()
+	}
+}
+
+func (ms *members) onBeat(msg *nats.Msg) {
+	var hb heartbeat
+	if err := decMode.Unmarshal(msg.Data, &hb); err != nil {
+		ms.b.log.Warn("malformed heartbeat dropped", "err", err)
+		return
+	}
+	if _, err := LongName(hb.Name); err != nil {
+		return
+	}
+	if hb.Name == ms.b.name {
+		if hb.Incarnation != ms.b.incarnation {
+			ms.b.log.Error("another node uses this node's name", "other", hb.Addr)
+		}
+		return
+	}
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if ms.disconnected[hb.Name] {
+		return
+	}
+	m := ms.m[hb.Name]
+	if hb.Leaving {
+		if m != nil && m.incarnation == hb.Incarnation {
+			ms.downLocked(m, "shutdown")
+		}
+		return
+	}
+	if m != nil && m.up && m.incarnation != hb.Incarnation {
+		ms.downLocked(m, "restarted")
+	}
+	if m == nil {
+		m = &member{name: hb.Name}
+		ms.m[hb.Name] = m
+	}
+	m.incarnation, m.hidden, m.roles, m.addr = hb.Incarnation, hb.Hidden, hb.Roles, hb.Addr
+	m.lastSeen = time.Now()
+	if !m.up {
+		m.up, m.probing = true, false
+		ms.emit(Event{Kind: "nodeup", Node: m.name})
+		// Answer at once, so a newcomer sees us without waiting a full interval.
+		ms.b.wg.Add(1)
+		go func() { defer ms.b.wg.Done(); ms.beat() }()
+	}
+}
+
+// downLocked marks m down, ends the calls waiting on it and tells the watchers.
+func (ms *members) downLocked(m *member, reason string) {
+	if !m.up {
+		return
+	}
+	m.up = false
+	ms.b.log.Info("nodedown", "peer", m.name, "reason", reason)
+	go ms.b.failNode(m.name, fmt.Errorf("%w: %s went down (%s)", ErrNodeDown, m.name, reason))
+	ms.emit(Event{Kind: "nodedown", Node: m.name, Reason: reason})
+}
+
+func (ms *members) emit(e Event) {
+	if e.Kind == "nodeup" {
+		ms.b.log.Info("nodeup", "peer", e.Node)
+	}
+	select {
+	case ms.events <- e:
+	default:
+		ms.b.log.Warn("membership event dropped: watchers too slow", "event", e.Kind, "peer", e.Node)
+	}
+}
+
+func (ms *members) dispatch() {
+	defer ms.b.wg.Done()
+	for {
+		select {
+		case <-ms.b.ctx.Done():
+			return
+		case e := <-ms.events:
+			ms.mu.Lock()
+			ws := make([]func(Event), 0, len(ms.watchers))
+			for _, w := range ms.watchers {
+				ws = append(ws, w)
+			}
+			ms.mu.Unlock()
+			for _, w := range ws {
+				w(e)
+			}
+		}
+	}
+}
+
+// noResponder reports that node's subject has no subscriber: it is gone.
+func (ms *members) noResponder(node string) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if m := ms.m[node]; m != nil {
+		ms.downLocked(m, "unreachable")
+	}
+}
+
+// reachable fails fast for nodes known to be down or locally disconnected;
+// nodes not yet seen are tried (they may have just joined).
+func (ms *members) reachable(node string) error {
+	if _, err := LongName(node); err != nil {
+		return fmt.Errorf("%w: %v", ErrNodeDown, err)
+	}
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if ms.disconnected[node] {
+		return fmt.Errorf("%w: %s was disconnected", ErrNodeDown, node)
+	}
+	if m := ms.m[node]; m != nil && !m.up {
+		return fmt.Errorf("%w: %s is down", ErrNodeDown, node)
+	}
+	return nil
+}
+
+func (ms *members) anyPeer() bool {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	for _, m := range ms.m {
+		if m.up {
+			return true
+		}
+	}
+	return false
+}
+
+func (ms *members) connected(node string) {
+	ms.mu.Lock()
+	delete(ms.disconnected, node)
+	ms.mu.Unlock()
+}
+
+func (ms *members) disconnect(node string) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	ms.disconnected[node] = true
+	if m := ms.m[node]; m != nil {
+		ms.downLocked(m, "disconnected")
+	}
+}
+
+// Nodes lists the up nodes of a kind, sorted by name; never this node.
+func (b *Bus) Nodes(kind NodeKind) []string {
+	ms := b.members
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	out := []string{}
+	for _, m := range ms.m {
+		if !m.up || (kind == Visible && m.hidden) || (kind == Hidden && !m.hidden) {
+			continue
+		}
+		out = append(out, m.name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Roles returns the roles node announced, and whether it is up.
+func (b *Bus) Roles(node string) ([]string, bool) {
+	ms := b.members
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	m := ms.m[node]
+	if m == nil || !m.up {
+		return nil, false
+	}
+	return slices.Clone(m.roles), true
+}
+
+// Watch calls fn with every membership event, in order, on one goroutine; fn
+// must not block for long. The returned function stops the calls.
+func (b *Bus) Watch(fn func(Event)) (stop func()) {
+	ms := b.members
+	ms.mu.Lock()
+	id := ms.nextWatcher
+	ms.nextWatcher++
+	ms.watchers[id] = fn
+	ms.mu.Unlock()
+	return func() {
+		ms.mu.Lock()
+		delete(ms.watchers, id)
+		ms.mu.Unlock()
+	}
+}
+
+// Disconnect forgets node locally, as Erlang's disconnect_node: it leaves
+// Nodes(), its calls fail with ErrNodeDown, and watchers see nodedown, until
+// Connect or Ping reaches it again.
+func (b *Bus) Disconnect(node string) bool {
+	ms := b.members
+	ms.mu.Lock()
+	_, known := ms.m[node]
+	ms.mu.Unlock()
+	ms.disconnect(node)
+	return known
+}
+
+// addrUp reports whether an up member announced addr as its cluster address.
+func (ms *members) addrUp(addr string) bool {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	for _, m := range ms.m {
+		if m.up && m.addr == addr {
+			return true
+		}
+	}
+	return false
+}

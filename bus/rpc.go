@@ -1,0 +1,408 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/nats-io/nats.go"
+
+	"github.com/hornbeam-go/hornbeam/internal/handoff"
+)
+
+// callerSpin lets a few callers spin for their reply before parking: a reply
+// from a nearby node often arrives within tens of microseconds.
+var callerSpin = &handoff.Spinner{For: 50 * time.Microsecond, Max: 1}
+
+type callResult struct {
+	value []byte
+	err   error
+}
+
+type pendingCall struct {
+	id   uint64
+	node string
+	slot handoff.Slot[callResult]
+}
+
+// Call runs module.function(*args) on node and returns its CBOR result. args is
+// a CBOR array (nil for none). Errors: ErrNodeDown (unknown node, no responder,
+// or the node went down while the call ran: reported as soon as that is known),
+// ErrTimeout, ErrBadRPC, ErrPayloadTooLarge, ErrBusy, or a *RemoteError; all
+// wrapped in a *CallError.
+func (b *Bus) Call(ctx context.Context, node, module, function string, args []byte) ([]byte, error) {
+	v, err := b.call(ctx, node, module, function, args)
+	if err != nil {
+		return nil, &CallError{Node: node, Module: module, Function: function, Err: err}
+	}
+	return v, nil
+}
+
+func (b *Bus) call(ctx context.Context, node, module, function string, args []byte) ([]byte, error) {
+	if node == b.name {
+		return b.local(ctx, module, function, args)
+	}
+	if err := b.members.reachable(node); err != nil {
+		return nil, err
+	}
+	data, err := b.encodeRequest(ctx, module, function, args)
+	if err != nil {
+		return nil, err
+	}
+	pc := &pendingCall{id: b.nextID.Add(1), node: node}
+	b.pmu.Lock()
+	b.pending[pc.id] = pc
+	set := b.byNode[node]
+	if set == nil {
+		set = map[uint64]*pendingCall{}
+		b.byNode[node] = set
+	}
+	set[pc.id] = pc
+	b.pmu.Unlock()
+	defer b.forget(pc)
+
+	msg := &nats.Msg{Subject: b.rpcSubject(node), Reply: b.inbox + "." + strconv.FormatUint(pc.id, 36), Data: data}
+	if err := b.nc.PublishMsg(msg); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNodeDown, err)
+	}
+	r, err := pc.slot.Wait(ctx, callerSpin, b.ctx.Done())
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, ErrTimeout
+	case errors.Is(err, handoff.ErrStopped):
+		return nil, ErrClosed
+	case err != nil:
+		return nil, err
+	}
+	return r.value, r.err
+}
+
+func (b *Bus) forget(pc *pendingCall) {
+	b.pmu.Lock()
+	delete(b.pending, pc.id)
+	if set := b.byNode[pc.node]; set != nil {
+		delete(set, pc.id)
+		if len(set) == 0 {
+			delete(b.byNode, pc.node)
+		}
+	}
+	b.pmu.Unlock()
+}
+
+// failNode ends every call waiting on node with err.
+func (b *Bus) failNode(node string, err error) {
+	b.pmu.Lock()
+	var calls []*pendingCall
+	for _, pc := range b.byNode[node] {
+		calls = append(calls, pc)
+	}
+	b.pmu.Unlock()
+	for _, pc := range calls {
+		pc.slot.Deliver(callResult{err: err})
+	}
+}
+
+func (b *Bus) failAll(err error) {
+	b.pmu.Lock()
+	var calls []*pendingCall
+	for _, pc := range b.pending {
+		calls = append(calls, pc)
+	}
+	b.pmu.Unlock()
+	for _, pc := range calls {
+		pc.slot.Deliver(callResult{err: err})
+	}
+}
+
+func (b *Bus) encodeRequest(ctx context.Context, module, function string, args []byte) ([]byte, error) {
+	if len(args) == 0 {
+		args = emptyArgs
+	}
+	req := request{Module: module, Function: function, Args: args, From: b.name}
+	if d, ok := ctx.Deadline(); ok {
+		req.Deadline = d.UnixMilli()
+	}
+	data, err := encMode.Marshal(&req)
+	if err != nil {
+		return nil, fmt.Errorf("bus: encoding request: %w", err)
+	}
+	if len(data) > b.maxPayload {
+		return nil, fmt.Errorf("%w: the request is %d bytes, over the %d-byte limit (--max-payload)",
+			ErrPayloadTooLarge, len(data), b.maxPayload)
+	}
+	return data, nil
+}
+
+// onReply delivers a reply (or NATS's no-responders status) to its caller.
+func (b *Bus) onReply(m *nats.Msg) {
+	i := strings.LastIndexByte(m.Subject, '.')
+	id, err := strconv.ParseUint(m.Subject[i+1:], 36, 64)
+	if err != nil {
+		return
+	}
+	b.pmu.Lock()
+	pc := b.pending[id]
+	b.pmu.Unlock()
+	if pc == nil {
+		return // the caller gave up
+	}
+	if m.Header != nil && m.Header.Get("Status") == "503" {
+		// Nobody subscribes to that node's subject: it is gone (or never was).
+		b.members.noResponder(pc.node)
+		pc.slot.Deliver(callResult{err: fmt.Errorf("%w: no node %s is listening", ErrNodeDown, pc.node)})
+		return
+	}
+	pc.slot.Deliver(decodeReply(pc.node, m.Data))
+}
+
+func decodeReply(node string, data []byte) callResult {
+	var r reply
+	if err := decMode.Unmarshal(data, &r); err != nil {
+		return callResult{err: fmt.Errorf("bus: malformed reply from %s: %w", node, err)}
+	}
+	switch r.Status {
+	case statusOK:
+		return callResult{value: r.Value}
+	case statusRemote:
+		return callResult{err: &RemoteError{Node: node, Type: r.Type, Message: r.Message, Traceback: r.Traceback}}
+	case statusBadRPC:
+		return callResult{err: fmt.Errorf("%w: %s", ErrBadRPC, r.Message)}
+	default:
+		kind := ErrBusy
+		if r.Type == "payload" {
+			kind = ErrPayloadTooLarge
+		}
+		return callResult{err: fmt.Errorf("%w: %s", kind, r.Message)}
+	}
+}
+
+// local runs a call to this node itself, without the network.
+func (b *Bus) local(ctx context.Context, module, function string, args []byte) ([]byte, error) {
+	if b.cfg.Handler == nil {
+		return nil, fmt.Errorf("%w: this node runs no Python", ErrBadRPC)
+	}
+	if len(args) == 0 {
+		args = emptyArgs
+	}
+	v, err := b.cfg.Handler.Call(ctx, module, function, args)
+	if err == nil {
+		return v, nil
+	}
+	var re *RemoteError
+	switch {
+	case errors.As(err, &re):
+		re.Node = b.name
+		return nil, re
+	case errors.Is(err, ErrBadRPC):
+		return nil, err
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, ErrTimeout
+	default:
+		return nil, &RemoteError{Node: b.name, Type: "RuntimeError", Message: err.Error()}
+	}
+}
+
+// Cast sends the call and returns at once; its result and errors are dropped.
+// It fails only when the request cannot be sent (too large, closed).
+func (b *Bus) Cast(node, module, function string, args []byte) error {
+	if node == b.name {
+		go b.local(b.ctx, module, function, args)
+		return nil
+	}
+	if err := b.members.reachable(node); err != nil {
+		return &CallError{Node: node, Module: module, Function: function, Err: err}
+	}
+	data, err := b.encodeRequest(context.Background(), module, function, args)
+	if err != nil {
+		return &CallError{Node: node, Module: module, Function: function, Err: err}
+	}
+	return b.nc.Publish(b.rpcSubject(node), data)
+}
+
+// Result is one node's answer in a Multicall.
+type Result struct {
+	Node  string
+	Value []byte // CBOR, when Err is nil
+	Err   error
+}
+
+// Multicall calls every node in parallel and waits for all, like Erlang's
+// rpc:multicall: results holds an entry for each node that answered (a value or
+// the error it raised), in the order of nodes; bad lists the nodes that were
+// down, unreachable or timed out.
+func (b *Bus) Multicall(ctx context.Context, nodes []string, module, function string, args []byte) (results []Result, bad []string) {
+	out := make([]Result, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := b.Call(ctx, n, module, function, args)
+			out[i] = Result{Node: n, Value: v, Err: err}
+		}()
+	}
+	wg.Wait()
+	for _, r := range out {
+		if errors.Is(r.Err, ErrNodeDown) || errors.Is(r.Err, ErrTimeout) || errors.Is(r.Err, ErrClosed) {
+			bad = append(bad, r.Node)
+			continue
+		}
+		results = append(results, r)
+	}
+	return results, bad
+}
+
+// onRequest serves a call from another node on its own goroutine, at most
+// MaxInflight at once; beyond that the caller gets ErrBusy rather than a queue
+// that grows without bound.
+func (b *Bus) onRequest(m *nats.Msg) {
+	var req request
+	if err := decMode.Unmarshal(m.Data, &req); err != nil {
+		b.log.Warn("malformed rpc request dropped", "err", err, "bytes", len(m.Data))
+		b.respond(m, reply{Status: statusBusy, Message: "malformed request: " + err.Error()})
+		return
+	}
+	select {
+	case b.sem <- struct{}{}:
+	default:
+		b.respond(m, reply{Status: statusBusy, Message: fmt.Sprintf("node %s is serving %d calls", b.name, cap(b.sem))})
+		return
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		defer func() { <-b.sem }()
+		b.serve(m, &req)
+	}()
+}
+
+func (b *Bus) serve(m *nats.Msg, req *request) {
+	ctx := b.ctx
+	if req.Deadline > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.UnixMilli(req.Deadline))
+		defer cancel()
+	}
+	if b.cfg.Handler == nil {
+		b.respond(m, reply{Status: statusBadRPC, Message: "node " + b.name + " runs no Python"})
+		return
+	}
+	v, err := b.cfg.Handler.Call(ctx, req.Module, req.Function, req.Args)
+	if m.Reply == "" { // a cast
+		if err != nil {
+			b.log.Debug("cast failed", "from", req.From, "module", req.Module, "function", req.Function, "err", err)
+		}
+		return
+	}
+	var r reply
+	var re *RemoteError
+	switch {
+	case err == nil:
+		r = reply{Status: statusOK, Value: v}
+	case errors.As(err, &re):
+		r = reply{Status: statusRemote, Type: re.Type, Message: re.Message, Traceback: re.Traceback}
+	case errors.Is(err, ErrBadRPC):
+		r = reply{Status: statusBadRPC, Message: err.Error()}
+	case ctx.Err() != nil:
+		return // the caller's deadline passed: it has stopped waiting
+	default:
+		r = reply{Status: statusRemote, Type: "RuntimeError", Message: err.Error()}
+	}
+	b.respond(m, r)
+}
+
+func (b *Bus) respond(m *nats.Msg, r reply) {
+	if m.Reply == "" {
+		return
+	}
+	data, err := encMode.Marshal(&r)
+	if err == nil && len(data) > b.maxPayload {
+		data, err = encMode.Marshal(&reply{Status: statusBusy, Type: "payload",
+			Message: fmt.Sprintf("the reply is %d bytes, over the %d-byte limit (--max-payload)", len(data), b.maxPayload)})
+	}
+	if err != nil {
+		b.log.Error("encoding reply", "err", err)
+		return
+	}
+	if err := m.Respond(data); err != nil {
+		b.log.Debug("reply not sent", "err", err)
+	}
+}
+
+// sys requests are answered in Go, so they work while Python is busy.
+const (
+	sysPing = "ping"
+	sysInfo = "info"
+)
+
+func (b *Bus) onSys(m *nats.Msg) {
+	switch string(m.Data) {
+	case sysPing:
+		m.Respond([]byte("pong"))
+	case sysInfo:
+		var info any = map[string]any{"name": b.name, "roles": b.cfg.Roles, "hidden": b.cfg.Hidden}
+		if b.cfg.Info != nil {
+			ctx, cancel := context.WithTimeout(b.ctx, 3*time.Second)
+			info = b.cfg.Info(ctx)
+			cancel()
+		}
+		data, err := encMode.Marshal(info)
+		if err != nil {
+			b.log.Error("encoding node info", "err", err)
+			return
+		}
+		m.Respond(data)
+	}
+}
+
+// probe asks node's Go side for a pong within timeout.
+func (b *Bus) probe(node string, timeout time.Duration) bool {
+	msg, err := b.nc.Request(b.sysSubject(node), []byte(sysPing), timeout)
+	return err == nil && string(msg.Data) == "pong"
+}
+
+// Ping reports whether node answers, like net_adm:ping: a hidden node or one
+// not yet seen counts too.
+func (b *Bus) Ping(ctx context.Context, node string) bool {
+	if node == b.name {
+		return true
+	}
+	if _, err := LongName(node); err != nil {
+		return false
+	}
+	timeout := time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	ok := b.probe(node, timeout)
+	if ok {
+		b.members.connected(node)
+	}
+	return ok
+}
+
+// Info returns node's resources and roles as the CBOR its Info function made.
+func (b *Bus) Info(ctx context.Context, node string) ([]byte, error) {
+	if node == b.name {
+		var info any = map[string]any{"name": b.name, "roles": b.cfg.Roles, "hidden": b.cfg.Hidden}
+		if b.cfg.Info != nil {
+			info = b.cfg.Info(ctx)
+		}
+		return cbor.Marshal(info)
+	}
+	msg, err := b.nc.RequestWithContext(ctx, b.sysSubject(node), []byte(sysInfo))
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return nil, &CallError{Node: node, Module: "node_info", Err: ErrNodeDown}
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		return nil, &CallError{Node: node, Module: "node_info", Err: ErrTimeout}
+	case err != nil:
+		return nil, &CallError{Node: node, Module: "node_info", Err: err}
+	}
+	return msg.Data, nil
+}

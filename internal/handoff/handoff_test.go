@@ -1,0 +1,72 @@
+package handoff
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestSlot(t *testing.T) {
+	tests := []struct {
+		name  string
+		spin  *Spinner
+		delay time.Duration
+	}{
+		{"spinning, fast producer", &Spinner{For: 50 * time.Millisecond, Max: 1}, 0},
+		{"spinning, slow producer parks", &Spinner{For: time.Microsecond, Max: 1}, 20 * time.Millisecond},
+		{"no spinning", nil, 5 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s Slot[int]
+			go func() {
+				time.Sleep(tt.delay)
+				if !s.Deliver(42) {
+					t.Error("first delivery refused")
+				}
+				if s.Deliver(7) {
+					t.Error("second delivery accepted")
+				}
+			}()
+			v, err := s.Wait(context.Background(), tt.spin, nil)
+			if err != nil || v != 42 {
+				t.Fatalf("got %v, %v", v, err)
+			}
+		})
+	}
+}
+
+func TestSlotCancelAndStop(t *testing.T) {
+	var s Slot[int]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := s.Wait(ctx, nil, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+	s.Deliver(1) // a late delivery must not block
+	var s2 Slot[int]
+	stop := make(chan struct{})
+	close(stop)
+	if _, err := s2.Wait(context.Background(), nil, stop); !errors.Is(err, ErrStopped) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestSlotRace(t *testing.T) {
+	sp := &Spinner{For: 2 * time.Microsecond, Max: 2}
+	var wg sync.WaitGroup
+	for i := range 2000 {
+		var s Slot[int]
+		wg.Add(2)
+		go func() { defer wg.Done(); s.Deliver(i) }()
+		go func() {
+			defer wg.Done()
+			if v, err := s.Wait(context.Background(), sp, nil); err != nil || v != i {
+				t.Errorf("got %v, %v want %d", v, err, i)
+			}
+		}()
+		wg.Wait()
+	}
+}
