@@ -82,11 +82,11 @@ type Bus struct {
 
 	members *members
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	subs   []*nats.Subscription
-	authMu sync.Mutex
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	subs    []*nats.Subscription
+	authMu  sync.Mutex
 	authErr string // the last route authorization failure, for error messages
 }
 
@@ -341,7 +341,7 @@ func (b *Bus) shutdown() {
 
 func (b *Bus) rpcSubject(node string) string { return b.ns + ".rpc." + escape(node) }
 func (b *Bus) sysSubject(node string) string { return b.ns + ".sys." + escape(node) }
-func (b *Bus) hbSubject() string            { return b.ns + ".hb" }
+func (b *Bus) hbSubject() string             { return b.ns + ".hb" }
 
 // natsLogger forwards the embedded server's log to slog and remembers route
 // authorization failures, so a wrong cookie is named in Start's error.

@@ -132,8 +132,8 @@ var (
 
 // Interpreter is an embedded CPython with its threads.
 type Interpreter struct {
-	cfg    Config
-	log    *slog.Logger
+	cfg Config
+	log *slog.Logger
 
 	queue    *workQueue
 	spin     time.Duration

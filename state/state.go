@@ -50,7 +50,7 @@ func (e *entry) expired(now int64) bool { return e.exp != 0 && now >= e.exp }
 type shard struct {
 	mu sync.Mutex
 	m  map[string]*entry // pointers, so Incr updates in place with one lookup
-	_  [128 - 16]byte // keep shards on separate cache lines
+	_  [128 - 16]byte    // keep shards on separate cache lines
 }
 
 // Store is a sharded, concurrency-safe key/value store. The zero value is not
