@@ -66,7 +66,7 @@ func (echoHandler) Call(ctx context.Context, module, function string, args []byt
 	case "raise":
 		return nil, &RemoteError{Type: "ValueError", Message: "bad", Traceback: "tb"}
 	default:
-		return nil, fmt.Errorf("%w: no function %s", ErrBadRPC, function)
+		return nil, BadRPC("no function " + function)
 	}
 }
 

@@ -43,3 +43,12 @@ func (e *CallError) Error() string {
 }
 
 func (e *CallError) Unwrap() error { return e.Err }
+
+// badRPCError carries the reason a call target does not exist.
+type badRPCError struct{ msg string }
+
+func (e *badRPCError) Error() string        { return "bad rpc: " + e.msg }
+func (e *badRPCError) Is(target error) bool { return target == ErrBadRPC }
+
+// BadRPC makes an error that is ErrBadRPC, carrying msg to the caller.
+func BadRPC(msg string) error { return &badRPCError{msg} }

@@ -171,7 +171,7 @@ func decodeReply(node string, data []byte) callResult {
 	case statusRemote:
 		return callResult{err: &RemoteError{Node: node, Type: r.Type, Message: r.Message, Traceback: r.Traceback}}
 	case statusBadRPC:
-		return callResult{err: fmt.Errorf("%w: %s", ErrBadRPC, r.Message)}
+		return callResult{err: BadRPC(r.Message)}
 	default:
 		kind := ErrBusy
 		if r.Type == "payload" {
@@ -184,7 +184,7 @@ func decodeReply(node string, data []byte) callResult {
 // local runs a call to this node itself, without the network.
 func (b *Bus) local(ctx context.Context, module, function string, args []byte) ([]byte, error) {
 	if b.cfg.Handler == nil {
-		return nil, fmt.Errorf("%w: this node runs no Python", ErrBadRPC)
+		return nil, BadRPC("this node runs no Python")
 	}
 	if len(args) == 0 {
 		args = emptyArgs
@@ -307,7 +307,12 @@ func (b *Bus) serve(m *nats.Msg, req *request) {
 	case errors.As(err, &re):
 		r = reply{Status: statusRemote, Type: re.Type, Message: re.Message, Traceback: re.Traceback}
 	case errors.Is(err, ErrBadRPC):
-		r = reply{Status: statusBadRPC, Message: err.Error()}
+		msg := err.Error()
+		var br *badRPCError
+		if errors.As(err, &br) {
+			msg = br.msg
+		}
+		r = reply{Status: statusBadRPC, Message: msg}
 	case ctx.Err() != nil:
 		return // the caller's deadline passed: it has stopped waiting
 	default:

@@ -1,56 +1,67 @@
 // Package host assembles a node: the embedded interpreter, node-wide state and
-// (in later layers) the cluster bus and the HTTP server, with their lifecycle.
+// the cluster bus (and, in a later layer, the HTTP server), with their lifecycle.
 package host
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"sync/atomic"
 	"time"
 
+	"github.com/hornbeam-go/hornbeam/bus"
 	"github.com/hornbeam-go/hornbeam/pybridge"
 	"github.com/hornbeam-go/hornbeam/python"
 	"github.com/hornbeam-go/hornbeam/state"
+	"github.com/hornbeam-go/hornbeam/sysinfo"
 )
 
 // Config configures a Node.
 type Config struct {
-	// Name is the node's name; empty means "nonode@nohost", as in Erlang.
-	Name       string
 	Threads    int      // pool threads for synchronous Python; 0 picks a default
 	PythonPath []string // extra sys.path entries, in order
 	Argv       []string // sys.argv
 	State      state.Config
-	Logger     *slog.Logger
+	// Cluster joins the node to a cluster; nil leaves it alone, named
+	// "nonode@nohost" as an Erlang node without distribution.
+	Cluster *bus.Config
+	Logger  *slog.Logger
 }
 
 // Node is one hornbeam node: a Python interpreter with the host's services.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	state  *state.Store
-	py     *pybridge.Interpreter
-	cancel context.CancelFunc
-	swept  chan struct{}
+	cfg     Config
+	log     *slog.Logger
+	name    string
+	started time.Time
+	state   *state.Store
+	py      *pybridge.Interpreter
+	bus     atomic.Pointer[bus.Bus]
+	gpus    sysinfo.GPUCache
+	cancel  context.CancelFunc
+	swept   chan struct{}
+	unwatch func()
 }
 
-// New starts a node's interpreter and services.
+// New starts a node's interpreter, state and, when configured, its cluster bus.
 func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Name == "" {
-		cfg.Name = "nonode@nohost"
+	n := &Node{cfg: cfg, log: cfg.Logger, name: "nonode@nohost", started: time.Now(),
+		state: state.New(cfg.State), swept: make(chan struct{})}
+	if cfg.Cluster != nil {
+		n.name = cfg.Cluster.Name
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, state: state.New(cfg.State), swept: make(chan struct{})}
-	name := cfg.Name
 	py, err := pybridge.New(pybridge.Config{
 		Threads:    cfg.Threads,
 		Packages:   python.Packages,
 		PythonPath: cfg.PythonPath,
 		Argv:       cfg.Argv,
 		State:      n.state,
-		NodeName:   func() string { return name },
+		NodeName:   n.Name,
+		Funcs:      n.pyFuncs(),
 		Logger:     cfg.Logger,
 	})
 	if err != nil {
@@ -63,11 +74,61 @@ func New(cfg Config) (*Node, error) {
 		defer close(n.swept)
 		n.state.Run(ctx, time.Second)
 	}()
+	if cfg.Cluster != nil {
+		bc := *cfg.Cluster
+		bc.Handler = pyHandler{py}
+		bc.Info = func(ctx context.Context) any { return n.info(ctx) }
+		if bc.Logger == nil {
+			bc.Logger = cfg.Logger
+		}
+		b, err := bus.Start(bc)
+		if err != nil {
+			n.Close()
+			return nil, err
+		}
+		n.bus.Store(b)
+		n.unwatch = b.Watch(n.forwardEvent)
+	}
 	return n, nil
 }
 
+// forwardEvent hands a membership event to Python's monitor_node callbacks.
+func (n *Node) forwardEvent(e bus.Event) {
+	args, _ := marshal([]string{e.Kind, e.Node})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := n.py.Call(ctx, "hornbeam_erlang._monitor", "_dispatch", args); err != nil {
+			n.log.Warn("monitor_node callback failed", "event", e.Kind, "peer", e.Node, "err", err)
+		}
+	}()
+}
+
+// info answers node_info: resources, roles and identity.
+func (n *Node) info(ctx context.Context) map[string]any {
+	si := sysinfo.CollectWithGPUs(ctx, n.gpus.Get(ctx))
+	m := map[string]any{
+		"name": n.name, "hostname": si.Hostname, "os": si.OS, "arch": si.Arch,
+		"cpu_count": si.CPUCount, "memory_total": si.MemoryTotal, "memory_available": si.MemoryAvailable,
+		"load1": si.Load1, "load5": si.Load5, "load15": si.Load15,
+		"gpus": si.GPUs, "gpu_count": si.GPUCount, "process_rss": si.ProcessRSS,
+		"python": pybridge.Version(), "go": runtime.Version(),
+		"uptime_s": time.Since(n.started).Seconds(), "roles": []string{}, "hidden": false,
+	}
+	if c := n.cfg.Cluster; c != nil {
+		if c.Roles != nil {
+			m["roles"] = c.Roles
+		}
+		m["hidden"] = c.Hidden
+	}
+	if b := n.cluster(); b != nil {
+		m["cluster_addr"] = b.ClusterAddr()
+	}
+	return m
+}
+
 // Name returns the node's name.
-func (n *Node) Name() string { return n.cfg.Name }
+func (n *Node) Name() string { return n.name }
 
 // Python returns the node's interpreter.
 func (n *Node) Python() *pybridge.Interpreter { return n.py }
@@ -75,13 +136,23 @@ func (n *Node) Python() *pybridge.Interpreter { return n.py }
 // State returns the node-wide state.
 func (n *Node) State() *state.Store { return n.state }
 
+// Bus returns the node's cluster bus, or nil when it is not in a cluster.
+func (n *Node) Bus() *bus.Bus { return n.cluster() }
+
 // RunMain runs a script, module or code string as __main__ and returns its exit status.
 func (n *Node) RunMain(kind pybridge.MainKind, target string) int {
 	return n.py.RunMain(kind, target)
 }
 
-// Close stops the node: Python's threads finish, then the services stop.
+// Close stops the node: it leaves the cluster (peers see it go at once), then
+// Python's threads finish and the services stop.
 func (n *Node) Close() error {
+	if n.unwatch != nil {
+		n.unwatch()
+	}
+	if b := n.bus.Swap(nil); b != nil {
+		b.Close()
+	}
 	err := n.py.Close()
 	n.cancel()
 	<-n.swept

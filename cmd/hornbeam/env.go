@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"strconv"
+	"time"
 )
 
 // envInt reads an integer default from the environment, ignoring bad values.
@@ -12,3 +13,5 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
+
+func msDuration(ms int) time.Duration { return time.Duration(ms) * time.Millisecond }

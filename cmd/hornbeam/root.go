@@ -27,7 +27,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newVersionCmd())
+	root.AddCommand(newStartCmd(), newRunCmd(), newNodesCmd(), newPingCmd(), newCallCmd(), newVersionCmd())
 	return root
 }
 

@@ -26,6 +26,7 @@ func newRunCmd() *cobra.Command {
 		pythonPath   []string
 		threads      int
 		logLevel     string
+		nf           nodeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run [flags] (SCRIPT.py | -m MODULE | -c CODE) [ARGS...]",
@@ -41,6 +42,9 @@ process exits with 130 (SIGINT) or 143 (SIGTERM).
 Example: hornbeam run -m pytest tests/python`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if logLevel == "" && os.Getenv("HORNBEAM_LOG_LEVEL") == "" {
+				logLevel = "warning" // a script's stderr is the script's
+			}
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err
@@ -49,10 +53,15 @@ Example: hornbeam run -m pytest tests/python`,
 			if err != nil {
 				return err
 			}
+			cluster, err := nf.config()
+			if err != nil {
+				return err
+			}
 			node, err := host.New(host.Config{
 				Threads:    threads,
 				PythonPath: absPaths(pythonPath),
 				Argv:       argv,
+				Cluster:    cluster,
 				Logger:     log,
 			})
 			if err != nil {
@@ -76,6 +85,7 @@ Example: hornbeam run -m pytest tests/python`,
 	f.StringArrayVar(&pythonPath, "pythonpath", nil, "add a directory to sys.path (repeatable)")
 	f.IntVar(&threads, "threads", envInt("HORNBEAM_THREADS", 0), "threads for synchronous Python calls (0: 2 per CPU, at least 4)")
 	f.StringVar(&logLevel, "log-level", "", "log level: debug, info, warning, error (env HORNBEAM_LOG_LEVEL)")
+	nf.add(f, false)
 	return cmd
 }
 

@@ -1,9 +1,31 @@
-"""Erlang-style distribution: connecting to nodes and pinging them.
+"""Erlang-style distribution: connecting to nodes, pinging and watching them.
 
-This release provides the node's identity only; connect, ping and monitoring
-arrive with the cluster layer.
+    from hornbeam_dist import connect, ping
+    connect('gpu@192.168.1.20')       # or a cluster address: connect('10.0.0.5:4370')
+    ping('gpu@192.168.1.20')          # 'pong' or 'pang'
 """
 
-from hornbeam_erlang import node
 
-__all__ = ["node"]
+import _hornbeam
+
+from hornbeam_erlang import demonitor_node, monitor_node, node, node_info, nodes, ping
+
+
+def connect(node_or_host_port: str) -> bool:
+    """Reach a node by name (True when it answers), or join the cluster that a
+    route listener ``HOST:PORT`` belongs to (True once a node there is seen)."""
+    if not isinstance(node_or_host_port, str):
+        raise TypeError("connect() takes a node name or 'HOST:PORT'")
+    return _hornbeam.call("connect", node_or_host_port)
+
+
+def disconnect(node: str) -> bool:
+    """Forget ``node`` locally, like erlang:disconnect_node: it leaves nodes(),
+    its monitors see 'nodedown' and calls to it raise NodeDown, until connect()
+    or ping() reaches it again. Returns whether the node was known."""
+    return _hornbeam.call("disconnect", node)
+
+
+
+
+__all__ = ["connect", "disconnect", "ping", "nodes", "node", "node_info", "monitor_node", "demonitor_node"]

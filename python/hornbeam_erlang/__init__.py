@@ -1,12 +1,15 @@
-"""The node's Erlang-style API: node-wide state and the node's identity.
+"""The node's Erlang-style API: remote calls, membership and node-wide state.
+
+Remote calls (``rpc_call``, ``rpc_cast``, ``multicall``) run Python functions on
+other nodes of the cluster; ``nodes()``, ``ping`` and ``monitor_node`` follow
+Erlang's distribution. Errors subclass ``RPCError`` (a ``RuntimeError``).
 
 State is shared by every thread (and every worker process) of a node, like ETS
 in the Erlang original. Keys are str; values are any value the bridge converts:
 None, bool, int (any size), float, str, bytes, list, tuple, dict and numpy
-arrays. Other types raise TypeError naming the type.
-
-These names are the C functions of the host, bound directly so that a call
-costs one C call and no Python frame; hornbeam_erlang/__init__.pyi types them.
+arrays. Other types raise TypeError naming the type. The state functions are
+the host's C functions bound directly (one C call, no Python frame);
+``__init__.pyi`` types them. ``hornbeam_erlang.aio`` has awaitable forms.
 """
 
 from _hornbeam import (
@@ -20,8 +23,28 @@ from _hornbeam import (
     state_set,
 )
 
+from . import aio
+from ._monitor import demonitor_node, monitor_node
+from ._rpc import multicall, node_info, nodes, ping, rpc_call, rpc_cast
+from .errors import BadRPC, NodeDown, PayloadTooLarge, RemoteError, RPCError, RPCTimeout
+
 __all__ = [
     "node",
+    "nodes",
+    "ping",
+    "node_info",
+    "monitor_node",
+    "demonitor_node",
+    "rpc_call",
+    "rpc_cast",
+    "multicall",
+    "aio",
+    "RPCError",
+    "RPCTimeout",
+    "NodeDown",
+    "BadRPC",
+    "RemoteError",
+    "PayloadTooLarge",
     "state_decr",
     "state_delete",
     "state_get",

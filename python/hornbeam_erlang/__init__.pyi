@@ -2,6 +2,25 @@
 
 from typing import Any, Iterable, Optional
 
+from . import aio as aio
+from ._monitor import demonitor_node as demonitor_node, monitor_node as monitor_node
+from ._rpc import (
+    multicall as multicall,
+    node_info as node_info,
+    nodes as nodes,
+    ping as ping,
+    rpc_call as rpc_call,
+    rpc_cast as rpc_cast,
+)
+from .errors import (
+    BadRPC as BadRPC,
+    NodeDown as NodeDown,
+    PayloadTooLarge as PayloadTooLarge,
+    RemoteError as RemoteError,
+    RPCError as RPCError,
+    RPCTimeout as RPCTimeout,
+)
+
 def node() -> str:
     """This node's name, e.g. 'web@10.0.0.1'; 'nonode@nohost' when unnamed."""
 

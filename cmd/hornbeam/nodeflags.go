@@ -1,0 +1,111 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/hornbeam-go/hornbeam/bus"
+)
+
+// nodeFlags are the cluster flags shared by start, run and the cluster tools.
+type nodeFlags struct {
+	name, sname, cookie  string
+	clusterHost, natsURL string
+	clusterPort          int
+	join, roles          []string
+	hidden               bool
+	maxPayload           int
+	heartbeatMillis      int
+}
+
+func (f *nodeFlags) add(fs *pflag.FlagSet, tool bool) {
+	fs.StringVar(&f.cookie, "cookie", "", "cluster cookie (env HORNBEAM_COOKIE, else ~/.hornbeam.cookie, created on first use)")
+	fs.StringArrayVar(&f.join, "join", envList("HORNBEAM_JOIN"), "HOST:PORT of a node's cluster listener to join (repeatable; env HORNBEAM_JOIN, comma-separated)")
+	fs.StringVar(&f.natsURL, "nats", os.Getenv("HORNBEAM_NATS"), "use this NATS deployment instead of the embedded server (env HORNBEAM_NATS)")
+	fs.IntVar(&f.maxPayload, "max-payload", envInt("HORNBEAM_MAX_PAYLOAD", bus.DefaultMaxPayload), "largest rpc request or reply in bytes")
+	if tool {
+		return
+	}
+	fs.StringVar(&f.name, "name", os.Getenv("HORNBEAM_NAME"), "long node name NAME@HOST, e.g. web@10.0.0.1 (env HORNBEAM_NAME)")
+	fs.StringVar(&f.sname, "sname", "", "short node name NAME; HOST is this host's name")
+	fs.StringVar(&f.clusterHost, "cluster-host", "", "cluster listener host (default: the name's host when it is an IP, else all interfaces)")
+	fs.IntVar(&f.clusterPort, "cluster-port", envInt("HORNBEAM_CLUSTER_PORT", 0), "cluster listener port (0 picks a free one and logs it)")
+	fs.BoolVar(&f.hidden, "hidden", false, "a hidden node: not listed by other nodes' nodes()")
+	fs.StringArrayVar(&f.roles, "role", nil, "a role this node announces, e.g. gpu (repeatable)")
+	fs.IntVar(&f.heartbeatMillis, "heartbeat-ms", 0, "membership heartbeat interval (default 150; a node silent for 3 is probed)")
+}
+
+// config returns the bus config, or nil when no name was given.
+func (f *nodeFlags) config() (*bus.Config, error) {
+	var name string
+	var err error
+	switch {
+	case f.name != "" && f.sname != "":
+		return nil, errors.New("--name and --sname cannot be used together")
+	case f.name != "":
+		name, err = bus.LongName(f.name)
+	case f.sname != "":
+		name, err = bus.ShortName(f.sname)
+	default:
+		if len(f.join) > 0 || f.natsURL != "" {
+			return nil, errors.New("--join and --nats need a node name: give --name NAME@HOST or --sname NAME")
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return f.busConfig(name)
+}
+
+func (f *nodeFlags) busConfig(name string) (*bus.Config, error) {
+	cookie, err := bus.LoadCookie(f.cookie)
+	if err != nil {
+		return nil, err
+	}
+	c := &bus.Config{
+		Name: name, Cookie: cookie, ClusterHost: f.clusterHost, ClusterPort: f.clusterPort,
+		Join: f.join, Hidden: f.hidden, NATSURL: f.natsURL, Roles: f.roles, MaxPayload: f.maxPayload,
+	}
+	if f.heartbeatMillis > 0 {
+		c.Heartbeat = msDuration(f.heartbeatMillis)
+	}
+	return c, nil
+}
+
+// toolConfig makes a hidden node for a CLI tool, named cli-RANDOM@127.0.0.1,
+// listening on loopback only.
+func (f *nodeFlags) toolConfig() (*bus.Config, error) {
+	if len(f.join) == 0 && f.natsURL == "" {
+		return nil, errors.New("which cluster? give --join HOST:PORT of a node's cluster listener")
+	}
+	var r [4]byte
+	rand.Read(r[:])
+	c, err := f.busConfig(fmt.Sprintf("cli-%s@127.0.0.1", hex.EncodeToString(r[:])))
+	if err != nil {
+		return nil, err
+	}
+	c.Hidden = true
+	c.ClusterHost = "127.0.0.1"
+	return c, nil
+}
+
+func envList(name string) []string {
+	v := os.Getenv(name)
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
