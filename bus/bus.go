@@ -263,14 +263,14 @@ func (b *Bus) waitForPeers() error {
 	deadline := time.Now().Add(b.cfg.JoinTimeout)
 	if b.srv != nil {
 		for b.srv.NumRoutes() == 0 {
+			b.authMu.Lock()
+			why := b.authErr
+			b.authMu.Unlock()
+			if why != "" { // a seed refused us: waiting will not change its mind
+				return fmt.Errorf("bus: could not join %s: %s (is the cookie the same on every node?)",
+					strings.Join(b.cfg.Join, ", "), why)
+			}
 			if time.Now().After(deadline) {
-				b.authMu.Lock()
-				why := b.authErr
-				b.authMu.Unlock()
-				if why != "" {
-					return fmt.Errorf("bus: could not join %s: %s (is the cookie the same on every node?)",
-						strings.Join(b.cfg.Join, ", "), why)
-				}
 				return fmt.Errorf("bus: could not join %s within %v: no route to any seed",
 					strings.Join(b.cfg.Join, ", "), b.cfg.JoinTimeout)
 			}
@@ -278,8 +278,9 @@ func (b *Bus) waitForPeers() error {
 		}
 	}
 	// Interest in subjects propagates over the new route; one heartbeat from a
-	// peer means ours reach them and theirs reach us.
-	for !b.members.anyPeer() && time.Now().Before(deadline) {
+	// peer means ours reach them and theirs reach us. A heartbeat under our own
+	// name ends the wait too: the name check below then refuses it.
+	for !b.members.anyPeer() && !b.members.nameClash() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return nil

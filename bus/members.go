@@ -50,6 +50,7 @@ type members struct {
 	watchers     map[int]func(Event)
 	nextWatcher  int
 	events       chan Event
+	clash        bool // a heartbeat carried our name from another process
 }
 
 // maxQueuedEvents bounds the membership events waiting for watchers.
@@ -157,6 +158,9 @@ func (ms *members) onBeat(msg *nats.Msg) {
 	if hb.Name == ms.b.name {
 		if hb.Incarnation != ms.b.incarnation {
 			ms.b.log.Error("another node uses this node's name", "other", hb.Addr)
+			ms.mu.Lock()
+			ms.clash = true
+			ms.mu.Unlock()
 		}
 		return
 	}
@@ -267,6 +271,12 @@ func (ms *members) anyPeer() bool {
 		}
 	}
 	return false
+}
+
+func (ms *members) nameClash() bool {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.clash
 }
 
 func (ms *members) connected(node string) {
