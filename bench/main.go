@@ -16,7 +16,15 @@ import (
 
 func main() {
 	out := flag.String("out", "docs/BENCHMARKS.md", "markdown file to write")
+	bin := flag.String("bin", "bin/hornbeam", "the hornbeam binary to measure")
+	only := flag.String("only", "", "comma-separated sections to run (bridge, rpc); default all")
+	child := flag.Bool("nats-child", false, "internal: the second process of the NATS floor")
 	flag.Parse()
+	if *child {
+		natsChild()
+		return
+	}
+	want := func(s string) bool { return *only == "" || strings.Contains(","+*only+",", ","+s+",") }
 
 	var doc bytes.Buffer
 	fmt.Fprintf(&doc, "# Benchmarks\n\n")
@@ -25,11 +33,24 @@ func main() {
 	fmt.Fprintf(&doc, "Every figure is a median of repeated rounds, taken in the same run as its floor or peer; "+
 		"these machines are shared and noisy, so read ratios rather than absolutes.\n\n")
 
-	sec, err := bridgeSection()
-	if err != nil {
-		log.Fatalf("bridge benchmarks: %v", err)
+	sections := []struct {
+		name string
+		run  func() (string, error)
+	}{
+		{"bridge", bridgeSection},
+		{"rpc", func() (string, error) { return rpcSection(*bin) }},
 	}
-	doc.WriteString(sec)
+	for _, s := range sections {
+		if !want(s.name) {
+			continue
+		}
+		log.Printf("bench: %s", s.name)
+		sec, err := s.run()
+		if err != nil {
+			log.Fatalf("%s benchmarks: %v", s.name, err)
+		}
+		doc.WriteString(sec)
+	}
 
 	if err := os.WriteFile(*out, doc.Bytes(), 0o644); err != nil {
 		log.Fatal(err)

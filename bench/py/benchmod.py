@@ -7,3 +7,11 @@ def noop():
 
 async def anoop():
     return None
+
+
+def echo(x):
+    return x
+
+
+async def aecho(x):
+    return x

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// rpcSection measures rpc_call between two hornbeam node processes beside
+// Erlang's rpc:call/erpc:call, plain NATS request/reply and dask.
+func rpcSection(bin string) (string, error) {
+	pydir, _ := filepath.Abs("bench/py")
+	var b strings.Builder
+	b.WriteString("## Remote calls: `rpc_call` between two nodes\n\n")
+	b.WriteString("Two node processes on loopback; the caller is a Python script node (`hornbeam run --name`), " +
+		"the callee echoes a 5-byte bytes argument from Python. Sequential latency over 20,000 calls; " +
+		"throughput is the median of 3 rounds of 2 s.\n\n")
+
+	hb, err := hornbeamRPC(bin, pydir)
+	if err != nil {
+		return "", fmt.Errorf("hornbeam rpc: %w", err)
+	}
+	fl50, fl99, flRate := natsFloor()
+	erl, erlErr := peerJSON("bash", "bench/peers/erlang_rpc.sh")
+	dask, daskErr := peerJSON("/usr/bin/python3", "bench/peers/dask_rpc.py")
+
+	b.WriteString("| system | p50 latency | p99 latency | calls/s, 32 callers | calls/s, 64 callers |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| hornbeam `rpc_call`, Python -> Python (32 threads / 32 asyncio tasks with `aio.rpc_call`) | %.1f µs | %.1f µs | %.0f / %.0f | %.0f (tasks) |\n",
+		hb["p50_us"], hb["p99_us"], hb["threads32"], hb["tasks32"], hb["tasks64"])
+	if erlErr == nil {
+		fmt.Fprintf(&b, "| Erlang/OTP %v `rpc:call` | %.1f µs | %.1f µs | %.0f | %.0f |\n",
+			erl["otp_release"], num(erl, "rpc_call_p50_us"), num(erl, "rpc_call_p99_us"), num(erl, "rpc_32_callers_per_s"), num(erl, "rpc_64_callers_per_s"))
+		fmt.Fprintf(&b, "| Erlang/OTP %v `erpc:call` | %.1f µs | %.1f µs | %.0f | — |\n",
+			erl["otp_release"], num(erl, "erpc_call_p50_us"), num(erl, "erpc_call_p99_us"), num(erl, "erpc_32_callers_per_s"))
+	} else {
+		fmt.Fprintf(&b, "| Erlang `rpc:call` | not measured: %v | | | |\n", erlErr)
+	}
+	fmt.Fprintf(&b, "| floor: plain NATS request/reply, Go, two embedded servers in two processes | %s | %s | %.0f | — |\n", us(fl50), us(fl99), flRate)
+	if daskErr == nil {
+		fmt.Fprintf(&b, "| dask.distributed %v `submit().result()` | %.0f µs | %.0f µs | %.0f | — |\n",
+			dask["dask_version"], num(dask, "submit_result_p50_ms")*1000, num(dask, "submit_result_p99_ms")*1000, num(dask, "per_s_32"))
+	} else {
+		fmt.Fprintf(&b, "| dask `submit().result()` | not measured: %v | | | |\n", daskErr)
+	}
+	if erlErr == nil {
+		fmt.Fprintf(&b, "\nAgainst Erlang `rpc:call`: latency %.2fx (goal ≤ 1.0x), throughput %.2fx with 32 callers (goal ≥ 1.5x; best hornbeam form).\n",
+			hb["p50_us"]/num(erl, "rpc_call_p50_us"), max(hb["threads32"], hb["tasks32"])/num(erl, "rpc_32_callers_per_s"))
+	}
+	fmt.Fprintf(&b, "Against the NATS floor: latency %.2fx.\n\n", hb["p50_us"]/(float64(fl50.Nanoseconds())/1000))
+	return b.String(), nil
+}
+
+func num(m map[string]any, k string) float64 {
+	f, _ := m[k].(float64)
+	return f
+}
+
+var startedRe = regexp.MustCompile(`msg="node started".* cluster=(\S+)`)
+
+func hornbeamRPC(bin, pydir string) (map[string]float64, error) {
+	env := append(os.Environ(), "HORNBEAM_COOKIE=bench-cookie")
+	srv := exec.Command(bin, "start", "--name", "srv@127.0.0.1", "--pythonpath", pydir)
+	srv.Env = env
+	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, _ := srv.StderrPipe()
+	if err := srv.Start(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		syscall.Kill(-srv.Process.Pid, syscall.SIGKILL)
+		srv.Wait()
+	}()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := startedRe.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	var join string
+	select {
+	case join = <-addr:
+	case <-time.After(20 * time.Second):
+		return nil, fmt.Errorf("server node did not start")
+	}
+	out := filepath.Join(os.TempDir(), fmt.Sprintf("hornbeam-rpc-%d.json", os.Getpid()))
+	defer os.Remove(out)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cli := exec.CommandContext(ctx, bin, "run", "--name", "cli@127.0.0.1", "--join", join, "--pythonpath", pydir,
+		filepath.Join(pydir, "rpc_bench.py"), "srv@127.0.0.1", out)
+	cli.Env = env
+	cli.Stdout, cli.Stderr = os.Stderr, os.Stderr
+	if err := cli.Run(); err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		return nil, err
+	}
+	var res map[string]float64
+	return res, json.Unmarshal(raw, &res)
+}
+
+// peerJSON runs a peer benchmark script that prints one JSON line.
+func peerJSON(name string, args ...string) (map[string]any, error) {
+	if _, err := os.Stat(args[len(args)-1]); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", strings.Join(args, " "), err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var m map[string]any
+	return m, json.Unmarshal([]byte(lines[len(lines)-1]), &m)
+}
+
+// natsChild is the second process of the NATS floor: an embedded server with a
+// route listener and an echo responder. It prints its route address and runs
+// until stdin closes.
+func natsChild() {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+		Cluster: server.ClusterOpts{Name: "floor", Host: "127.0.0.1", Port: -1}})
+	if err != nil {
+		panic(err)
+	}
+	go s.Start()
+	s.ReadyForConnections(10 * time.Second)
+	nc, err := nats.Connect("", nats.InProcessServer(s))
+	if err != nil {
+		panic(err)
+	}
+	nc.Subscribe("echo", func(m *nats.Msg) { m.Respond(m.Data) })
+	nc.Flush()
+	fmt.Println(s.ClusterAddr().String())
+	bufio.NewReader(os.Stdin).ReadString('\n')
+}
+
+// natsFloor measures request/reply between two embedded servers in two processes.
+func natsFloor() (p50, p99 time.Duration, perSec float64) {
+	self, _ := os.Executable()
+	child := exec.Command(self, "-nats-child")
+	stdin, _ := child.StdinPipe()
+	stdout, _ := child.StdoutPipe()
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		panic(err)
+	}
+	defer func() { stdin.Close(); child.Wait() }()
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	route, _ := url.Parse("nats-route://" + strings.TrimSpace(line))
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+		Cluster: server.ClusterOpts{Name: "floor", Host: "127.0.0.1", Port: -1}, Routes: []*url.URL{route}})
+	if err != nil {
+		panic(err)
+	}
+	go s.Start()
+	defer s.Shutdown()
+	s.ReadyForConnections(10 * time.Second)
+	nc, err := nats.Connect("", nats.InProcessServer(s))
+	if err != nil {
+		panic(err)
+	}
+	defer nc.Close()
+	for {
+		if _, err := nc.Request("echo", []byte("hello"), time.Second); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for range 2000 {
+		nc.Request("echo", []byte("hello"), time.Second)
+	}
+	n := 20000
+	d := make([]time.Duration, n)
+	for i := range d {
+		t0 := time.Now()
+		nc.Request("echo", []byte("hello"), time.Second)
+		d[i] = time.Since(t0)
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	var rates []float64
+	for range 3 {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		total := 0
+		stop := time.Now().Add(2 * time.Second)
+		start := time.Now()
+		for range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := 0
+				for time.Now().Before(stop) {
+					nc.Request("echo", []byte("hello"), time.Second)
+					c++
+				}
+				mu.Lock()
+				total += c
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		rates = append(rates, float64(total)/time.Since(start).Seconds())
+	}
+	sort.Float64s(rates)
+	return d[n/2], d[n*99/100], rates[1]
+}
