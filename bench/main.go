@@ -19,9 +19,14 @@ func main() {
 	bin := flag.String("bin", "bin/hornbeam", "the hornbeam binary to measure")
 	only := flag.String("only", "", "comma-separated sections to run (bridge, rpc); default all")
 	child := flag.Bool("nats-child", false, "internal: the second process of the NATS floor")
+	busChildFlag := flag.Bool("bus-child", false, "internal: the serving process of the Go bus measurement")
 	flag.Parse()
 	if *child {
 		natsChild()
+		return
+	}
+	if *busChildFlag {
+		busChild()
 		return
 	}
 	want := func(s string) bool { return *only == "" || strings.Contains(","+*only+",", ","+s+",") }

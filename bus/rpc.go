@@ -15,9 +15,9 @@ import (
 	"github.com/hornbeam-go/hornbeam/internal/handoff"
 )
 
-// callerSpin lets a few callers spin for their reply before parking: a reply
-// from a nearby node often arrives within tens of microseconds.
-var callerSpin = &handoff.Spinner{For: 50 * time.Microsecond, Max: 1}
+// Callers park at once: a round trip to another process takes longer than any
+// useful spin, and spinning there (measured) only takes CPU from the peer.
+var callerSpin *handoff.Spinner
 
 type callResult struct {
 	value []byte

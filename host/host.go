@@ -19,7 +19,10 @@ import (
 
 // Config configures a Node.
 type Config struct {
-	Threads    int      // pool threads for synchronous Python; 0 picks a default
+	Threads int // pool threads for synchronous Python; 0 picks a default
+	// SpinWait is how long an idle pool thread spins for the next call before
+	// parking (see pybridge.Config.SpinWait); 0 = the default.
+	SpinWait   time.Duration
 	PythonPath []string // extra sys.path entries, in order
 	Argv       []string // sys.argv
 	State      state.Config
@@ -56,6 +59,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	py, err := pybridge.New(pybridge.Config{
 		Threads:    cfg.Threads,
+		SpinWait:   cfg.SpinWait,
 		Packages:   python.Packages,
 		PythonPath: cfg.PythonPath,
 		Argv:       cfg.Argv,

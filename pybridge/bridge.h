@@ -106,8 +106,13 @@ unsigned long hb_main_tid(void);
 void hb_interrupt_thread(unsigned long tid, int exc_kind);
 
 /* call.c: import module, call function(*args) on the calling pool thread. */
-void hb_call_sync(hb_worker *w, uint64_t job, const char *mod, size_t modlen, const char *fn,
-                  size_t fnlen, const unsigned char *args, size_t argslen, hb_result *out);
+/* A pool thread takes the GIL once (enter), runs one or more jobs, and gives it
+ * back (leave): under load it runs queued calls back to back without handing the
+ * GIL to another thread between them. */
+void hb_worker_enter(hb_worker *w);
+void hb_worker_leave(hb_worker *w);
+void hb_call_job(hb_worker *w, uint64_t job, const char *mod, size_t modlen, const char *fn,
+                 size_t fnlen, const unsigned char *args, size_t argslen, hb_result *out);
 /* Resolves and calls with the GIL held; shared by the pool and the loop. */
 void hb_call_locked(const char *mod, size_t modlen, const char *fn, size_t fnlen,
                     const unsigned char *args, size_t argslen, hb_result *out);

@@ -115,9 +115,12 @@ done:
     Py_XDECREF(res);
 }
 
-void hb_call_sync(hb_worker *w, uint64_t job, const char *mod, size_t modlen, const char *fn,
-                  size_t fnlen, const unsigned char *args, size_t argslen, hb_result *out) {
-    PyEval_RestoreThread(w->ts);
+void hb_worker_enter(hb_worker *w) { PyEval_RestoreThread(w->ts); }
+
+void hb_worker_leave(hb_worker *w) { PyEval_SaveThread(); (void)w; }
+
+void hb_call_job(hb_worker *w, uint64_t job, const char *mod, size_t modlen, const char *fn,
+                 size_t fnlen, const unsigned char *args, size_t argslen, hb_result *out) {
     w->job = job;
     hb_call_locked(mod, modlen, fn, fnlen, args, argslen, out);
     w->job = 0;
@@ -126,5 +129,4 @@ void hb_call_sync(hb_worker *w, uint64_t job, const char *mod, size_t modlen, co
         w->interrupted = 0;
         PyThreadState_SetAsyncExc(w->tid, NULL);
     }
-    PyEval_SaveThread();
 }

@@ -80,9 +80,10 @@ func hbStateSet(key *C.char, n C.size_t, data *C.uchar, dlen C.size_t, ttlNanos 
 	if s == nil {
 		return -1
 	}
-	// The store copies both key and value, so views of C memory suffice.
+	// The store copies the value, and the key when it inserts it, so views of
+	// C memory suffice.
 	v := unsafe.Slice((*byte)(unsafe.Pointer(data)), int(dlen))
-	if err := s.Set(string(keyView(key, n)), v, time.Duration(ttlNanos)); err != nil {
+	if err := s.Set(keyView(key, n), v, time.Duration(ttlNanos)); err != nil {
 		raise(excMemory, fmt.Sprintf("state_set(): %v", err))
 		return -1
 	}

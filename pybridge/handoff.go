@@ -3,6 +3,7 @@ package pybridge
 import (
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -66,6 +67,16 @@ func (q *workQueue) tryPopLocked() *call {
 	return c
 }
 
+// tryPop takes the oldest call without waiting; nil when none is queued.
+func (q *workQueue) tryPop() *call {
+	if q.queued.Load() == 0 {
+		return nil
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.tryPopLocked()
+}
+
 // pop blocks until a call arrives or the queue closes (nil). wake is this pool
 // thread's own parking channel (buffered, capacity 1).
 func (q *workQueue) pop(wake chan struct{}) *call {
@@ -84,6 +95,7 @@ func (q *workQueue) pop(wake chan struct{}) *call {
 		if q.spin > 0 && q.spinning.CompareAndSwap(0, 1) {
 			deadline := time.Now().Add(q.spin)
 			for q.queued.Load() == 0 && time.Now().Before(deadline) {
+				syscall.Syscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
 			}
 			q.spinning.Store(0)
 			if q.queued.Load() > 0 {

@@ -135,6 +135,10 @@ func (s *Store) release(key string, e *entry) {
 	s.bytes.Add(-entrySize(key, e.val))
 }
 
+// insertKey: Set and Incr copy a key when they insert it, and only then, so a
+// caller may pass a transient view of foreign memory as key (pybridge passes
+// views of Python strings) without paying a copy on every lookup.
+
 // Get returns the value of key. The returned slice is shared and immutable:
 // callers must not modify it.
 func (s *Store) Get(key string) (value []byte, ok bool) {
@@ -178,7 +182,7 @@ func (s *Store) Set(key string, value []byte, ttl time.Duration) error {
 	if ok {
 		old.val, old.exp = v, exp
 	} else {
-		sh.m[key] = &entry{val: v, exp: exp}
+		sh.m[strings.Clone(key)] = &entry{val: v, exp: exp} // see insertKey
 	}
 	return nil
 }
@@ -236,7 +240,7 @@ func (s *Store) Incr(key string, delta int64) (int64, error) {
 	if exists {
 		old.val, old.exp = v, exp
 	} else {
-		sh.m[key] = &entry{val: v, exp: exp}
+		sh.m[strings.Clone(key)] = &entry{val: v, exp: exp} // see insertKey
 	}
 	return n, nil
 }

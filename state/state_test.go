@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 type fakeClock struct{ ns atomic.Int64 }
@@ -548,5 +549,24 @@ func BenchmarkSet(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = s.Set("some:key", v, 0)
+	}
+}
+
+// TestKeysAreCopied: callers may pass keys that are views of memory they reuse
+// afterwards (pybridge passes views of Python strings).
+func TestKeysAreCopied(t *testing.T) {
+	s := New(Config{})
+	buf := []byte("key-one")
+	view := unsafe.String(&buf[0], len(buf))
+	if err := s.Set(view, []byte{0x01}, 0); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, "KEY-TWO")
+	if _, err := s.Incr(view, 1); err != nil { // inserts "KEY-TWO" through the same view
+		t.Fatal(err)
+	}
+	copy(buf, "garbage")
+	if got := s.Keys(""); len(got) != 2 || got[0] != "KEY-TWO" || got[1] != "key-one" {
+		t.Fatalf("keys %q", got)
 	}
 }

@@ -129,3 +129,16 @@ def test_concurrent_incr_from_threads():
 
 def test_module_exports():
     assert set(hb.__all__) <= set(dir(hb))
+
+
+def test_keys_built_at_run_time_keep_their_values():
+    # Keys made at run time are freed by Python after the call; the node must
+    # have copied them.
+    for i in range(200):
+        state_incr("t:dyn:calls:" + str(i))
+        state_set("t:dyn:v:" + str(i), {"v": i})
+    junk = ["x" * 30 + str(i) for i in range(10000)]  # reuse the freed memory
+    assert all(state_get("t:dyn:v:" + str(i)) == {"v": i} for i in range(200))
+    assert all(state_get("t:dyn:calls:" + str(i)) == 1 for i in range(200))
+    assert len(state_keys("t:dyn:")) == 400
+    del junk
