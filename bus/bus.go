@@ -261,6 +261,11 @@ func (b *Bus) join() error {
 // see the cluster.
 func (b *Bus) waitForPeers() error {
 	deadline := time.Now().Add(b.cfg.JoinTimeout)
+	if b.srv == nil {
+		// On an external NATS there is no seed to wait for, and this node may
+		// be the first: peers, if any, beat within one interval.
+		deadline = time.Now().Add(3 * b.cfg.Heartbeat)
+	}
 	if b.srv != nil {
 		for b.srv.NumRoutes() == 0 {
 			b.authMu.Lock()

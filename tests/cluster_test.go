@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // node is a `hornbeam start` process of a test cluster.
@@ -544,4 +547,38 @@ func rssKiB(t *testing.T, pid int) int {
 		}
 	}
 	return 0
+}
+
+// With --nats, nodes use an existing NATS deployment instead of embedded servers.
+func TestClusterExternalNATS(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+		Username: "app", Password: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	natsURL := fmt.Sprintf("nats://app:pw@127.0.0.1:%d", ns.Addr().(*net.TCPAddr).Port)
+	startNode(t, "x@127.0.0.1", "c8", "--nats", natsURL)
+	startNode(t, "y@127.0.0.1", "c8", "--nats", natsURL)
+	var got []any
+	dir := t.TempDir()
+	path := writeFile(t, dir, "ext.py", waitPeers+`
+import json
+from hornbeam_erlang import rpc_call, nodes
+wait_peers(["x@127.0.0.1", "y@127.0.0.1"])
+print(json.dumps([rpc_call("x@127.0.0.1", "cltest", "whoami", []), rpc_call("y@127.0.0.1", "cltest", "relay", ["x@127.0.0.1", "cltest", "add", [1, 2]])]))
+`)
+	pydir, _ := filepath.Abs("testdata/cluster")
+	r := run(t, dir, nil, 60*time.Second, "run", "--name", "t@127.0.0.1", "--cookie", "c8", "--nats", natsURL, "--pythonpath", pydir, path)
+	if r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &got)
+	if fmt.Sprint(got) != "[x@127.0.0.1 3]" {
+		t.Fatalf("got %v (%+v)", got, r)
+	}
 }
