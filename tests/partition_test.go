@@ -1,0 +1,153 @@
+package tests
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// netns is a network namespace joined to the host by a veth pair, made and
+// removed by the test: a second "host" whose link can be cut.
+type netns struct {
+	name, hostIf, hostIP, nsIP string
+}
+
+func ipCmd(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func newNetns(t *testing.T) *netns {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("ip (iproute2) is not installed")
+	}
+	id := os.Getpid() % 200
+	n := &netns{
+		name:   fmt.Sprintf("hbpart%d", os.Getpid()),
+		hostIf: fmt.Sprintf("hbh%d", os.Getpid()%100000),
+		// An address pair inside our own namespaces only; nothing else is reached.
+		hostIP: fmt.Sprintf("10.231.%d.1", id),
+		nsIP:   fmt.Sprintf("10.231.%d.2", id),
+	}
+	nsIf := n.hostIf + "n"
+	if out, err := exec.Command("ip", "netns", "add", n.name).CombinedOutput(); err != nil {
+		t.Skipf("cannot create a network namespace here: %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", n.hostIf).Run()
+		exec.Command("ip", "netns", "del", n.name).Run()
+	})
+	ipCmd(t, "link", "add", n.hostIf, "type", "veth", "peer", "name", nsIf)
+	ipCmd(t, "link", "set", nsIf, "netns", n.name)
+	ipCmd(t, "addr", "add", n.hostIP+"/30", "dev", n.hostIf)
+	ipCmd(t, "link", "set", n.hostIf, "up")
+	ipCmd(t, "netns", "exec", n.name, "ip", "addr", "add", n.nsIP+"/30", "dev", nsIf)
+	ipCmd(t, "netns", "exec", n.name, "ip", "link", "set", nsIf, "up")
+	ipCmd(t, "netns", "exec", n.name, "ip", "link", "set", "lo", "up")
+	return n
+}
+
+// A node on the far side of a cut link is reported down within 5 s, and up
+// again when the link returns.
+func TestClusterPartition(t *testing.T) {
+	ns := newNetns(t)
+	const cookie = "cpart"
+	a := startNode(t, "a@"+ns.hostIP, cookie, "--cluster-host", ns.hostIP)
+	// The far node runs inside the namespace: `ip netns exec NAME hornbeam start ...`.
+	pydir, _ := filepath.Abs("testdata/cluster")
+	far := exec.Command("ip", "netns", "exec", ns.name, hornbeam, "start", "--name", "far@"+ns.nsIP,
+		"--cookie", cookie, "--join", a.addr, "--pythonpath", pydir)
+	far.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	farErr, _ := far.StderrPipe()
+	if err := far.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-far.Process.Pid, syscall.SIGKILL); far.Wait() })
+	started := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(farErr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "node started") {
+				close(started)
+			}
+		}
+	}()
+	select {
+	case <-started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("far node did not start")
+	}
+
+	dir := t.TempDir()
+	cutAt := filepath.Join(dir, "cut")
+	path := writeFile(t, dir, "part.py", waitPeers+`
+import json, os, sys, time
+from hornbeam_erlang import *
+far = sys.argv[2]
+wait_peers([far])
+assert rpc_call(far, "cltest", "whoami", []) == far
+events = []
+monitor_node(far, lambda ev, n: events.append((ev, time.time())))
+print("ready", flush=True)
+deadline = time.time() + 40
+while len(events) < 2 and time.time() < deadline:
+    time.sleep(0.01)
+cut = float(open(sys.argv[1]).read())
+after = rpc_call(far, "cltest", "whoami", []) if len(events) == 2 else None
+print(json.dumps({"events": [(ev, t - cut) for ev, t in events], "after": after}))
+`)
+	cli := exec.Command(hornbeam, "run", "--name", "t@"+ns.hostIP, "--cluster-host", ns.hostIP, "--cookie", cookie,
+		"--join", a.addr, "--pythonpath", pydir, path, cutAt, "far@"+ns.nsIP)
+	cli.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, _ := cli.StdoutPipe()
+	var stderr strings.Builder
+	cli.Stderr = &stderr
+	if err := cli.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cli.Process.Pid, syscall.SIGKILL); cli.Wait() })
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || sc.Text() != "ready" {
+		t.Fatalf("no ready line:\n%s", stderr.String())
+	}
+	ipCmd(t, "link", "set", ns.hostIf, "down")
+	os.WriteFile(cutAt, []byte(fmt.Sprintf("%.6f", float64(time.Now().UnixNano())/1e9)), 0o644)
+	time.Sleep(6 * time.Second)
+	ipCmd(t, "link", "set", ns.hostIf, "up")
+	var last string
+	for sc.Scan() {
+		last = sc.Text()
+	}
+	cli.Wait()
+	var got struct {
+		Events [][2]any
+		After  any
+	}
+	if err := json.Unmarshal([]byte(last), &got); err != nil {
+		t.Fatalf("%q: %v\n%s", last, err, stderr.String())
+	}
+	if len(got.Events) != 2 || got.Events[0][0] != "nodedown" || got.Events[1][0] != "nodeup" {
+		t.Fatalf("events %v\n%s", got.Events, stderr.String())
+	}
+	down := got.Events[0][1].(float64)
+	t.Logf("link cut: nodedown after %.3fs; nodeup %.3fs after the link returned", down, got.Events[1][1].(float64)-6)
+	if down > 5 {
+		t.Errorf("partitioned node reported down after %.1fs, want within 5 s", down)
+	}
+	if got.After != "far@"+ns.nsIP {
+		t.Errorf("after healing, the far node answered %v", got.After)
+	}
+}
