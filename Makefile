@@ -13,15 +13,26 @@ BIN     := bin/hornbeam
 # Debian packages: the CPython to embed, and what the tests and benchmarks import.
 APT_PKGS := pkg-config python3-dev python3-numpy python3-pytest python3-cbor2 iproute2
 
-.PHONY: deps build test test-go test-python fuzz bench demo clean
+# The peers the benchmarks measure beside hornbeam (make bench only).
+BENCH_PKGS := erlang-base python3-distributed
 
-deps:
-	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+.PHONY: deps bench-deps build test test-go test-python fuzz bench demo clean
+
+# apt-install installs the Debian packages in $(1) that are missing.
+define apt-install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+deps:
+	$(call apt-install,$(APT_PKGS))
+
+bench-deps:
+	$(call apt-install,$(BENCH_PKGS))
 
 build: deps
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/hornbeam
@@ -43,7 +54,8 @@ test-python:
 fuzz: build
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./pybridge/
 
-bench: build
+# Run with nothing else on the machine: the peers are measured in the same run.
+bench: build bench-deps
 	$(GO) run ./bench -out docs/BENCHMARKS.md
 
 demo: build

@@ -65,6 +65,7 @@ for _ in 1 2 3 4 5; do
 		sleep 0.1
 	done
 	log "epmd on port $port did not come up: $(cat "$TMP/epmd.log")"
+	kill "$pid" 2>/dev/null || true
 done
 [[ -n $EPMD_PID ]] || die "could not start epmd on a loopback port"
 export ERL_EPMD_PORT=$port
