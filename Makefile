@@ -45,7 +45,7 @@ test: build
 # and the multi-process tests run without it (CPython's threads are not
 # instrumented and the detector multiplies their cost).
 test-go:
-	$(GO) test -race -count=1 ./state/ ./host/
+	$(GO) test -race -count=1 ./state/ ./host/ ./bus/ ./sysinfo/ ./internal/...
 	HORNBEAM_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 15m ./pybridge/ ./tests/ ./cmd/...
 
 test-python:

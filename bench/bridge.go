@@ -7,9 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hornbeam-go/hornbeam/host"
@@ -38,8 +36,13 @@ func bridgeSection() (string, error) {
 		if fn == "anoop" {
 			kind = "`async def` (event loop)"
 		}
-		p50, p99, seq := latency(py, fn, 20000)
-		par := throughput(py, fn, 8, 2*time.Second)
+		call := func() {
+			if _, err := py.Call(context.Background(), "benchmod", fn, nil); err != nil {
+				panic(err)
+			}
+		}
+		p50, p99, seq := latencies(call, 1000, 20000)
+		par := throughput(call, 8, 3, 700*time.Millisecond)
 		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f |\n", kind, us(p50), us(p99), seq, par)
 	}
 
@@ -98,56 +101,6 @@ func bridgeSection() (string, error) {
 	return b.String(), nil
 }
 
-func latency(py *pybridge.Interpreter, fn string, n int) (p50, p99 time.Duration, perSec float64) {
-	ctx := context.Background()
-	for range 1000 { // warm up: imports, the async-function cache
-		py.Call(ctx, "benchmod", fn, nil)
-	}
-	d := make([]time.Duration, n)
-	start := time.Now()
-	for i := range d {
-		t0 := time.Now()
-		if _, err := py.Call(ctx, "benchmod", fn, nil); err != nil {
-			panic(err)
-		}
-		d[i] = time.Since(t0)
-	}
-	total := time.Since(start)
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	return d[n/2], d[n*99/100], float64(n) / total.Seconds()
-}
-
-func throughput(py *pybridge.Interpreter, fn string, workers int, dur time.Duration) float64 {
-	var rates []float64
-	for range 3 {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		total := 0
-		deadline := time.Now().Add(dur / 3)
-		start := time.Now()
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				n := 0
-				for time.Now().Before(deadline) {
-					if _, err := py.Call(context.Background(), "benchmod", fn, nil); err != nil {
-						panic(err)
-					}
-					n++
-				}
-				mu.Lock()
-				total += n
-				mu.Unlock()
-			}()
-		}
-		wg.Wait()
-		rates = append(rates, float64(total)/time.Since(start).Seconds())
-	}
-	sort.Float64s(rates)
-	return rates[len(rates)/2]
-}
-
 func us(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d.Nanoseconds())/1000) }
 
 // lockedPingPong is the naive floor for a cross-thread handoff: a goroutine locked
@@ -161,13 +114,6 @@ func lockedPingPong(n int) (p50, p99 time.Duration) {
 		}
 	}()
 	defer close(req)
-	d := make([]time.Duration, n)
-	for i := range d {
-		t0 := time.Now()
-		req <- i
-		<-resp
-		d[i] = time.Since(t0)
-	}
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	return d[n/2], d[n*99/100]
+	p50, p99, _ = latencies(func() { req <- 1; <-resp }, 100, n)
+	return p50, p99
 }

@@ -8,9 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hornbeam-go/hornbeam/bus"
@@ -62,41 +60,6 @@ func busGoToGo() (p50, p99 time.Duration, perSec float64) {
 		}
 		cancel()
 	}
-	for range 2000 {
-		call()
-	}
-	n := 20000
-	d := make([]time.Duration, n)
-	for i := range d {
-		t0 := time.Now()
-		call()
-		d[i] = time.Since(t0)
-	}
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	var rates []float64
-	for range 3 {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		total := 0
-		stop := time.Now().Add(2 * time.Second)
-		start := time.Now()
-		for range 32 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				k := 0
-				for time.Now().Before(stop) {
-					call()
-					k++
-				}
-				mu.Lock()
-				total += k
-				mu.Unlock()
-			}()
-		}
-		wg.Wait()
-		rates = append(rates, float64(total)/time.Since(start).Seconds())
-	}
-	sort.Float64s(rates)
-	return d[n/2], d[n*99/100], rates[1]
+	p50, p99, _ = latencies(call, 2000, 20000)
+	return p50, p99, throughput(call, 32, 3, 2*time.Second)
 }

@@ -10,9 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -208,41 +206,7 @@ func natsFloor() (p50, p99 time.Duration, perSec float64) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for range 2000 {
-		nc.Request("echo", []byte("hello"), time.Second)
-	}
-	n := 20000
-	d := make([]time.Duration, n)
-	for i := range d {
-		t0 := time.Now()
-		nc.Request("echo", []byte("hello"), time.Second)
-		d[i] = time.Since(t0)
-	}
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	var rates []float64
-	for range 3 {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		total := 0
-		stop := time.Now().Add(2 * time.Second)
-		start := time.Now()
-		for range 32 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c := 0
-				for time.Now().Before(stop) {
-					nc.Request("echo", []byte("hello"), time.Second)
-					c++
-				}
-				mu.Lock()
-				total += c
-				mu.Unlock()
-			}()
-		}
-		wg.Wait()
-		rates = append(rates, float64(total)/time.Since(start).Seconds())
-	}
-	sort.Float64s(rates)
-	return d[n/2], d[n*99/100], rates[1]
+	call := func() { nc.Request("echo", []byte("hello"), time.Second) }
+	p50, p99, _ = latencies(call, 2000, 20000)
+	return p50, p99, throughput(call, 32, 3, 2*time.Second)
 }

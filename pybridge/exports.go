@@ -220,7 +220,7 @@ func hbComplete(id C.uint64_t, r *C.hb_result) {
 			res.err.(*Error).kind = ErrNoFunction
 		}
 	}
-	v.(*call).slot.deliver(res)
+	v.(*call).slot.Deliver(res)
 }
 
 // hbGoCallAsync starts a registered Go function on its own goroutine; its

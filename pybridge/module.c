@@ -206,6 +206,18 @@ static PyObject *decode(PyObject *self, PyObject *data) {
     return r;
 }
 
+/* encode_args writes args[from:nargs] as one CBOR array into a new buffer. */
+static int encode_args(PyObject *const *args, Py_ssize_t from, Py_ssize_t nargs, hb_buf *b) {
+    PyObject *rest = PyTuple_New(nargs - from);
+    if (rest == NULL) return -1;
+    for (Py_ssize_t i = from; i < nargs; i++) PyTuple_SET_ITEM(rest, i - from, Py_NewRef(args[i]));
+    hb_buf_init(b);
+    int rc = hb_encode(rest, b);
+    Py_DECREF(rest);
+    if (rc < 0) hb_buf_free(b);
+    return rc;
+}
+
 /* call(name, *args): runs the Go function registered under name with the GIL
  * released; its error becomes the exception class it names. */
 static PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -217,17 +229,8 @@ static PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t nlen;
     const char *name = PyUnicode_AsUTF8AndSize(args[0], &nlen);
     if (name == NULL) return NULL;
-    PyObject *rest = PyTuple_New(nargs - 1);
-    if (rest == NULL) return NULL;
-    for (Py_ssize_t i = 1; i < nargs; i++) PyTuple_SET_ITEM(rest, i - 1, Py_NewRef(args[i]));
     hb_buf b;
-    hb_buf_init(&b);
-    int rc = hb_encode(rest, &b);
-    Py_DECREF(rest);
-    if (rc < 0) {
-        hb_buf_free(&b);
-        return NULL;
-    }
+    if (encode_args(args, 1, nargs, &b) < 0) return NULL;
     hb_result r;
     memset(&r, 0, sizeof r);
     /* name stays valid without the GIL: args[0] is referenced by our caller. */
@@ -257,20 +260,11 @@ static PyObject *call_async(PyObject *self, PyObject *const *args, Py_ssize_t na
     Py_ssize_t nlen;
     const char *name = PyUnicode_AsUTF8AndSize(args[1], &nlen);
     if (name == NULL) return NULL;
-    PyObject *rest = PyTuple_New(nargs - 2);
-    if (rest == NULL) return NULL;
-    for (Py_ssize_t i = 2; i < nargs; i++) PyTuple_SET_ITEM(rest, i - 2, Py_NewRef(args[i]));
     hb_buf b;
-    hb_buf_init(&b);
-    int rc = hb_encode(rest, &b);
-    Py_DECREF(rest);
-    if (rc < 0) {
-        hb_buf_free(&b);
-        return NULL;
-    }
+    if (encode_args(args, 2, nargs, &b) < 0) return NULL;
     /* The reference travels with the Go call and is released by the loop. */
     PyObject *fut = Py_NewRef(args[0]);
-    rc = hbGoCallAsync((char *)name, (size_t)nlen, b.data, b.len, fut);
+    int rc = hbGoCallAsync((char *)name, (size_t)nlen, b.data, b.len, fut);
     hb_buf_free(&b);
     if (rc < 0) {
         Py_DECREF(fut);

@@ -31,6 +31,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/hornbeam-go/hornbeam/internal/handoff"
 )
 
 // StateStore is the node-wide state that Python's state_* functions reach.
@@ -136,8 +138,7 @@ type Interpreter struct {
 	log *slog.Logger
 
 	queue    *workQueue
-	spin     time.Duration
-	spinners atomic.Int32 // callers spinning for a result
+	spinner  handoff.Spinner // callers spinning for a result
 	mainJobs chan func(ts *C.PyThreadState)
 	pending  sync.Map // id -> *call, for calls running on the loop
 	asyncFns sync.Map // module+"\x00"+function -> true for coroutine functions
@@ -160,7 +161,7 @@ type call struct {
 	function string
 	args     []byte
 	id       uint64
-	slot     resultSlot
+	slot     handoff.Slot[result]
 	worker   atomic.Pointer[C.hb_worker] // the pool thread running it, for interrupts
 }
 
@@ -200,7 +201,7 @@ func New(cfg Config) (*Interpreter, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		queue:    newWorkQueue(cfg.SpinWait),
-		spin:     cfg.SpinWait,
+		spinner:  handoff.Spinner{For: cfg.SpinWait, Max: maxSpinningCallers},
 		mainJobs: make(chan func(*C.PyThreadState)),
 		stopping: make(chan struct{}),
 		dead:     make(chan struct{}),
@@ -334,7 +335,7 @@ func (ip *Interpreter) loopThread(ready chan<- struct{}) {
 	// Whatever the loop did not answer is answered now.
 	ip.pending.Range(func(k, v any) bool {
 		if c, ok := ip.pending.LoadAndDelete(k); ok {
-			c.(*call).slot.deliver(result{err: ErrClosed})
+			c.(*call).slot.Deliver(result{err: ErrClosed})
 		}
 		return true
 	})
@@ -372,7 +373,7 @@ const (
 
 func (ip *Interpreter) runSync(w *C.hb_worker, c *call) {
 	if c.ctx.Err() != nil {
-		c.slot.deliver(result{err: c.ctx.Err()})
+		c.slot.Deliver(result{err: c.ctx.Err()})
 		return
 	}
 	c.worker.Store(w)
@@ -387,11 +388,11 @@ func (ip *Interpreter) runSync(w *C.hb_worker, c *call) {
 		ip.pending.Store(c.id, c)
 		if C.hb_loop_submit_coro(C.uint64_t(c.id), r.coro) < 0 {
 			ip.pending.Delete(c.id)
-			c.slot.deliver(result{err: errors.New("pybridge: out of memory queueing a coroutine")})
+			c.slot.Deliver(result{err: errors.New("pybridge: out of memory queueing a coroutine")})
 		}
 		return
 	}
-	c.slot.deliver(takeResult(&r))
+	c.slot.Deliver(takeResult(&r))
 }
 
 // Call runs module.function(*args) in Python and returns its CBOR-encoded result.
@@ -410,7 +411,6 @@ func (ip *Interpreter) Call(ctx context.Context, module, function string, args [
 		return nil, err
 	}
 	c := &call{ctx: ctx, module: module, function: function, args: args, id: ip.nextID.Add(1)}
-	c.slot.ch = make(chan struct{}, 1)
 	async := false
 	if _, ok := ip.asyncFns.Load(module + "\x00" + function); ok {
 		async = true
@@ -430,26 +430,15 @@ func (ip *Interpreter) Call(ctx context.Context, module, function string, args [
 
 // wait spins briefly for the result, then parks until it, ctx's end or Close.
 func (ip *Interpreter) wait(c *call, async bool) ([]byte, error) {
-	s := &c.slot
-	if ip.spin > 0 {
-		if ip.spinners.Add(1) <= maxSpinningCallers {
-			deadline := time.Now().Add(ip.spin)
-			for s.state.Load() == waiting && time.Now().Before(deadline) {
-			}
-		}
-		ip.spinners.Add(-1)
+	r, err := c.slot.Wait(c.ctx, &ip.spinner, ip.dead)
+	switch {
+	case errors.Is(err, handoff.ErrStopped):
+		return nil, ErrClosed
+	case err != nil:
+		ip.abandon(c, async)
+		return nil, err
 	}
-	if s.state.CompareAndSwap(waiting, parked) {
-		select {
-		case <-s.ch:
-		case <-c.ctx.Done():
-			ip.abandon(c, async)
-			return nil, c.ctx.Err()
-		case <-ip.dead:
-			return nil, ErrClosed
-		}
-	}
-	return s.res.value, s.res.err
+	return r.value, r.err
 }
 
 // abandon stops the Python side of a call whose caller has gone.

@@ -10,9 +10,9 @@ import (
 // Handing work to a goroutine locked to its OS thread costs a futex wake-up of
 // that thread each way: about 35 µs per round trip on this project's machines,
 // against 0.2 µs when both sides briefly spin. So both sides spin for a bounded
-// time before they park: a pool thread after finishing a call, a caller after
-// submitting one. At most one pool thread and a few callers spin at once, so an
-// idle node burns no CPU and a busy one only slivers of it.
+// time before they park: a pool thread after finishing a call (here), a caller
+// after submitting one (internal/handoff). At most one pool thread and a few
+// callers spin at once, so an idle node burns no CPU and a busy one slivers.
 
 // maxSpinningCallers bounds the goroutines that spin waiting for a result.
 const maxSpinningCallers = 2
@@ -129,27 +129,5 @@ func (q *workQueue) close() {
 	q.mu.Unlock()
 	for _, w := range sleepers {
 		w <- struct{}{}
-	}
-}
-
-// Result states of a call, for the spin-then-park wait.
-const (
-	waiting int32 = iota
-	completed
-	parked
-)
-
-// resultSlot carries one call's result from a Python thread to its caller.
-type resultSlot struct {
-	state atomic.Int32
-	res   result
-	ch    chan struct{} // capacity 1; signalled when the caller parked first
-}
-
-// deliver publishes r and wakes the caller if it parked. Called once.
-func (s *resultSlot) deliver(r result) {
-	s.res = r
-	if s.state.Swap(completed) == parked {
-		s.ch <- struct{}{}
 	}
 }
