@@ -139,6 +139,7 @@ type Interpreter struct {
 
 	queue    *workQueue
 	spinner  handoff.Spinner // callers spinning for a result
+	inflight atomic.Int32    // calls made and not yet answered
 	mainJobs chan func(ts *C.PyThreadState)
 	pending  sync.Map // id -> *call, for calls running on the loop
 	asyncFns sync.Map // module+"\x00"+function -> true for coroutine functions
@@ -352,6 +353,7 @@ func (ip *Interpreter) poolThread(ready chan<- struct{}) {
 		// Each GIL hand-over between threads costs a futex wake-up (tens of µs
 		// here), so a thread that holds it runs whatever is queued, up to a
 		// bound that keeps other Python threads from starving.
+		ip.queue.busy.Add(1)
 		C.hb_worker_enter(w)
 		start := time.Now()
 		for n := 0; c != nil; n++ {
@@ -362,6 +364,7 @@ func (ip *Interpreter) poolThread(ready chan<- struct{}) {
 			c = ip.queue.tryPop()
 		}
 		C.hb_worker_leave(w)
+		ip.queue.busy.Add(-1)
 	}
 }
 
@@ -429,8 +432,14 @@ func (ip *Interpreter) Call(ctx context.Context, module, function string, args [
 }
 
 // wait spins briefly for the result, then parks until it, ctx's end or Close.
+// Only a lone call spins: with others in flight the CPU is better left to them.
 func (ip *Interpreter) wait(c *call, async bool) ([]byte, error) {
-	r, err := c.slot.Wait(c.ctx, &ip.spinner, ip.dead)
+	sp := &ip.spinner
+	if ip.inflight.Add(1) > 1 {
+		sp = nil
+	}
+	r, err := c.slot.Wait(c.ctx, sp, ip.dead)
+	ip.inflight.Add(-1)
 	switch {
 	case errors.Is(err, handoff.ErrStopped):
 		return nil, ErrClosed

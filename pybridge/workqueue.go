@@ -15,7 +15,7 @@ import (
 // callers spin at once, so an idle node burns no CPU and a busy one slivers.
 
 // maxSpinningCallers bounds the goroutines that spin waiting for a result.
-const maxSpinningCallers = 2
+const maxSpinningCallers = 1
 
 // workQueue hands calls from goroutines to pool threads.
 type workQueue struct {
@@ -26,6 +26,7 @@ type workQueue struct {
 	queued   atomic.Int32    // len(calls)-head, readable without the lock
 	spinning atomic.Int32    // pool threads spinning for work (0 or 1)
 	spin     time.Duration
+	busy     atomic.Int32 // pool threads running calls
 	closed   bool
 }
 
@@ -92,7 +93,11 @@ func (q *workQueue) pop(wake chan struct{}) *call {
 		}
 		q.mu.Unlock()
 
-		if q.spin > 0 && q.spinning.CompareAndSwap(0, 1) {
+		// Spin only while no other pool thread runs a call: that is when a
+		// caller waits on each answer before sending the next one, and a
+		// wake-up would be on its critical path. Under load calls queue up
+		// anyway, and a spinning thread would only take CPU from them.
+		if q.spin > 0 && q.busy.Load() == 0 && q.spinning.CompareAndSwap(0, 1) {
 			deadline := time.Now().Add(q.spin)
 			for q.queued.Load() == 0 && time.Now().Before(deadline) {
 				syscall.Syscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
