@@ -78,7 +78,7 @@ func bridgeSection() (string, error) {
 	hp50, hp99 := lockedPingPong(20000)
 	fmt.Fprintf(&b, "\nFloors, same run: the no-op called from Python itself: %.0f calls/s (%.0f ns); "+
 		"a bare Go round trip to a goroutine locked to its OS thread over channels, with no Python: "+
-		"p50 %s, p99 %s. A Go->Python call crosses threads; pool threads and callers spin up to 20 µs "+
+		"p50 %s, p99 %s. A Go->Python call crosses threads; pool threads and lone callers spin up to 150 µs "+
 		"before parking, which is why the sync call beats that bare round trip (p99 shows calls that parked).\n\n",
 		res.Calls["python noop call (floor)"], 1e9/res.Calls["python noop call (floor)"], us(hp50), us(hp99))
 
