@@ -68,7 +68,7 @@ func hbStateGet(key *C.char, n C.size_t) *C.PyObject {
 		return nil
 	}
 	v, ok := s.Get(keyView(key, n))
-	if !ok {
+	if !ok || len(v) == 0 {
 		return C.hb_none()
 	}
 	return C.hb_decode((*C.uchar)(unsafe.Pointer(&v[0])), C.size_t(len(v)))

@@ -32,7 +32,8 @@ typedef struct {
     size_t len, cap, spare_cap;
     int efd;
     /* loop-thread only, GIL held: */
-    PyObject *loop, *tasks, *create_task, *ensure_future, *settle;
+    PyObject *loop, *tasks, *create_task, *ensure_future, *settle, *settle_many;
+    PyObject *foreign; /* during a drain: other loops -> [(fut, ok, value)] */
 } hb_loopq;
 
 static hb_loopq Q = {.mu = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
@@ -118,14 +119,24 @@ static void resolve(hb_item *it) {
         exc = hb_take_exception();
     }
     PyObject *floop = PyObject_CallMethod(fut, "get_loop", NULL);
-    PyObject *ok = exc ? Py_False : Py_True, *arg = exc ? exc : value, *r = NULL;
+    PyObject *ok = exc ? Py_False : Py_True, *arg = exc ? exc : value;
     if (floop == Q.loop) {
-        r = PyObject_CallFunctionObjArgs(Q.settle, fut, ok, arg, NULL);
+        PyObject *r = PyObject_CallFunctionObjArgs(Q.settle, fut, ok, arg, NULL);
+        if (r == NULL) PyErr_WriteUnraisable(fut);
+        Py_XDECREF(r);
     } else if (floop != NULL) {
-        r = PyObject_CallMethod(floop, "call_soon_threadsafe", "OOOO", Q.settle, fut, ok, arg);
+        /* Another thread's loop: collected per loop and handed over once per
+         * drain (see settle_foreign), not one cross-thread wake-up per result. */
+        PyObject *lst = PyDict_GetItemWithError(Q.foreign, floop); /* borrowed */
+        if (lst == NULL && !PyErr_Occurred()) {
+            lst = PyList_New(0);
+            if (lst != NULL && PyDict_SetItem(Q.foreign, floop, lst) < 0) Py_CLEAR(lst);
+            Py_XDECREF(lst); /* the dict holds it */
+        }
+        PyObject *t = lst ? PyTuple_Pack(3, fut, ok, arg) : NULL;
+        if (t == NULL || PyList_Append(lst, t) < 0) PyErr_WriteUnraisable(fut);
+        Py_XDECREF(t);
     }
-    if (r == NULL) PyErr_WriteUnraisable(fut);
-    Py_XDECREF(r);
     Py_XDECREF(floop);
     PyErr_Clear();
     Py_XDECREF(value);
@@ -134,6 +145,19 @@ static void resolve(hb_item *it) {
     free(it->args);
     free(it->errtype);
     free(it->errmsg);
+}
+
+/* settle_foreign hands each other loop its batch of results collected during a
+ * drain. A loop closed meanwhile has no one left to wait on its futures. */
+static void settle_foreign(void) {
+    PyObject *floop, *lst;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(Q.foreign, &pos, &floop, &lst)) {
+        PyObject *r = PyObject_CallMethod(floop, "call_soon_threadsafe", "OO", Q.settle_many, lst);
+        if (r == NULL) PyErr_Clear();
+        Py_XDECREF(r);
+    }
+    PyDict_Clear(Q.foreign);
 }
 
 static void complete(uint64_t id, hb_result *r) {
@@ -246,6 +270,7 @@ static PyObject *drain(PyObject *self, PyObject *unused) {
     Q.spare_cap = 0;
     pthread_mutex_unlock(&Q.mu);
     for (size_t i = 0; i < len; i++) run_item(&items[i]);
+    settle_foreign();
     /* The drained array becomes the spare, so steady state allocates nothing. */
     pthread_mutex_lock(&Q.mu);
     if (Q.spare == NULL) {
@@ -270,7 +295,10 @@ static const char *NEW_LOOP =
     "asyncio.set_event_loop(_hb_loop)\n"
     "def _hb_settle(fut, ok, v):\n"
     "    if not fut.done():\n"
-    "        (fut.set_result if ok else fut.set_exception)(v)\n";
+    "        (fut.set_result if ok else fut.set_exception)(v)\n"
+    "def _hb_settle_many(items):\n"
+    "    for fut, ok, v in items:\n"
+    "        _hb_settle(fut, ok, v)\n";
 
 /* Cancels what is still running and lets it unwind, so every waiting Go caller is
  * answered and async generators are closed before the interpreter finalizes. */
@@ -295,12 +323,15 @@ char *hb_loop_run(PyThreadState *ts) {
     Q.loop = PyDict_GetItemString(g, "_hb_loop"); /* borrowed from g, which outlives the loop */
     Q.tasks = PyDict_New();
     Q.settle = PyDict_GetItemString(g, "_hb_settle"); /* borrowed from g, like Q.loop */
+    Q.settle_many = PyDict_GetItemString(g, "_hb_settle_many");
+    Q.foreign = PyDict_New();
     Q.create_task = PyObject_GetAttrString(Q.loop, "create_task");
     PyObject *asyncio = PyImport_ImportModule("asyncio");
     Q.ensure_future = asyncio ? PyObject_GetAttrString(asyncio, "ensure_future") : NULL;
     Py_XDECREF(asyncio);
     drainfn = PyCFunction_New(&drain_def, NULL);
-    if (Q.tasks == NULL || Q.create_task == NULL || Q.ensure_future == NULL || drainfn == NULL)
+    if (Q.tasks == NULL || Q.foreign == NULL || Q.create_task == NULL || Q.ensure_future == NULL ||
+        drainfn == NULL)
         goto fail;
     r = PyObject_CallMethod(Q.loop, "add_reader", "iO", Q.efd, drainfn);
     if (r == NULL) goto fail;
@@ -331,6 +362,8 @@ done:
     Py_CLEAR(Q.ensure_future);
     Q.loop = NULL;
     Q.settle = NULL;
+    Q.settle_many = NULL;
+    Py_CLEAR(Q.foreign);
     Py_XDECREF(drainfn);
     Py_XDECREF(g);
     PyThreadState_Clear(ts);
