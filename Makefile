@@ -3,7 +3,7 @@
 #   make build  build bin/hornbeam
 #   make test   vet, Go tests, Python tests (installs what it needs)
 #   make bench  run bench/ and write docs/BENCHMARKS.md
-#   make demo   build and run the example on a node
+#   make demo   build, then run the examples on a node and on a local cluster
 
 GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -58,8 +58,10 @@ fuzz: build
 bench: build bench-deps
 	$(GO) run ./bench -out docs/BENCHMARKS.md
 
+# A node's state, then a five-node cluster on loopback running the RPC patterns.
 demo: build
 	$(BIN) run examples/state_tour.py
+	HORNBEAM_BIN=$(BIN) bash examples/rpc/run_demo.sh
 
 clean:
 	rm -rf bin
