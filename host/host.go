@@ -15,6 +15,7 @@ import (
 	"github.com/hornbeam-go/hornbeam/python"
 	"github.com/hornbeam-go/hornbeam/state"
 	"github.com/hornbeam-go/hornbeam/sysinfo"
+	"github.com/hornbeam-go/hornbeam/web"
 )
 
 // Config configures a Node.
@@ -29,7 +30,11 @@ type Config struct {
 	// Cluster joins the node to a cluster; nil leaves it alone, named
 	// "nonode@nohost" as an Erlang node without distribution.
 	Cluster *bus.Config
-	Logger  *slog.Logger
+	// Web serves a WSGI app over HTTP; nil serves none.
+	Web *web.Config
+	// GracefulTimeout bounds how long Close waits for requests in flight.
+	GracefulTimeout time.Duration
+	Logger          *slog.Logger
 }
 
 // Node is one hornbeam node: a Python interpreter with the host's services.
@@ -41,6 +46,7 @@ type Node struct {
 	state   *state.Store
 	py      *pybridge.Interpreter
 	bus     atomic.Pointer[bus.Bus]
+	web     *web.Server
 	gpus    sysinfo.GPUCache
 	cancel  context.CancelFunc
 	swept   chan struct{}
@@ -57,6 +63,21 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Cluster != nil {
 		n.name = cfg.Cluster.Name
 	}
+	funcs := n.pyFuncs()
+	if cfg.Web != nil {
+		wcfg := *cfg.Web
+		if wcfg.Logger == nil {
+			wcfg.Logger = cfg.Logger
+		}
+		w, err := web.New(wcfg)
+		if err != nil {
+			return nil, err
+		}
+		n.web = w
+		for k, f := range w.Funcs() {
+			funcs[k] = f
+		}
+	}
 	py, err := pybridge.New(pybridge.Config{
 		Threads:    cfg.Threads,
 		SpinWait:   cfg.SpinWait,
@@ -65,7 +86,7 @@ func New(cfg Config) (*Node, error) {
 		Argv:       cfg.Argv,
 		State:      n.state,
 		NodeName:   n.Name,
-		Funcs:      n.pyFuncs(),
+		Funcs:      funcs,
 		Logger:     cfg.Logger,
 	})
 	if err != nil {
@@ -93,7 +114,21 @@ func New(cfg Config) (*Node, error) {
 		n.bus.Store(b)
 		n.unwatch = b.Watch(n.forwardEvent)
 	}
+	if n.web != nil {
+		if err := n.web.Start(py); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
 	return n, nil
+}
+
+// WebAddrs returns the addresses the app is served on.
+func (n *Node) WebAddrs() []string {
+	if n.web == nil {
+		return nil
+	}
+	return n.web.Addrs()
 }
 
 // forwardEvent hands a membership event to Python's monitor_node callbacks.
@@ -151,6 +186,17 @@ func (n *Node) RunMain(kind pybridge.MainKind, target string) int {
 // Close stops the node: it leaves the cluster (peers see it go at once), then
 // Python's threads finish and the services stop.
 func (n *Node) Close() error {
+	if n.web != nil {
+		grace := n.cfg.GracefulTimeout
+		if grace <= 0 {
+			grace = 30 * time.Second
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		if err := n.web.Close(ctx); err != nil {
+			n.log.Warn("requests still running at the graceful timeout", "err", err)
+		}
+		cancel()
+	}
 	if n.unwatch != nil {
 		n.unwatch()
 	}

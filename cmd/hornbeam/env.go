@@ -24,3 +24,17 @@ func spinWait(us int) time.Duration {
 	}
 	return time.Duration(us) * time.Microsecond
 }
+
+func envStr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func envFloat(name string, def float64) float64 {
+	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil {
+		return v
+	}
+	return def
+}

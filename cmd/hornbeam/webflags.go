@@ -1,0 +1,67 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/hornbeam-go/hornbeam/web"
+)
+
+// webFlags are start's HTTP flags, named as gunicorn's.
+type webFlags struct {
+	binds            []string
+	workerClass      string
+	timeout          float64
+	gracefulTimeout  float64
+	limitConcurrency int
+	rootPath         string
+	accessLogFile    string
+}
+
+func (f *webFlags) add(fs *pflag.FlagSet) {
+	fs.StringArrayVarP(&f.binds, "bind", "b", envList("HORNBEAM_BIND"), "HOST:PORT or unix:PATH to serve on (repeatable; env HORNBEAM_BIND; default 0.0.0.0:$PORT, else 127.0.0.1:8000)")
+	fs.StringVarP(&f.workerClass, "worker-class", "k", envStr("HORNBEAM_WORKER_CLASS", "wsgi"), "wsgi (asgi arrives with the ASGI layer)")
+	fs.Float64VarP(&f.timeout, "timeout", "t", envFloat("HORNBEAM_TIMEOUT", 30), "seconds an app may take for a request; past it the client gets 504")
+	fs.Float64Var(&f.gracefulTimeout, "graceful-timeout", envFloat("HORNBEAM_GRACEFUL_TIMEOUT", 30), "seconds requests in flight get to finish on SIGTERM")
+	fs.IntVar(&f.limitConcurrency, "limit-concurrency", envInt("HORNBEAM_LIMIT_CONCURRENCY", 1024), "requests served at once; beyond, 503")
+	fs.StringVar(&f.rootPath, "root-path", os.Getenv("HORNBEAM_ROOT_PATH"), "the prefix the app is mounted under (SCRIPT_NAME)")
+	fs.StringVar(&f.accessLogFile, "access-logfile", os.Getenv("HORNBEAM_ACCESS_LOGFILE"), "write an access log (common log format) to this file; '-' is stdout")
+}
+
+func (f *webFlags) config(app string, log *slog.Logger) (*web.Config, error) {
+	if f.workerClass != "wsgi" {
+		return nil, fmt.Errorf("--worker-class %q: this build serves wsgi apps; asgi arrives with the ASGI layer", f.workerClass)
+	}
+	if f.timeout <= 0 || f.gracefulTimeout < 0 {
+		return nil, errors.New("--timeout must be positive and --graceful-timeout not negative")
+	}
+	binds := f.binds
+	if len(binds) == 0 {
+		binds = []string{"127.0.0.1:8000"}
+		if p := os.Getenv("PORT"); p != "" {
+			binds = []string{"0.0.0.0:" + p}
+		}
+	}
+	var access io.Writer
+	switch f.accessLogFile {
+	case "":
+	case "-":
+		access = os.Stdout
+	default:
+		fh, err := os.OpenFile(f.accessLogFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("--access-logfile: %w", err)
+		}
+		access = fh
+	}
+	return &web.Config{App: app, Binds: binds, Timeout: secDuration(f.timeout),
+		LimitConcurrency: f.limitConcurrency, RootPath: f.rootPath, AccessLog: access, Logger: log}, nil
+}
+
+func secDuration(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

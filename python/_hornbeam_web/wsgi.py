@@ -1,0 +1,137 @@
+"""PEP 3333 for the host: one call per request on a pool thread.
+
+The host calls ``handle(req, environ)``. A response whose body is a list or
+tuple (the common case) comes back whole in that return value; any other
+iterable, and ``write()``, stream through ``_hornbeam.call('http_write', ...)``
+so that memory stays bounded.
+"""
+
+import importlib
+import io
+import sys
+
+import _hornbeam
+
+_apps = {}
+
+
+def load(spec):
+    """Import ``module:attribute`` (attribute defaults to ``application``)."""
+    app = _apps.get(spec)
+    if app is None:
+        mod, _, attr = spec.partition(":")
+        obj = importlib.import_module(mod)
+        for part in (attr or "application").split("."):
+            obj = getattr(obj, part)
+        if not callable(obj):
+            raise TypeError(f"{spec} is not callable")
+        app = _apps[spec] = obj
+    return app
+
+
+class Input(io.RawIOBase):
+    """wsgi.input: reads the request body from the host as the app asks."""
+
+    def __init__(self, req, length):
+        self._req = req
+        self._left = length  # None: unknown (chunked)
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        if self._left == 0:
+            return 0
+        n = len(b) if self._left is None else min(len(b), self._left)
+        data = _hornbeam.call("http_read", self._req, n)
+        b[: len(data)] = data
+        if self._left is not None:
+            self._left -= len(data)
+        return len(data)
+
+
+class FileWrapper:
+    """wsgi.file_wrapper: iterates a file in blocks; close() closes it."""
+
+    def __init__(self, f, blksize=65536):
+        self.f, self.blksize = f, blksize
+        if hasattr(f, "close"):
+            self.close = f.close
+
+    def __iter__(self):
+        while True:
+            b = self.f.read(self.blksize)
+            if not b:
+                return
+            yield b
+
+
+def _check_headers(headers):
+    out = []
+    for h in headers:
+        if not (isinstance(h, tuple) and len(h) == 2 and isinstance(h[0], str) and isinstance(h[1], str)):
+            raise TypeError(f"WSGI headers must be (str, str) tuples, not {h!r}")
+        out.append([h[0], h[1]])
+    return out
+
+
+def handle(req, app_spec, environ):
+    """Run the app for one request; returns [status, headers, body, streamed]."""
+    app = load(app_spec)
+    length = environ.pop("hornbeam.content_length", None)
+    environ["wsgi.input"] = io.BufferedReader(Input(req, length), 65536)
+    environ["wsgi.errors"] = sys.stderr
+    environ["wsgi.version"] = (1, 0)
+    environ["wsgi.multithread"] = True
+    environ["wsgi.multiprocess"] = False
+    environ["wsgi.run_once"] = False
+    environ["wsgi.file_wrapper"] = FileWrapper
+    state = {"status": None, "headers": None, "sent": False}
+
+    def send_headers():
+        if not state["sent"]:
+            _hornbeam.call("http_start", req, state["status"], state["headers"])
+            state["sent"] = True
+
+    def write(data):
+        if state["status"] is None:
+            raise AssertionError("write() before start_response()")
+        if not isinstance(data, bytes):
+            raise TypeError(f"write() takes bytes, not {type(data).__name__}")
+        send_headers()
+        _hornbeam.call("http_write", req, data)
+
+    def start_response(status, headers, exc_info=None):
+        if exc_info is not None:
+            try:
+                if state["sent"]:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif state["status"] is not None:
+            raise AssertionError("start_response() called twice without exc_info")
+        if not isinstance(status, str) or len(status) < 4 or not status[:3].isdigit() or status[3] != " ":
+            raise ValueError(f"bad WSGI status {status!r}")
+        state["status"], state["headers"] = status, _check_headers(headers)
+        return write
+
+    result = app(environ, start_response)
+    try:
+        if isinstance(result, (list, tuple)) and not state["sent"]:
+            body = b"".join(result)
+            if state["status"] is None:
+                raise AssertionError("the app returned without calling start_response()")
+            return [state["status"], state["headers"], body, False]
+        for chunk in result:
+            if not isinstance(chunk, bytes):
+                raise TypeError(f"the app yielded {type(chunk).__name__}, not bytes")
+            if chunk:
+                write(chunk)
+        if state["status"] is None:
+            raise AssertionError("the app returned without calling start_response()")
+        send_headers()
+        return [state["status"], state["headers"], b"", True]
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()

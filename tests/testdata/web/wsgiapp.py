@@ -1,0 +1,55 @@
+"""WSGI apps for the web tests."""
+import time
+from wsgiref.validate import validator
+
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/echo":
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("X-Len", str(len(body)))])
+        return [body]
+    if path == "/environ":
+        keys = ["REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_PROTOCOL",
+                "CONTENT_TYPE", "HTTP_X_TWICE", "wsgi.url_scheme"]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return ["|".join(f"{k}={environ.get(k)}" for k in keys).encode("latin-1")]
+    if path == "/stream":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return (f"line {i}\n".encode() for i in range(3))
+    if path == "/write":
+        write = start_response("201 Created", [("Content-Type", "text/plain")])
+        write(b"via write; ")
+        return [b"then the iterable"]
+    if path == "/boom":
+        raise RuntimeError("boom")
+    if path == "/slow":
+        for _ in range(100):
+            time.sleep(0.02)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+class Closing:
+    """An iterable whose close() the server must call."""
+    closed = 0
+
+    def __init__(self):
+        self.items = [b"a", b"b"]
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def close(self):
+        Closing.closed += 1
+
+
+def closing_app(environ, start_response):
+    if environ["PATH_INFO"] == "/closed":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(Closing.closed).encode()]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return Closing()
+
+
+validated = validator(application)

@@ -1,0 +1,211 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var httpAddrRe = regexp.MustCompile(`msg="node started".* http=(\S+)`)
+
+// startApp serves a WSGI app from testdata/web with `hornbeam start APP` and
+// returns its base URL; the process is stopped by PID when the test ends.
+func startApp(t *testing.T, app string, args ...string) string {
+	t.Helper()
+	pydir, _ := filepath.Abs("testdata/web")
+	cmd := exec.Command(hornbeam, append([]string{"start", app, "-b", "127.0.0.1:0", "--pythonpath", pydir}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
+	addr := make(chan string, 1)
+	var mu sync.Mutex
+	var logs strings.Builder
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			mu.Lock()
+			logs.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			if m := httpAddrRe.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+		cmd.Wait()
+	}()
+	select {
+	case a := <-addr:
+		return "http://" + a
+	case <-done:
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("app did not start:\n%s", logs.String())
+	case <-time.After(20 * time.Second):
+		t.Fatal("app did not start in 20s")
+	}
+	return ""
+}
+
+func get(t *testing.T, method, url string, body io.Reader, hdr ...string) (int, http.Header, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, body)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	c := &http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+func TestWSGI(t *testing.T) {
+	base := startApp(t, "wsgiapp:validated", "--root-path", "/mnt", "-t", "0.5")
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	tests := []struct {
+		name, method, path string
+		body               []byte
+		hdr                []string
+		code               int
+		want               string
+	}{
+		{"hello", "GET", "/mnt/", nil, nil, 200, "hello"},
+		{"environ", "POST", "/mnt/environ?a=1&b=%20", []byte("x"), []string{"Content-Type", "text/x", "X-Twice", "1", "X-Twice", "2"}, 200,
+			"REQUEST_METHOD=POST|SCRIPT_NAME=/mnt|PATH_INFO=/environ|QUERY_STRING=a=1&b=%20|SERVER_PROTOCOL=HTTP/1.1|CONTENT_TYPE=text/x|HTTP_X_TWICE=1,2|wsgi.url_scheme=http"},
+		{"echo 1 MiB", "POST", "/mnt/echo", big, nil, 200, string(big)},
+		{"streamed", "GET", "/mnt/stream", nil, nil, 200, "line 0\nline 1\nline 2\n"},
+		{"write()", "GET", "/mnt/write", nil, nil, 201, "via write; then the iterable"},
+		{"app raises", "GET", "/mnt/boom", nil, nil, 500, "internal server error\n"},
+		{"app too slow", "GET", "/mnt/slow", nil, nil, 504, "the app did not answer in time\n"},
+		{"still serving", "GET", "/mnt/", nil, nil, 200, "hello"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body io.Reader
+			if tt.body != nil {
+				body = bytes.NewReader(tt.body)
+			}
+			code, _, got := get(t, tt.method, base+tt.path, body, tt.hdr...)
+			if code != tt.code || got != tt.want {
+				if len(got) > 200 {
+					got = got[:200] + "..."
+				}
+				t.Fatalf("got %d %q, want %d", code, got, tt.code)
+			}
+		})
+	}
+}
+
+func TestWSGICloseAndLimits(t *testing.T) {
+	base := startApp(t, "wsgiapp:closing_app")
+	for range 3 {
+		get(t, "GET", base+"/", nil)
+	}
+	if _, _, got := get(t, "GET", base+"/closed", nil); got != "3" {
+		t.Fatalf("close() called %s times, want 3", got)
+	}
+
+	slow := startApp(t, "wsgiapp:application", "--limit-concurrency", "1")
+	started := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		close(started)
+		get(t, "GET", slow+"/slow", nil)
+	}()
+	<-started
+	time.Sleep(300 * time.Millisecond)
+	if code, _, _ := get(t, "GET", slow+"/", nil); code != 503 {
+		t.Errorf("beyond --limit-concurrency: %d, want 503", code)
+	}
+	wg.Wait()
+
+	// A malformed request gets 400 from Go without reaching Python, and the
+	// server goes on serving.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(slow, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(conn, "THIS IS NOT HTTP\r\n\r\n")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	conn.Close()
+	if !strings.Contains(line, "400") {
+		t.Errorf("malformed request: %q", line)
+	}
+	if code, _, got := get(t, "GET", slow+"/", nil); code != 200 || got != "hello" {
+		t.Errorf("after a malformed request: %d %q", code, got)
+	}
+}
+
+// SIGTERM lets requests in flight finish before the node exits.
+func TestWSGIGracefulStop(t *testing.T) {
+	pydir, _ := filepath.Abs("testdata/web")
+	cmd := exec.Command(hornbeam, "start", "wsgiapp:application", "-b", "127.0.0.1:0", "--pythonpath", pydir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	sc := bufio.NewScanner(stderr)
+	var base string
+	for base == "" && sc.Scan() {
+		if m := httpAddrRe.FindStringSubmatch(sc.Text()); m != nil {
+			base = "http://" + m[1]
+		}
+	}
+	go io.Copy(io.Discard, stderr)
+	res := make(chan string, 1)
+	go func() {
+		code, _, body := get(t, "GET", base+"/slow", nil)
+		res <- fmt.Sprint(code, " ", body)
+	}()
+	time.Sleep(500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case got := <-res:
+		if got != "200 hello" {
+			t.Fatalf("request in flight during SIGTERM: %s", got)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("request in flight never finished")
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("node exit: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("node did not exit after SIGTERM")
+	}
+}

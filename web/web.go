@@ -1,0 +1,375 @@
+// Package web serves a node's Python app over HTTP: Go owns the sockets and
+// the HTTP protocol, Python runs the app (WSGI, on the interpreter's pool).
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/hornbeam-go/hornbeam/pybridge"
+)
+
+// Config configures a Server.
+type Config struct {
+	App              string        // module:attribute of the WSGI app
+	Binds            []string      // HOST:PORT or unix:PATH
+	Timeout          time.Duration // the app's time per request; past it the client gets 504
+	LimitConcurrency int           // requests served at once; beyond, 503
+	RootPath         string        // SCRIPT_NAME: the prefix the app is mounted under
+	MaxHeaderBytes   int
+	AccessLog        io.Writer // common log format; nil = none
+	Logger           *slog.Logger
+}
+
+// Server serves one app.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	py     atomic.Pointer[pybridge.Interpreter]
+	reqs   sync.Map // id -> *request, while Python holds the request
+	nextID atomic.Uint64
+	sem    chan struct{}
+	https  []*http.Server
+	lns    []net.Listener
+}
+
+type request struct {
+	w       http.ResponseWriter
+	r       *http.Request
+	started bool
+	status  int
+	written int64
+}
+
+// New makes a Server; its Funcs must be given to the interpreter, then Start.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.LimitConcurrency <= 0 {
+		cfg.LimitConcurrency = 1024
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = 64 << 10
+	}
+	if len(cfg.Binds) == 0 {
+		cfg.Binds = []string{"127.0.0.1:8000"}
+	}
+	if !strings.Contains(cfg.App, ":") {
+		cfg.App += ":application"
+	}
+	return &Server{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.LimitConcurrency)}, nil
+}
+
+// Start listens on every bind and serves with py.
+func (s *Server) Start(py *pybridge.Interpreter) error {
+	s.py.Store(py)
+	for _, b := range s.cfg.Binds {
+		network, addr := "tcp", b
+		if p, ok := strings.CutPrefix(b, "unix:"); ok {
+			network, addr = "unix", p
+			os.Remove(p)
+		}
+		ln, err := net.Listen(network, addr)
+		if err != nil {
+			s.Close(context.Background())
+			return fmt.Errorf("web: listening on %s: %w", b, err)
+		}
+		hs := &http.Server{Handler: s, MaxHeaderBytes: s.cfg.MaxHeaderBytes,
+			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 75 * time.Second,
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+		s.lns = append(s.lns, ln)
+		s.https = append(s.https, hs)
+		go hs.Serve(ln)
+		s.log.Info("listening", "addr", ln.Addr().String(), "app", s.cfg.App)
+	}
+	return nil
+}
+
+// Addrs returns the listening addresses.
+func (s *Server) Addrs() []string {
+	var out []string
+	for _, ln := range s.lns {
+		out = append(out, ln.Addr().String())
+	}
+	return out
+}
+
+// Close stops accepting and waits (up to ctx) for requests in flight to finish.
+func (s *Server) Close(ctx context.Context) error {
+	var errs []error
+	for _, hs := range s.https {
+		errs = append(errs, hs.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Funcs are the Go functions the Python side calls during a request.
+func (s *Server) Funcs() map[string]pybridge.GoFunc {
+	return map[string]pybridge.GoFunc{
+		"http_read":  s.pyRead,
+		"http_start": s.pyStart,
+		"http_write": s.pyWrite,
+	}
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t0 := time.Now()
+	req := &request{w: w, r: r}
+	defer func() { s.access(req, t0) }()
+	select {
+	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
+	default:
+		req.fail(http.StatusServiceUnavailable, "server busy: concurrency limit reached\n")
+		return
+	}
+	id := s.nextID.Add(1)
+	s.reqs.Store(id, req)
+	defer s.reqs.Delete(id)
+	args, err := cbor.Marshal([]any{id, s.cfg.App, s.environ(r)})
+	if err != nil {
+		req.fail(http.StatusBadRequest, "bad request\n")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
+	defer cancel()
+	out, err := s.py.Load().Call(ctx, "_hornbeam_web.wsgi", "handle", args)
+	switch {
+	case err == nil:
+	case errors.Is(err, context.DeadlineExceeded):
+		s.log.Warn("app timed out", "path", r.URL.Path, "timeout", s.cfg.Timeout)
+		req.fail(http.StatusGatewayTimeout, "the app did not answer in time\n")
+		return
+	case r.Context().Err() != nil:
+		return // the client went away
+	default:
+		var pe *pybridge.Error
+		if errors.As(err, &pe) {
+			s.log.Error("app raised", "path", r.URL.Path, "type", pe.Type, "message", pe.Message, "traceback", pe.Traceback)
+		} else {
+			s.log.Error("app failed", "path", r.URL.Path, "err", err)
+		}
+		req.fail(http.StatusInternalServerError, "internal server error\n")
+		return
+	}
+	var res struct {
+		_        struct{} `cbor:",toarray"`
+		Status   string
+		Headers  [][2]string
+		Body     []byte
+		Streamed bool
+	}
+	if err := cbor.Unmarshal(out, &res); err != nil {
+		s.log.Error("bad response from the app", "err", err)
+		req.fail(http.StatusInternalServerError, "internal server error\n")
+		return
+	}
+	if !res.Streamed {
+		if err := req.start(res.Status, res.Headers); err != nil {
+			s.log.Error("bad response from the app", "err", err)
+			req.fail(http.StatusInternalServerError, "internal server error\n")
+			return
+		}
+		n, _ := w.Write(res.Body)
+		req.written += int64(n)
+	}
+}
+
+func (req *request) fail(code int, msg string) {
+	if req.started {
+		return // too late for a status: the client sees a cut response
+	}
+	req.started, req.status = true, code
+	req.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	req.w.WriteHeader(code)
+	n, _ := io.WriteString(req.w, msg)
+	req.written += int64(n)
+}
+
+func (req *request) start(status string, headers [][2]string) error {
+	code, err := strconv.Atoi(status[:min(3, len(status))])
+	if err != nil || code < 100 || code > 999 {
+		return fmt.Errorf("bad status %q", status)
+	}
+	h := req.w.Header()
+	for _, kv := range headers {
+		h.Add(kv[0], kv[1])
+	}
+	req.started, req.status = true, code
+	req.w.WriteHeader(code)
+	return nil
+}
+
+// latin1 decodes bytes as ISO-8859-1, as PEP 3333 wants for native strings.
+func latin1(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return s
+	}
+	r := make([]rune, len(s))
+	for i := 0; i < len(s); i++ {
+		r[i] = rune(s[i])
+	}
+	return string(r)
+}
+
+func (s *Server) environ(r *http.Request) map[string]any {
+	path, err := url.PathUnescape(r.URL.EscapedPath())
+	if err != nil {
+		path = r.URL.Path
+	}
+	script := strings.TrimSuffix(s.cfg.RootPath, "/")
+	if script != "" && (path == script || strings.HasPrefix(path, script+"/")) {
+		path = path[len(script):]
+	}
+	host, port, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host, port = r.Host, "80"
+		if r.TLS != nil {
+			port = "443"
+		}
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	env := map[string]any{
+		"REQUEST_METHOD":  r.Method,
+		"SCRIPT_NAME":     latin1(script),
+		"PATH_INFO":       latin1(path),
+		"QUERY_STRING":    latin1(r.URL.RawQuery),
+		"SERVER_NAME":     latin1(host),
+		"SERVER_PORT":     port,
+		"SERVER_PROTOCOL": r.Proto,
+		"wsgi.url_scheme": scheme,
+	}
+	if ra, rp, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		env["REMOTE_ADDR"], env["REMOTE_PORT"] = ra, rp
+	}
+	var length any
+	if r.ContentLength >= 0 {
+		length = r.ContentLength
+		env["CONTENT_LENGTH"] = strconv.FormatInt(r.ContentLength, 10)
+	}
+	env["hornbeam.content_length"] = length
+	for k, vs := range r.Header {
+		v := latin1(strings.Join(vs, ","))
+		switch k {
+		case "Content-Type":
+			env["CONTENT_TYPE"] = v
+		case "Content-Length":
+		default:
+			env["HTTP_"+strings.ReplaceAll(strings.ToUpper(k), "-", "_")] = v
+		}
+	}
+	return env
+}
+
+func (s *Server) request(id uint64) (*request, error) {
+	v, ok := s.reqs.Load(id)
+	if !ok {
+		return nil, errors.New("web: the request has ended")
+	}
+	return v.(*request), nil
+}
+
+func (s *Server) pyRead(_ context.Context, data []byte) ([]byte, error) {
+	var a struct {
+		_  struct{} `cbor:",toarray"`
+		ID uint64
+		N  int
+	}
+	if err := cbor.Unmarshal(data, &a); err != nil {
+		return nil, err
+	}
+	req, err := s.request(a.ID)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, min(max(a.N, 0), 1<<20))
+	n, err := io.ReadFull(req.r.Body, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("reading the request body: %w", err)
+	}
+	return cbor.Marshal(buf[:n])
+}
+
+func (s *Server) pyStart(_ context.Context, data []byte) ([]byte, error) {
+	var a struct {
+		_       struct{} `cbor:",toarray"`
+		ID      uint64
+		Status  string
+		Headers [][2]string
+	}
+	if err := cbor.Unmarshal(data, &a); err != nil {
+		return nil, err
+	}
+	req, err := s.request(a.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := req.start(a.Status, a.Headers); err != nil {
+		return nil, err
+	}
+	return cbor.Marshal(nil)
+}
+
+func (s *Server) pyWrite(_ context.Context, data []byte) ([]byte, error) {
+	var a struct {
+		_    struct{} `cbor:",toarray"`
+		ID   uint64
+		Data []byte
+	}
+	if err := cbor.Unmarshal(data, &a); err != nil {
+		return nil, err
+	}
+	req, err := s.request(a.ID)
+	if err != nil {
+		return nil, err
+	}
+	n, err := req.w.Write(a.Data)
+	req.written += int64(n)
+	if f, ok := req.w.(http.Flusher); ok {
+		f.Flush()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("client gone: %w", err)
+	}
+	return cbor.Marshal(nil)
+}
+
+// access writes a common log format line.
+func (s *Server) access(req *request, t0 time.Time) {
+	if s.cfg.AccessLog == nil {
+		return
+	}
+	r := req.r
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	fmt.Fprintf(s.cfg.AccessLog, "%s - - [%s] \"%s %s %s\" %d %d %.6f\n", host,
+		t0.Format("02/Jan/2006:15:04:05 -0700"), r.Method, r.URL.RequestURI(), r.Proto,
+		req.status, req.written, time.Since(t0).Seconds())
+}
