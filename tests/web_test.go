@@ -209,3 +209,56 @@ func TestWSGIGracefulStop(t *testing.T) {
 		t.Fatal("node did not exit after SIGTERM")
 	}
 }
+
+func TestASGI(t *testing.T) {
+	base := startApp(t, "asgiapp:app", "-k", "asgi", "--root-path", "/r", "-t", "0.5")
+	big := bytes.Repeat([]byte("abcdefgh"), 1<<17) // 1 MiB
+	tests := []struct {
+		name, method, path string
+		body               []byte
+		hdr                []string
+		code               int
+		want               string
+	}{
+		{"hello", "GET", "/r/", nil, nil, 201, "hello asgi"},
+		{"scope", "GET", "/r/scope?q=%201", nil, []string{"X-A", "1", "X-A", "2"}, 200, ""},
+		{"echo 1 MiB", "POST", "/r/echo", big, nil, 200, string(big)},
+		{"streamed", "GET", "/r/stream", nil, nil, 200, "part 0\npart 1\npart 2\nend\n"},
+		{"app raises", "GET", "/r/boom", nil, nil, 500, "internal server error\n"},
+		{"app too slow", "GET", "/r/sleep", nil, nil, 504, "the app did not answer in time\n"},
+		{"still serving", "GET", "/r/", nil, nil, 201, "hello asgi"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body io.Reader
+			if tt.body != nil {
+				body = bytes.NewReader(tt.body)
+			}
+			code, _, got := get(t, tt.method, base+tt.path, body, tt.hdr...)
+			if tt.name == "scope" {
+				for _, want := range []string{"'type': 'http'", "'asgi': {'version': '3.0', 'spec_version': '2.3'}",
+					"'http_version': '1.1'", "'method': 'GET'", "'scheme': 'http'", "'path': '/r/scope'",
+					"'raw_path': b'/r/scope'", "'query_string': b'q=%201'", "'root_path': '/r'", "'client': ['127.0.0.1',",
+					"'server': ['127.0.0.1',", "[(b'x-a', b'1'), (b'x-a', b'2')]", "|hi from lifespan"} {
+					if !strings.Contains(got, want) {
+						t.Errorf("scope lacks %s:\n%s", want, got)
+					}
+				}
+				return
+			}
+			if code != tt.code || got != tt.want {
+				if len(got) > 200 {
+					got = got[:200] + "..."
+				}
+				t.Fatalf("got %d %q, want %d", code, got, tt.code)
+			}
+		})
+	}
+}
+
+func TestASGIWithoutLifespan(t *testing.T) {
+	base := startApp(t, "asgiapp:no_lifespan", "-k", "asgi")
+	if code, _, got := get(t, "GET", base+"/", nil); code != 200 || got != "ok" {
+		t.Fatalf("got %d %q", code, got)
+	}
+}

@@ -25,7 +25,9 @@ import (
 
 // Config configures a Server.
 type Config struct {
-	App              string        // module:attribute of the WSGI app
+	App              string        // module:attribute of the app
+	ASGI             bool          // an ASGI 3 app (else WSGI)
+	Lifespan         string        // ASGI lifespan: "auto" (default), "on" or "off"
 	Binds            []string      // HOST:PORT or unix:PATH
 	Timeout          time.Duration // the app's time per request; past it the client gets 504
 	LimitConcurrency int           // requests served at once; beyond, 503
@@ -50,6 +52,7 @@ type Server struct {
 type request struct {
 	w       http.ResponseWriter
 	r       *http.Request
+	done    chan struct{} // closed when ServeHTTP returns
 	started bool
 	status  int
 	written int64
@@ -73,14 +76,33 @@ func New(cfg Config) (*Server, error) {
 		cfg.Binds = []string{"127.0.0.1:8000"}
 	}
 	if !strings.Contains(cfg.App, ":") {
-		cfg.App += ":application"
+		if cfg.ASGI {
+			cfg.App += ":app"
+		} else {
+			cfg.App += ":application"
+		}
+	}
+	if cfg.Lifespan == "" {
+		cfg.Lifespan = "auto"
 	}
 	return &Server{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.LimitConcurrency)}, nil
 }
 
-// Start listens on every bind and serves with py.
+// Start runs the ASGI lifespan startup, then listens on every bind and serves with py.
 func (s *Server) Start(py *pybridge.Interpreter) error {
 	s.py.Store(py)
+	if s.cfg.ASGI {
+		args, _ := cbor.Marshal([]any{s.cfg.App, s.cfg.Lifespan})
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		out, err := py.Call(ctx, "_hornbeam_web.asgi", "lifespan_startup", args)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("web: ASGI lifespan startup: %w", err)
+		}
+		var how string
+		cbor.Unmarshal(out, &how)
+		s.log.Info("lifespan", "startup", how)
+	}
 	for _, b := range s.cfg.Binds {
 		network, addr := "tcp", b
 		if p, ok := strings.CutPrefix(b, "unix:"); ok {
@@ -112,11 +134,17 @@ func (s *Server) Addrs() []string {
 	return out
 }
 
-// Close stops accepting and waits (up to ctx) for requests in flight to finish.
+// Close stops accepting, waits (up to ctx) for requests in flight to finish,
+// then runs the ASGI lifespan shutdown.
 func (s *Server) Close(ctx context.Context) error {
 	var errs []error
 	for _, hs := range s.https {
 		errs = append(errs, hs.Shutdown(ctx))
+	}
+	if py := s.py.Load(); s.cfg.ASGI && py != nil {
+		if _, err := py.Call(ctx, "_hornbeam_web.asgi", "lifespan_shutdown", nil); err != nil {
+			errs = append(errs, fmt.Errorf("web: ASGI lifespan shutdown: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -127,13 +155,17 @@ func (s *Server) Funcs() map[string]pybridge.GoFunc {
 		"http_read":  s.pyRead,
 		"http_start": s.pyStart,
 		"http_write": s.pyWrite,
+		// ASGI
+		"http_read_chunk":      s.pyReadChunk,
+		"http_wait_disconnect": s.pyWaitDisconnect,
+		"http_start_code":      s.pyStartCode,
 	}
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t0 := time.Now()
-	req := &request{w: w, r: r}
-	defer func() { s.access(req, t0) }()
+	req := &request{w: w, r: r, done: make(chan struct{})}
+	defer func() { close(req.done); s.access(req, t0) }()
 	select {
 	case s.sem <- struct{}{}:
 		defer func() { <-s.sem }()
@@ -144,14 +176,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := s.nextID.Add(1)
 	s.reqs.Store(id, req)
 	defer s.reqs.Delete(id)
-	args, err := cbor.Marshal([]any{id, s.cfg.App, s.environ(r)})
+	module, args, err := "_hornbeam_web.wsgi", []byte(nil), error(nil)
+	if s.cfg.ASGI {
+		module = "_hornbeam_web.asgi"
+		args, err = cbor.Marshal([]any{id, s.cfg.App, s.scope(r), r.ContentLength != 0})
+	} else {
+		args, err = cbor.Marshal([]any{id, s.cfg.App, s.environ(r)})
+	}
 	if err != nil {
 		req.fail(http.StatusBadRequest, "bad request\n")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
-	out, err := s.py.Load().Call(ctx, "_hornbeam_web.wsgi", "handle", args)
+	out, err := s.py.Load().Call(ctx, module, "handle", args)
 	switch {
 	case err == nil:
 	case errors.Is(err, context.DeadlineExceeded):
@@ -172,7 +210,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var res struct {
 		_        struct{} `cbor:",toarray"`
-		Status   string
+		Status   any      // "200 OK" (WSGI) or 200 (ASGI)
 		Headers  [][2]string
 		Body     []byte
 		Streamed bool
@@ -183,7 +221,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !res.Streamed {
-		if err := req.start(res.Status, res.Headers); err != nil {
+		if err := req.start(fmt.Sprint(res.Status), res.Headers); err != nil {
 			s.log.Error("bad response from the app", "err", err)
 			req.fail(http.StatusInternalServerError, "internal server error\n")
 			return
@@ -372,4 +410,113 @@ func (s *Server) access(req *request, t0 time.Time) {
 	fmt.Fprintf(s.cfg.AccessLog, "%s - - [%s] \"%s %s %s\" %d %d %.6f\n", host,
 		t0.Format("02/Jan/2006:15:04:05 -0700"), r.Method, r.URL.RequestURI(), r.Proto,
 		req.status, req.written, time.Since(t0).Seconds())
+}
+
+// scope builds an ASGI 3 http scope. net/http keeps the order of values of one
+// header name but not the order across names.
+func (s *Server) scope(r *http.Request) map[string]any {
+	path, err := url.PathUnescape(r.URL.EscapedPath())
+	if err != nil {
+		path = r.URL.Path
+	}
+	root := strings.TrimSuffix(s.cfg.RootPath, "/")
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	// As uvicorn: a proxy that mounts the app at root_path strips it from the
+	// request, and path gets it back; a path that still has it keeps it once.
+	raw := r.URL.EscapedPath()
+	if root != "" && path != root && !strings.HasPrefix(path, root+"/") {
+		path, raw = root+path, root+raw
+	}
+	headers := make([][2][]byte, 0, len(r.Header)+1)
+	headers = append(headers, [2][]byte{[]byte("host"), []byte(r.Host)})
+	for k, vs := range r.Header {
+		lk := []byte(strings.ToLower(k))
+		for _, v := range vs {
+			headers = append(headers, [2][]byte{lk, []byte(v)})
+		}
+	}
+	sc := map[string]any{
+		"type":         "http",
+		"asgi":         map[string]string{"version": "3.0", "spec_version": "2.3"},
+		"http_version": strings.TrimPrefix(strings.TrimSuffix(r.Proto, ".0"), "HTTP/"),
+		"method":       r.Method,
+		"scheme":       scheme,
+		"path":         path,
+		"raw_path":     []byte(raw),
+		"query_string": []byte(r.URL.RawQuery),
+		"root_path":    root,
+		"headers":      headers,
+	}
+	if h, p, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		pn, _ := strconv.Atoi(p)
+		sc["client"] = []any{h, pn}
+	}
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if h, p, err := net.SplitHostPort(la.String()); err == nil {
+			pn, _ := strconv.Atoi(p)
+			sc["server"] = []any{h, pn}
+		}
+	}
+	return sc
+}
+
+func (s *Server) pyReadChunk(_ context.Context, data []byte) ([]byte, error) {
+	var a struct {
+		_  struct{} `cbor:",toarray"`
+		ID uint64
+		N  int
+	}
+	if err := cbor.Unmarshal(data, &a); err != nil {
+		return nil, err
+	}
+	req, err := s.request(a.ID)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, min(max(a.N, 1), 1<<20))
+	n, err := io.ReadFull(req.r.Body, buf)
+	more := err == nil
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("reading the request body: %w", err)
+	}
+	return cbor.Marshal([]any{buf[:n], more})
+}
+
+func (s *Server) pyWaitDisconnect(_ context.Context, data []byte) ([]byte, error) {
+	var a []uint64
+	if err := cbor.Unmarshal(data, &a); err != nil || len(a) != 1 {
+		return nil, fmt.Errorf("http_wait_disconnect(req): bad arguments")
+	}
+	req, err := s.request(a[0])
+	if err != nil {
+		return cbor.Marshal(nil)
+	}
+	select {
+	case <-req.r.Context().Done():
+	case <-req.done:
+	}
+	return cbor.Marshal(nil)
+}
+
+func (s *Server) pyStartCode(_ context.Context, data []byte) ([]byte, error) {
+	var a struct {
+		_       struct{} `cbor:",toarray"`
+		ID      uint64
+		Status  int
+		Headers [][2]string
+	}
+	if err := cbor.Unmarshal(data, &a); err != nil {
+		return nil, err
+	}
+	req, err := s.request(a.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := req.start(strconv.Itoa(a.Status), a.Headers); err != nil {
+		return nil, err
+	}
+	return cbor.Marshal(nil)
 }

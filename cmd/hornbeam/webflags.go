@@ -22,11 +22,13 @@ type webFlags struct {
 	limitConcurrency int
 	rootPath         string
 	accessLogFile    string
+	lifespan         string
 }
 
 func (f *webFlags) add(fs *pflag.FlagSet) {
 	fs.StringArrayVarP(&f.binds, "bind", "b", envList("HORNBEAM_BIND"), "HOST:PORT or unix:PATH to serve on (repeatable; env HORNBEAM_BIND; default 0.0.0.0:$PORT, else 127.0.0.1:8000)")
-	fs.StringVarP(&f.workerClass, "worker-class", "k", envStr("HORNBEAM_WORKER_CLASS", "wsgi"), "wsgi (asgi arrives with the ASGI layer)")
+	fs.StringVarP(&f.workerClass, "worker-class", "k", envStr("HORNBEAM_WORKER_CLASS", "wsgi"), "wsgi or asgi (ASGI 3; websockets are not in this build yet)")
+	fs.StringVar(&f.lifespan, "lifespan", envStr("HORNBEAM_LIFESPAN", "auto"), "ASGI lifespan: auto (use it if the app supports it), on, off")
 	fs.Float64VarP(&f.timeout, "timeout", "t", envFloat("HORNBEAM_TIMEOUT", 30), "seconds an app may take for a request; past it the client gets 504")
 	fs.Float64Var(&f.gracefulTimeout, "graceful-timeout", envFloat("HORNBEAM_GRACEFUL_TIMEOUT", 30), "seconds requests in flight get to finish on SIGTERM")
 	fs.IntVar(&f.limitConcurrency, "limit-concurrency", envInt("HORNBEAM_LIMIT_CONCURRENCY", 1024), "requests served at once; beyond, 503")
@@ -35,8 +37,11 @@ func (f *webFlags) add(fs *pflag.FlagSet) {
 }
 
 func (f *webFlags) config(app string, log *slog.Logger) (*web.Config, error) {
-	if f.workerClass != "wsgi" {
-		return nil, fmt.Errorf("--worker-class %q: this build serves wsgi apps; asgi arrives with the ASGI layer", f.workerClass)
+	if f.workerClass != "wsgi" && f.workerClass != "asgi" {
+		return nil, fmt.Errorf("--worker-class %q: want wsgi or asgi", f.workerClass)
+	}
+	if f.lifespan != "auto" && f.lifespan != "on" && f.lifespan != "off" {
+		return nil, fmt.Errorf("--lifespan %q: want auto, on or off", f.lifespan)
 	}
 	if f.timeout <= 0 || f.gracefulTimeout < 0 {
 		return nil, errors.New("--timeout must be positive and --graceful-timeout not negative")
@@ -60,7 +65,7 @@ func (f *webFlags) config(app string, log *slog.Logger) (*web.Config, error) {
 		}
 		access = fh
 	}
-	return &web.Config{App: app, Binds: binds, Timeout: secDuration(f.timeout),
+	return &web.Config{App: app, ASGI: f.workerClass == "asgi", Lifespan: f.lifespan, Binds: binds, Timeout: secDuration(f.timeout),
 		LimitConcurrency: f.limitConcurrency, RootPath: f.rootPath, AccessLog: access, Logger: log}, nil
 }
 

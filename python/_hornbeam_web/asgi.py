@@ -1,0 +1,158 @@
+"""ASGI 3 for the host: each request is a task on the node's event loop.
+
+The host calls ``handle(req, app_spec, scope)`` (a coroutine, so it runs on the
+loop). ``receive`` and ``send`` reach Go through awaitable calls that never
+block the loop. A response that is one ``http.response.start`` and one final
+``http.response.body`` comes back whole in handle's return value; anything else
+streams through Go as the app sends it.
+"""
+
+import asyncio
+import importlib
+
+import _hornbeam
+
+_apps = {}
+_lifespan_state = {}
+
+
+def load(spec):
+    """Import ``module:attribute`` (attribute defaults to ``app``)."""
+    app = _apps.get(spec)
+    if app is None:
+        mod, _, attr = spec.partition(":")
+        obj = importlib.import_module(mod)
+        for part in (attr or "app").split("."):
+            obj = getattr(obj, part)
+        if not callable(obj):
+            raise TypeError(f"{spec} is not callable")
+        app = _apps[spec] = obj
+    return app
+
+
+async def _go(name, *args):
+    fut = asyncio.get_running_loop().create_future()
+    _hornbeam.call_async(fut, name, *args)
+    return await fut
+
+
+async def handle(req, app_spec, scope, has_body):
+    app = load(app_spec)
+    scope["headers"] = [(bytes(k), bytes(v)) for k, v in scope["headers"]]
+    scope["state"] = dict(_lifespan_state)
+    st = {"body_done": not has_body, "start": None, "sent": False, "final": None, "done": False}
+
+    async def receive():
+        if not st["body_done"]:
+            chunk, more = await _go("http_read_chunk", req, 65536)
+            st["body_done"] = not more
+            return {"type": "http.request", "body": chunk, "more_body": more}
+        if st["done"]:
+            return {"type": "http.disconnect"}
+        await _go("http_wait_disconnect", req)
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        t = message["type"]
+        if t == "http.response.start":
+            if st["start"] is not None:
+                raise RuntimeError("http.response.start sent twice")
+            headers = [[bytes(k).decode("latin-1"), bytes(v).decode("latin-1")]
+                       for k, v in message.get("headers", ())]
+            st["start"] = (int(message["status"]), headers)
+        elif t == "http.response.body":
+            if st["start"] is None:
+                raise RuntimeError("http.response.body before http.response.start")
+            if st["done"]:
+                raise RuntimeError("http.response.body after the response ended")
+            body = bytes(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+            if not more and not st["sent"]:
+                st["final"] = body
+                st["done"] = True
+                return
+            if not st["sent"]:
+                await _go("http_start_code", req, st["start"][0], st["start"][1])
+                st["sent"] = True
+            if body:
+                await _go("http_write", req, body)
+            if not more:
+                st["done"] = True
+        else:
+            raise RuntimeError(f"unexpected ASGI message type {t!r} for http")
+
+    await app(scope, receive, send)
+    if st["start"] is None:
+        raise RuntimeError("the app returned without sending http.response.start")
+    if st["sent"]:
+        return [st["start"][0], [], b"", True]
+    return [st["start"][0], st["start"][1], st["final"] or b"", False]
+
+
+class Lifespan:
+    """Runs the app's lifespan protocol: startup before serving, shutdown after."""
+
+    def __init__(self, app_spec, required):
+        self.app = load(app_spec)
+        self.required = required
+        self.inbox = asyncio.Queue()
+        self.startup = asyncio.get_running_loop().create_future()
+        self.shutdown = asyncio.get_running_loop().create_future()
+        self.task = None
+
+    async def receive(self):
+        return await self.inbox.get()
+
+    async def send(self, message):
+        t = message["type"]
+        fut = self.startup if t.startswith("lifespan.startup") else self.shutdown
+        if not fut.done():
+            if t.endswith(".failed"):
+                fut.set_exception(RuntimeError(message.get("message", t)))
+            else:
+                fut.set_result(None)
+
+    async def run(self):
+        try:
+            await self.app({"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.3"},
+                            "state": _lifespan_state}, self.receive, self.send)
+        except BaseException as e:
+            for fut in (self.startup, self.shutdown):
+                if not fut.done():
+                    fut.set_exception(e if self.required else _Unsupported())
+
+
+class _Unsupported(Exception):
+    pass
+
+
+_lifespan = None
+
+
+async def lifespan_startup(app_spec, mode):
+    """Sends lifespan.startup; 'auto' tolerates apps without lifespan support."""
+    global _lifespan
+    if mode == "off":
+        return "off"
+    ls = Lifespan(app_spec, mode == "on")
+    ls.task = asyncio.get_running_loop().create_task(ls.run())
+    await ls.inbox.put({"type": "lifespan.startup"})
+    try:
+        await ls.startup
+    except _Unsupported:
+        return "unsupported"
+    _lifespan = ls
+    return "started"
+
+
+async def lifespan_shutdown():
+    global _lifespan
+    ls, _lifespan = _lifespan, None
+    if ls is None:
+        return None
+    await ls.inbox.put({"type": "lifespan.shutdown"})
+    try:
+        await asyncio.wait_for(asyncio.shield(ls.shutdown), 10)
+    except (_Unsupported, asyncio.TimeoutError):
+        pass
+    return None

@@ -1,0 +1,57 @@
+"""ASGI apps for the web tests."""
+import asyncio
+
+EVENTS = []
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                scope["state"]["greeting"] = "hi from lifespan"
+                EVENTS.append("startup")
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                EVENTS.append("shutdown")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    assert scope["type"] == "http"
+    path = scope["path"][len(scope["root_path"]):]
+    if path == "/scope":
+        keys = ["type", "asgi", "http_version", "method", "scheme", "path", "raw_path",
+                "query_string", "root_path", "client", "server"]
+        text = repr({k: scope.get(k) for k in keys}) + "|" + repr(
+            sorted(h for h in scope["headers"] if h[0].startswith(b"x-"))) + "|" + scope["state"].get("greeting", "")
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": text.encode()})
+        return
+    if path == "/echo":
+        body = b""
+        while True:
+            msg = await receive()
+            body += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-len", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+        return
+    if path == "/stream":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        for i in range(3):
+            await send({"type": "http.response.body", "body": f"part {i}\n".encode(), "more_body": True})
+            await asyncio.sleep(0.01)
+        await send({"type": "http.response.body", "body": b"end\n"})
+        return
+    if path == "/sleep":
+        await asyncio.sleep(5)
+    if path == "/boom":
+        raise ValueError("boom")
+    await send({"type": "http.response.start", "status": 201, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"hello asgi"})
+
+
+async def no_lifespan(scope, receive, send):
+    assert scope["type"] == "http"
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
