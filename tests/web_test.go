@@ -236,7 +236,7 @@ func TestASGI(t *testing.T) {
 			}
 			code, _, got := get(t, tt.method, base+tt.path, body, tt.hdr...)
 			if tt.name == "scope" {
-				for _, want := range []string{"'type': 'http'", "'asgi': {'version': '3.0', 'spec_version': '2.3'}",
+				for _, want := range []string{"'type': 'http'", "'version': '3.0'", "'spec_version': '2.3'",
 					"'http_version': '1.1'", "'method': 'GET'", "'scheme': 'http'", "'path': '/r/scope'",
 					"'raw_path': b'/r/scope'", "'query_string': b'q=%201'", "'root_path': '/r'", "'client': ['127.0.0.1',",
 					"'server': ['127.0.0.1',", "[(b'x-a', b'1'), (b'x-a', b'2')]", "|hi from lifespan"} {
