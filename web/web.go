@@ -348,12 +348,22 @@ func (s *Server) pyRead(_ context.Context, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	buf := make([]byte, min(max(a.N, 0), 1<<20))
-	n, err := io.ReadFull(req.r.Body, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("reading the request body: %w", err)
+	b, _, err := req.read(a.N)
+	if err != nil {
+		return nil, err
 	}
-	return cbor.Marshal(buf[:n])
+	return cbor.Marshal(b)
+}
+
+// read reads up to n bytes of the request body (at most 1 MiB) and reports
+// whether more may follow.
+func (req *request) read(n int) ([]byte, bool, error) {
+	buf := make([]byte, min(max(n, 1), 1<<20))
+	got, err := io.ReadFull(req.r.Body, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, false, fmt.Errorf("reading the request body: %w", err)
+	}
+	return buf[:got], err == nil, nil
 }
 
 func (s *Server) pyStart(_ context.Context, data []byte) ([]byte, error) {
@@ -476,13 +486,11 @@ func (s *Server) pyReadChunk(_ context.Context, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	buf := make([]byte, min(max(a.N, 1), 1<<20))
-	n, err := io.ReadFull(req.r.Body, buf)
-	more := err == nil
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("reading the request body: %w", err)
+	b, more, err := req.read(a.N)
+	if err != nil {
+		return nil, err
 	}
-	return cbor.Marshal([]any{buf[:n], more})
+	return cbor.Marshal([]any{b, more})
 }
 
 func (s *Server) pyWaitDisconnect(_ context.Context, data []byte) ([]byte, error) {

@@ -8,26 +8,17 @@ streams through Go as the app sends it.
 """
 
 import asyncio
-import importlib
 
 import _hornbeam
 
-_apps = {}
+from . import load as _load
+
 _lifespan_state = {}
 
 
 def load(spec):
     """Import ``module:attribute`` (attribute defaults to ``app``)."""
-    app = _apps.get(spec)
-    if app is None:
-        mod, _, attr = spec.partition(":")
-        obj = importlib.import_module(mod)
-        for part in (attr or "app").split("."):
-            obj = getattr(obj, part)
-        if not callable(obj):
-            raise TypeError(f"{spec} is not callable")
-        app = _apps[spec] = obj
-    return app
+    return _load(spec, "app")
 
 
 async def _go(name, *args):

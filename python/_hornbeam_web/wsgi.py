@@ -6,27 +6,17 @@ iterable, and ``write()``, stream through ``_hornbeam.call('http_write', ...)``
 so that memory stays bounded.
 """
 
-import importlib
 import io
 import sys
 
 import _hornbeam
 
-_apps = {}
+from . import load as _load
 
 
 def load(spec):
     """Import ``module:attribute`` (attribute defaults to ``application``)."""
-    app = _apps.get(spec)
-    if app is None:
-        mod, _, attr = spec.partition(":")
-        obj = importlib.import_module(mod)
-        for part in (attr or "application").split("."):
-            obj = getattr(obj, part)
-        if not callable(obj):
-            raise TypeError(f"{spec} is not callable")
-        app = _apps[spec] = obj
-    return app
+    return _load(spec, "application")
 
 
 class Input(io.RawIOBase):
