@@ -11,7 +11,8 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN     := bin/hornbeam
 
 # Debian packages: the CPython to embed, and what the tests and benchmarks import.
-APT_PKGS := pkg-config python3-dev python3-numpy python3-pytest python3-cbor2 iproute2
+APT_PKGS := pkg-config python3-dev python3-numpy python3-pytest python3-cbor2 iproute2 \
+            python3-fastapi python3-flask
 
 # The peers the benchmarks measure beside hornbeam (make bench only).
 BENCH_PKGS := erlang-base python3-distributed
