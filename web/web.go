@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/hornbeam-go/hornbeam/pybridge"
@@ -53,6 +54,7 @@ type request struct {
 	w       http.ResponseWriter
 	r       *http.Request
 	done    chan struct{} // closed when ServeHTTP returns
+	ws      *websocket.Conn
 	started bool
 	status  int
 	written int64
@@ -159,6 +161,10 @@ func (s *Server) Funcs() map[string]pybridge.GoFunc {
 		"http_read_chunk":      s.pyReadChunk,
 		"http_wait_disconnect": s.pyWaitDisconnect,
 		"http_start_code":      s.pyStartCode,
+		"ws_accept":            s.pyWSAccept,
+		"ws_receive":           s.pyWSReceive,
+		"ws_send":              s.pyWSSend,
+		"ws_close":             s.pyWSClose,
 	}
 }
 
@@ -176,6 +182,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := s.nextID.Add(1)
 	s.reqs.Store(id, req)
 	defer s.reqs.Delete(id)
+	if s.cfg.ASGI && isWebSocket(r) {
+		s.serveWebSocket(req, id)
+		return
+	}
 	module, args, err := "_hornbeam_web.wsgi", []byte(nil), error(nil)
 	if s.cfg.ASGI {
 		module = "_hornbeam_web.asgi"

@@ -27,7 +27,7 @@ type webFlags struct {
 
 func (f *webFlags) add(fs *pflag.FlagSet) {
 	fs.StringArrayVarP(&f.binds, "bind", "b", envList("HORNBEAM_BIND"), "HOST:PORT or unix:PATH to serve on (repeatable; env HORNBEAM_BIND; default 0.0.0.0:$PORT, else 127.0.0.1:8000)")
-	fs.StringVarP(&f.workerClass, "worker-class", "k", envStr("HORNBEAM_WORKER_CLASS", "wsgi"), "wsgi or asgi (ASGI 3; websockets are not in this build yet)")
+	fs.StringVarP(&f.workerClass, "worker-class", "k", envStr("HORNBEAM_WORKER_CLASS", "wsgi"), "wsgi or asgi (ASGI 3: http, websocket, lifespan)")
 	fs.StringVar(&f.lifespan, "lifespan", envStr("HORNBEAM_LIFESPAN", "auto"), "ASGI lifespan: auto (use it if the app supports it), on, off")
 	fs.Float64VarP(&f.timeout, "timeout", "t", envFloat("HORNBEAM_TIMEOUT", 30), "seconds an app may take for a request; past it the client gets 504")
 	fs.Float64Var(&f.gracefulTimeout, "graceful-timeout", envFloat("HORNBEAM_GRACEFUL_TIMEOUT", 30), "seconds requests in flight get to finish on SIGTERM")

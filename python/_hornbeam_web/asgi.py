@@ -147,3 +147,49 @@ async def lifespan_shutdown():
     except (_Unsupported, asyncio.TimeoutError):
         pass
     return None
+
+
+async def handle_ws(req, app_spec, scope):
+    """Run the app for one websocket connection."""
+    app = load(app_spec)
+    scope["headers"] = [(bytes(k), bytes(v)) for k, v in scope["headers"]]
+    scope["state"] = dict(_lifespan_state)
+    st = {"connected": False, "accepted": False, "closed": False}
+
+    async def receive():
+        if not st["connected"]:
+            st["connected"] = True
+            return {"type": "websocket.connect"}
+        if st["closed"]:
+            return {"type": "websocket.disconnect", "code": 1000}
+        kind, *rest = await _go("ws_receive", req)
+        if kind == "text":
+            return {"type": "websocket.receive", "text": rest[0]}
+        if kind == "bytes":
+            return {"type": "websocket.receive", "bytes": rest[0]}
+        st["closed"] = True
+        return {"type": "websocket.disconnect", "code": rest[0]}
+
+    async def send(message):
+        t = message["type"]
+        if st["closed"]:
+            raise RuntimeError(f"{t} after the websocket closed")
+        if t == "websocket.accept":
+            headers = [[bytes(k).decode("latin-1"), bytes(v).decode("latin-1")]
+                       for k, v in message.get("headers", ())]
+            await _go("ws_accept", req, message.get("subprotocol"), headers)
+            st["accepted"] = True
+        elif t == "websocket.send":
+            if not st["accepted"]:
+                raise RuntimeError("websocket.send before websocket.accept")
+            if message.get("text") is not None:
+                await _go("ws_send", req, message["text"], None)
+            else:
+                await _go("ws_send", req, None, bytes(message.get("bytes") or b""))
+        elif t == "websocket.close":
+            st["closed"] = True
+            await _go("ws_close", req, int(message.get("code", 1000)), message.get("reason") or "")
+        else:
+            raise RuntimeError(f"unexpected ASGI message type {t!r} for websocket")
+
+    await app(scope, receive, send)

@@ -55,3 +55,30 @@ async def no_lifespan(scope, receive, send):
     assert scope["type"] == "http"
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def ws_app(scope, receive, send):
+    """Echo websocket: /ws echoes text and bytes; /refuse closes before accepting."""
+    if scope["type"] == "lifespan":
+        return await app(scope, receive, send)
+    if scope["type"] != "websocket":
+        return await app(scope, receive, send)
+    msg = await receive()
+    assert msg["type"] == "websocket.connect"
+    path = scope["path"]
+    if path == "/refuse":
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    sub = scope["subprotocols"][0] if scope["subprotocols"] else None
+    await send({"type": "websocket.accept", "subprotocol": sub})
+    while True:
+        msg = await receive()
+        if msg["type"] == "websocket.disconnect":
+            return
+        if msg.get("text") == "close please":
+            await send({"type": "websocket.close", "code": 4001, "reason": "asked"})
+            return
+        if msg.get("text") is not None:
+            await send({"type": "websocket.send", "text": "echo: " + msg["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": msg["bytes"][::-1]})
