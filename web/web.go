@@ -4,6 +4,7 @@ package web
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,10 @@ type Config struct {
 	LimitConcurrency int           // requests served at once; beyond, 503
 	RootPath         string        // SCRIPT_NAME: the prefix the app is mounted under
 	MaxHeaderBytes   int
+	KeepAlive        time.Duration // idle time of a kept-alive connection
+	CertFile         string        // with KeyFile: serve TLS, and HTTP/2 by ALPN
+	KeyFile          string
+	Factory          bool      // App is a callable that returns the app
 	AccessLog        io.Writer // common log format; nil = none
 	Logger           *slog.Logger
 }
@@ -87,6 +92,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Lifespan == "" {
 		cfg.Lifespan = "auto"
 	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 5 * time.Second
+	}
+	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
+		return nil, errors.New("web: --certfile and --keyfile go together")
+	}
+	if cfg.Factory {
+		cfg.App += "()" // tells _hornbeam_web to call it once for the app
+	}
 	return &Server{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.LimitConcurrency)}, nil
 }
 
@@ -105,6 +119,14 @@ func (s *Server) Start(py *pybridge.Interpreter) error {
 		cbor.Unmarshal(out, &how)
 		s.log.Info("lifespan", "startup", how)
 	}
+	var tlsConf *tls.Config
+	if s.cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.CertFile, s.cfg.KeyFile)
+		if err != nil {
+			return fmt.Errorf("web: loading --certfile/--keyfile: %w", err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+	}
 	for _, b := range s.cfg.Binds {
 		network, addr := "tcp", b
 		if p, ok := strings.CutPrefix(b, "unix:"); ok {
@@ -117,11 +139,15 @@ func (s *Server) Start(py *pybridge.Interpreter) error {
 			return fmt.Errorf("web: listening on %s: %w", b, err)
 		}
 		hs := &http.Server{Handler: s, MaxHeaderBytes: s.cfg.MaxHeaderBytes,
-			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 75 * time.Second,
+			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: s.cfg.KeepAlive, TLSConfig: tlsConf,
 			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 		s.lns = append(s.lns, ln)
 		s.https = append(s.https, hs)
-		go hs.Serve(ln)
+		if tlsConf != nil {
+			go hs.ServeTLS(ln, "", "")
+		} else {
+			go hs.Serve(ln)
+		}
 		s.log.Info("listening", "addr", ln.Addr().String(), "app", s.cfg.App)
 	}
 	return nil

@@ -23,6 +23,10 @@ type webFlags struct {
 	rootPath         string
 	accessLogFile    string
 	lifespan         string
+	keepAlive        float64
+	certFile         string
+	keyFile          string
+	factory          bool
 }
 
 func (f *webFlags) add(fs *pflag.FlagSet) {
@@ -33,6 +37,10 @@ func (f *webFlags) add(fs *pflag.FlagSet) {
 	fs.Float64Var(&f.gracefulTimeout, "graceful-timeout", envFloat("HORNBEAM_GRACEFUL_TIMEOUT", 30), "seconds requests in flight get to finish on SIGTERM")
 	fs.IntVar(&f.limitConcurrency, "limit-concurrency", envInt("HORNBEAM_LIMIT_CONCURRENCY", 1024), "requests served at once; beyond, 503")
 	fs.StringVar(&f.rootPath, "root-path", os.Getenv("HORNBEAM_ROOT_PATH"), "the prefix the app is mounted under (SCRIPT_NAME)")
+	fs.Float64Var(&f.keepAlive, "keep-alive", envFloat("HORNBEAM_KEEP_ALIVE", 5), "seconds an idle kept-alive connection stays open")
+	fs.StringVar(&f.certFile, "certfile", os.Getenv("HORNBEAM_CERTFILE"), "TLS certificate (PEM); with --keyfile serves HTTPS and HTTP/2")
+	fs.StringVar(&f.keyFile, "keyfile", os.Getenv("HORNBEAM_KEYFILE"), "TLS private key (PEM)")
+	fs.BoolVar(&f.factory, "factory", false, "APP is a factory: call it (no arguments) for the app")
 	fs.StringVar(&f.accessLogFile, "access-logfile", os.Getenv("HORNBEAM_ACCESS_LOGFILE"), "write an access log (common log format) to this file; '-' is stdout")
 }
 
@@ -66,7 +74,8 @@ func (f *webFlags) config(app string, log *slog.Logger) (*web.Config, error) {
 		access = fh
 	}
 	return &web.Config{App: app, ASGI: f.workerClass == "asgi", Lifespan: f.lifespan, Binds: binds, Timeout: secDuration(f.timeout),
-		LimitConcurrency: f.limitConcurrency, RootPath: f.rootPath, AccessLog: access, Logger: log}, nil
+		LimitConcurrency: f.limitConcurrency, RootPath: f.rootPath, AccessLog: access, Logger: log,
+		KeepAlive: secDuration(f.keepAlive), CertFile: f.certFile, KeyFile: f.keyFile, Factory: f.factory}, nil
 }
 
 func secDuration(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

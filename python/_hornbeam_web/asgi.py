@@ -111,6 +111,13 @@ class Lifespan:
             for fut in (self.startup, self.shutdown):
                 if not fut.done():
                     fut.set_exception(e if self.required else _Unsupported())
+            return
+        # The app returned without finishing the protocol: as uvicorn, go on
+        # without lifespan (an error when --lifespan on asked for it).
+        for fut in (self.startup, self.shutdown):
+            if not fut.done():
+                fut.set_exception(RuntimeError("the app returned during lifespan")
+                                  if self.required else _Unsupported())
 
 
 class _Unsupported(Exception):

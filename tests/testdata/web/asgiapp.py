@@ -82,3 +82,14 @@ async def ws_app(scope, receive, send):
             await send({"type": "websocket.send", "text": "echo: " + msg["text"]})
         else:
             await send({"type": "websocket.send", "bytes": msg["bytes"][::-1]})
+
+
+def make_app():
+    """An app factory for --factory."""
+    async def made(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        body = f"made {scope['http_version']} {scope['scheme']}".encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+    return made
