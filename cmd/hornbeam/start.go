@@ -19,6 +19,7 @@ func newStartCmd() *cobra.Command {
 		threads    int
 		spinUS     int
 		wf         webFlags
+		configFile string
 		logLevel   string
 	)
 	cmd := &cobra.Command{
@@ -35,6 +36,11 @@ Examples:
   hornbeam start --name worker2@127.0.0.1 --join 127.0.0.1:4370 --pythonpath ./app`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if configFile != "" {
+				if err := applyConfigFile(cmd.Flags(), configFile); err != nil {
+					return err
+				}
+			}
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err
@@ -76,6 +82,7 @@ Examples:
 	f := cmd.Flags()
 	nf.add(f, false)
 	wf.add(f)
+	f.StringVarP(&configFile, "config", "c", "", "TOML file of settings named as the long flags, e.g. bind = [\"0.0.0.0:8000\"], timeout = 60")
 	f.StringArrayVar(&pythonPath, "pythonpath", nil, "add a directory to sys.path (repeatable)")
 	f.IntVar(&threads, "threads", envInt("HORNBEAM_THREADS", 0), "threads for synchronous Python calls (0: 2 per CPU, at least 4)")
 	f.IntVar(&spinUS, "spin-us", envInt("HORNBEAM_SPIN_US", 0), "µs a Python thread spins for the next call before sleeping, when nothing else runs (0: 150; -1: never)")
