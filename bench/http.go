@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// httpSection serves the same apps with hornbeam, uvicorn, gunicorn, hypercorn
+// and a bare Go server, and loads each with wrk from this machine.
+func httpSection(bin string) (string, error) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return "", fmt.Errorf("wrk is not installed (make bench-deps)")
+	}
+	pydir, _ := filepath.Abs("bench/py")
+	type server struct {
+		name string
+		app  string // the app, for the table
+		cmd  func(port int) *exec.Cmd
+	}
+	py := func(args ...string) func(int) *exec.Cmd {
+		return func(port int) *exec.Cmd {
+			a := make([]string, len(args))
+			for i, s := range args {
+				a[i] = strings.ReplaceAll(s, "PORT", strconv.Itoa(port))
+			}
+			c := exec.Command(a[0], a[1:]...)
+			c.Dir = pydir
+			return c
+		}
+	}
+	hb := func(app string, extra ...string) func(int) *exec.Cmd {
+		return func(port int) *exec.Cmd {
+			return exec.Command(bin, append([]string{"start", app, "-b", fmt.Sprintf("127.0.0.1:%d", port),
+				"--pythonpath", pydir, "--log-level", "warning"}, extra...)...)
+		}
+	}
+	uv := func(app string) func(int) *exec.Cmd {
+		return py("/usr/bin/python3", "-m", "uvicorn", app, "--port", "PORT", "--loop", "uvloop",
+			"--http", "httptools", "--log-level", "warning", "--no-access-log")
+	}
+	servers := []server{
+		{"hornbeam ASGI", "hello", hb("httpapps:asgi_hello", "-k", "asgi")},
+		{"uvicorn (uvloop, httptools)", "hello", uv("httpapps:asgi_hello")},
+		{"hypercorn", "hello", py("/usr/bin/python3", "-m", "hypercorn", "httpapps:asgi_hello", "-b", "127.0.0.1:PORT", "--log-level", "warning")},
+		{"hornbeam WSGI", "hello", hb("httpapps:wsgi_hello")},
+		{"gunicorn gthread (8 threads)", "hello", py("gunicorn", "-k", "gthread", "--threads", "8", "-w", "1", "-b", "127.0.0.1:PORT", "--log-level", "warning", "httpapps:wsgi_hello")},
+		{"hornbeam ASGI", "64 KiB", hb("httpapps:asgi_64k", "-k", "asgi")},
+		{"uvicorn (uvloop, httptools)", "64 KiB", uv("httpapps:asgi_64k")},
+		{"hornbeam WSGI", "64 KiB", hb("httpapps:wsgi_64k")},
+		{"hornbeam ASGI", "asyncio.sleep(0.001)", hb("httpapps:asgi_sleep", "-k", "asgi")},
+		{"uvicorn (uvloop, httptools)", "asyncio.sleep(0.001)", uv("httpapps:asgi_sleep")},
+	}
+	var b strings.Builder
+	b.WriteString("## HTTP: one worker process, `wrk -t2 -c64`, same machine\n\n")
+	b.WriteString("Each server runs the same app from bench/py/httpapps.py; the load generator shares the 2 cores. " +
+		"Requests/s is the median of 3 rounds of 3 s after a 1 s warm-up.\n\n")
+	b.WriteString("| server | app | requests/s | p50 latency | hornbeam vs peer, vs bare Go |\n|---|---|---|---|---|\n")
+
+	bare := map[string]float64{}
+	for _, app := range []string{"hello", "64 KiB"} {
+		body := []byte("Hello, world!")
+		if app == "64 KiB" {
+			body = make([]byte, 65536)
+		}
+		rate, lat, err := bareGo(body)
+		if err != nil {
+			return "", err
+		}
+		bare[app] = rate
+		fmt.Fprintf(&b, "| floor: bare Go `net/http` | %s | %.0f | %s | — |\n", app, rate, lat)
+	}
+	type row struct {
+		s    server
+		rate float64
+		lat  string
+		err  error
+	}
+	rows := make([]row, 0, len(servers))
+	rateOf := map[string]float64{}
+	for _, s := range servers {
+		port, err := freePort()
+		if err != nil {
+			return "", err
+		}
+		rate, lat, err := loadServer(s.cmd(port), port)
+		rows = append(rows, row{s, rate, lat, err})
+		rateOf[s.name+"|"+s.app] = rate
+	}
+	for _, r := range rows {
+		if r.err != nil {
+			fmt.Fprintf(&b, "| %s | %s | not measured: %v | | |\n", r.s.name, r.s.app, r.err)
+			continue
+		}
+		var cmp []string
+		switch {
+		case strings.HasPrefix(r.s.name, "hornbeam ASGI"):
+			if u := rateOf["uvicorn (uvloop, httptools)|"+r.s.app]; u > 0 {
+				cmp = append(cmp, fmt.Sprintf("%.2fx uvicorn", r.rate/u))
+			}
+		case strings.HasPrefix(r.s.name, "hornbeam WSGI"):
+			if g := rateOf["gunicorn gthread (8 threads)|"+r.s.app]; g > 0 {
+				cmp = append(cmp, fmt.Sprintf("%.2fx gunicorn", r.rate/g))
+			}
+		}
+		if f := bare[r.s.app]; f > 0 && strings.HasPrefix(r.s.name, "hornbeam") {
+			cmp = append(cmp, fmt.Sprintf("%.2fx bare Go", r.rate/f))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s |\n", r.s.name, r.s.app, r.rate, r.lat, strings.Join(cmp, ", "))
+	}
+	b.WriteString("\nGoals (issue 4): ASGI ≥ 1.3x uvicorn, WSGI ≥ 10x gunicorn gthread, both ≥ 0.8x bare Go; " +
+		"hornbeam serves from one process here (worker processes are not built yet).\n\n")
+	return b.String(), nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// loadServer starts cmd, waits for its port, loads it with wrk, and stops it.
+func loadServer(cmd *exec.Cmd, port int) (float64, string, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = append(os.Environ(), "HORNBEAM_COOKIE=bench")
+	if err := cmd.Start(); err != nil {
+		return 0, "", err
+	}
+	defer func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}()
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, "", fmt.Errorf("did not answer on port %d", port)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return wrkRounds(url)
+}
+
+var (
+	reqRe = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	latRe = regexp.MustCompile(`50%\s+(\S+)`)
+)
+
+func wrkRounds(url string) (float64, string, error) {
+	exec.Command("wrk", "-t2", "-c64", "-d1s", url).Run()
+	var rates []float64
+	lats := map[float64]string{}
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, "wrk", "-t2", "-c64", "-d3s", "--latency", url).Output()
+		cancel()
+		if err != nil {
+			return 0, "", fmt.Errorf("wrk: %w", err)
+		}
+		m := reqRe.FindSubmatch(out)
+		if m == nil {
+			return 0, "", fmt.Errorf("wrk printed no rate")
+		}
+		r, _ := strconv.ParseFloat(string(m[1]), 64)
+		rates = append(rates, r)
+		if l := latRe.FindSubmatch(out); l != nil {
+			lats[r] = string(l[1])
+		}
+	}
+	sort.Float64s(rates)
+	return rates[1], lats[rates[1]], nil
+}
+
+// bareGo serves body from a plain net/http handler in this process.
+func bareGo(body []byte) (float64, string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, "", err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(body)
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	return wrkRounds("http://" + ln.Addr().String() + "/")
+}

@@ -1,0 +1,37 @@
+"""The apps of the HTTP benchmarks, served alike by hornbeam and its peers."""
+import asyncio
+
+HELLO = b"Hello, world!"
+BIG = b"x" * 65536
+
+
+async def asgi_hello(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": HELLO})
+
+
+async def asgi_64k(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]})
+    await send({"type": "http.response.body", "body": BIG})
+
+
+async def asgi_sleep(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await asyncio.sleep(0.001)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": HELLO})
+
+
+def wsgi_hello(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [HELLO]
+
+
+def wsgi_64k(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return [BIG]
