@@ -257,6 +257,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !res.Streamed {
+		if !hasHeader(res.Headers, "Content-Length") {
+			// The whole body is here: say its length instead of chunking it.
+			w.Header().Set("Content-Length", strconv.Itoa(len(res.Body)))
+		}
 		if err := req.start(fmt.Sprint(res.Status), res.Headers); err != nil {
 			s.log.Error("bad response from the app", "err", err)
 			req.fail(http.StatusInternalServerError, "internal server error\n")
@@ -563,4 +567,13 @@ func (s *Server) pyStartCode(_ context.Context, data []byte) ([]byte, error) {
 		return nil, err
 	}
 	return cbor.Marshal(nil)
+}
+
+func hasHeader(headers [][2]string, name string) bool {
+	for _, kv := range headers {
+		if strings.EqualFold(kv[0], name) {
+			return true
+		}
+	}
+	return false
 }

@@ -108,16 +108,18 @@ class Lifespan:
             await self.app({"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.3"},
                             "state": _lifespan_state}, self.receive, self.send)
         except BaseException as e:
-            for fut in (self.startup, self.shutdown):
-                if not fut.done():
-                    fut.set_exception(e if self.required else _Unsupported())
+            self._end(e)
             return
         # The app returned without finishing the protocol: as uvicorn, go on
         # without lifespan (an error when --lifespan on asked for it).
-        for fut in (self.startup, self.shutdown):
-            if not fut.done():
-                fut.set_exception(RuntimeError("the app returned during lifespan")
-                                  if self.required else _Unsupported())
+        self._end(RuntimeError("the app returned during lifespan"))
+
+    def _end(self, exc):
+        if not self.startup.done():
+            self.startup.set_exception(exc if self.required else _Unsupported())
+        if not self.shutdown.done():
+            # Awaited only if startup succeeded; a result, so no warning is left.
+            self.shutdown.set_result(None)
 
 
 class _Unsupported(Exception):
