@@ -262,3 +262,29 @@ func TestASGIWithoutLifespan(t *testing.T) {
 		t.Fatalf("got %d %q", code, got)
 	}
 }
+
+// A client that leaves mid-response is seen by the app as http.disconnect.
+func TestASGIClientDisconnect(t *testing.T) {
+	base := startApp(t, "asgiapp:disconnect_app", "-k", "asgi", "-t", "30")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(conn, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.Contains(line, "200") {
+		t.Fatalf("no response started: %q %v", line, err)
+	}
+	conn.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, _, got := get(t, "GET", base+"/seen", nil); got == "1" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the app never saw http.disconnect")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -223,7 +223,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.fail(http.StatusBadRequest, "bad request\n")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
+	// A client that leaves does not cancel the app: as with uvicorn and
+	// gunicorn, an ASGI app learns it from receive() (http.disconnect) and a
+	// WSGI app from its next write; only --timeout stops the app.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.Timeout)
 	defer cancel()
 	out, err := s.py.Load().Call(ctx, module, "handle", args)
 	switch {

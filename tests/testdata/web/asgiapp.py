@@ -93,3 +93,22 @@ def make_app():
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": body})
     return made
+
+
+DISCONNECTS = []
+
+
+async def disconnect_app(scope, receive, send):
+    """/wait waits for the client to go; /seen reports how many did."""
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/seen":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(len(DISCONNECTS)).encode()})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"streaming...", "more_body": True})
+    msg = await receive()
+    while msg["type"] == "http.request":
+        msg = await receive()
+    DISCONNECTS.append(msg["type"])
