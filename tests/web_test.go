@@ -288,3 +288,58 @@ func TestASGIClientDisconnect(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// 100 MiB up and 100 MiB down stream through the node with bounded memory.
+func TestASGIBulkBoundedMemory(t *testing.T) {
+	pydir, _ := filepath.Abs("testdata/web")
+	cmd := exec.Command(hornbeam, "start", "asgiapp:bulk_app", "-k", "asgi", "-b", "127.0.0.1:0", "--pythonpath", pydir, "-t", "120")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+	sc := bufio.NewScanner(stderr)
+	var base string
+	for base == "" && sc.Scan() {
+		if m := httpAddrRe.FindStringSubmatch(sc.Text()); m != nil {
+			base = "http://" + m[1]
+		}
+	}
+	go io.Copy(io.Discard, stderr)
+	before := rssKiB(t, cmd.Process.Pid)
+
+	const size = 100 << 20
+	pr, pw := io.Pipe()
+	go func() {
+		block := bytes.Repeat([]byte("u"), 1<<20)
+		for range size >> 20 {
+			pw.Write(block)
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", base+"/up", pr)
+	resp, err := (&http.Client{Timeout: 120 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(got), fmt.Sprint(size, " ")) {
+		t.Fatalf("upload: %s", got)
+	}
+	resp, err = (&http.Client{Timeout: 120 * time.Second}).Get(base + "/down?100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if n != size {
+		t.Fatalf("download: %d bytes", n)
+	}
+	after := rssKiB(t, cmd.Process.Pid)
+	t.Logf("100 MiB up and down; node RSS %d -> %d MiB", before>>10, after>>10)
+	if after-before > 64<<10 {
+		t.Errorf("node RSS grew %d MiB moving 200 MiB", (after-before)>>10)
+	}
+}

@@ -112,3 +112,28 @@ async def disconnect_app(scope, receive, send):
     while msg["type"] == "http.request":
         msg = await receive()
     DISCONNECTS.append(msg["type"])
+
+
+async def bulk_app(scope, receive, send):
+    """/up hashes the request body as it streams in; /down streams N MiB."""
+    import hashlib
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/up":
+        h, n = hashlib.sha256(), 0
+        while True:
+            msg = await receive()
+            chunk = msg.get("body", b"")
+            h.update(chunk)
+            n += len(chunk)
+            if not msg.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": f"{n} {h.hexdigest()}".encode()})
+        return
+    mib = int(scope["query_string"] or b"1")
+    block = b"z" * (1 << 20)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    for _ in range(mib):
+        await send({"type": "http.response.body", "body": block, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
