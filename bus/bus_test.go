@@ -156,10 +156,20 @@ func TestClusterInProcess(t *testing.T) {
 		t.Fatal("in-flight call to a departed node did not end")
 	}
 	waitNodes(t, a, "b@127.0.0.1")
-	mu.Lock()
-	defer mu.Unlock()
-	if len(events) == 0 || events[len(events)-1].Kind != "nodedown" || events[len(events)-1].Node != "c@127.0.0.1" {
-		t.Fatalf("events %+v", events)
+	// Watchers are called on their own goroutine, so the event may trail Nodes().
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		ok := len(events) > 0 && events[len(events)-1].Kind == "nodedown" && events[len(events)-1].Node == "c@127.0.0.1"
+		got := fmt.Sprint(events)
+		mu.Unlock()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events %s", got)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -299,6 +299,9 @@ while not os.path.exists(sys.argv[1]):
     time.sleep(0.01)
 for th in threads: th.join(40)
 killed = float(open(sys.argv[1]).read())
+deadline = time.time() + 5  # monitor callbacks run on their own thread
+while not any(ev == "nodedown" for ev, _ in events) and time.time() < deadline:
+    time.sleep(0.01)
 down = [t for ev, t in events if ev == "nodedown"]
 print(json.dumps({
   "outcomes": sorted(set(r for r, _ in results)),
