@@ -180,13 +180,10 @@ func (s *Server) Close(ctx context.Context) error {
 // Funcs are the Go functions the Python side calls during a request.
 func (s *Server) Funcs() map[string]pybridge.GoFunc {
 	return map[string]pybridge.GoFunc{
-		"http_read":  s.pyRead,
-		"http_start": s.pyStart,
-		"http_write": s.pyWrite,
-		// ASGI
-		"http_read_chunk":      s.pyReadChunk,
+		"http_read":            s.pyRead,
+		"http_start":           s.pyStart,
+		"http_write":           s.pyWrite,
 		"http_wait_disconnect": s.pyWaitDisconnect,
-		"http_start_code":      s.pyStartCode,
 		"ws_accept":            s.pyWSAccept,
 		"ws_receive":           s.pyWSReceive,
 		"ws_send":              s.pyWSSend,
@@ -370,89 +367,6 @@ func (s *Server) environ(r *http.Request) map[string]any {
 	return env
 }
 
-func (s *Server) request(id uint64) (*request, error) {
-	v, ok := s.reqs.Load(id)
-	if !ok {
-		return nil, errors.New("web: the request has ended")
-	}
-	return v.(*request), nil
-}
-
-func (s *Server) pyRead(_ context.Context, data []byte) ([]byte, error) {
-	var a struct {
-		_  struct{} `cbor:",toarray"`
-		ID uint64
-		N  int
-	}
-	if err := cbor.Unmarshal(data, &a); err != nil {
-		return nil, err
-	}
-	req, err := s.request(a.ID)
-	if err != nil {
-		return nil, err
-	}
-	b, _, err := req.read(a.N)
-	if err != nil {
-		return nil, err
-	}
-	return cbor.Marshal(b)
-}
-
-// read reads up to n bytes of the request body (at most 1 MiB) and reports
-// whether more may follow.
-func (req *request) read(n int) ([]byte, bool, error) {
-	buf := make([]byte, min(max(n, 1), 1<<20))
-	got, err := io.ReadFull(req.r.Body, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, false, fmt.Errorf("reading the request body: %w", err)
-	}
-	return buf[:got], err == nil, nil
-}
-
-func (s *Server) pyStart(_ context.Context, data []byte) ([]byte, error) {
-	var a struct {
-		_       struct{} `cbor:",toarray"`
-		ID      uint64
-		Status  string
-		Headers [][2]string
-	}
-	if err := cbor.Unmarshal(data, &a); err != nil {
-		return nil, err
-	}
-	req, err := s.request(a.ID)
-	if err != nil {
-		return nil, err
-	}
-	if err := req.start(a.Status, a.Headers); err != nil {
-		return nil, err
-	}
-	return cbor.Marshal(nil)
-}
-
-func (s *Server) pyWrite(_ context.Context, data []byte) ([]byte, error) {
-	var a struct {
-		_    struct{} `cbor:",toarray"`
-		ID   uint64
-		Data []byte
-	}
-	if err := cbor.Unmarshal(data, &a); err != nil {
-		return nil, err
-	}
-	req, err := s.request(a.ID)
-	if err != nil {
-		return nil, err
-	}
-	n, err := req.w.Write(a.Data)
-	req.written += int64(n)
-	if f, ok := req.w.(http.Flusher); ok {
-		f.Flush()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("client gone: %w", err)
-	}
-	return cbor.Marshal(nil)
-}
-
 // access writes a common log format line.
 func (s *Server) access(req *request, t0 time.Time) {
 	if s.cfg.AccessLog == nil {
@@ -514,62 +428,6 @@ func (s *Server) scope(r *http.Request) map[string]any {
 		}
 	}
 	return sc
-}
-
-func (s *Server) pyReadChunk(_ context.Context, data []byte) ([]byte, error) {
-	var a struct {
-		_  struct{} `cbor:",toarray"`
-		ID uint64
-		N  int
-	}
-	if err := cbor.Unmarshal(data, &a); err != nil {
-		return nil, err
-	}
-	req, err := s.request(a.ID)
-	if err != nil {
-		return nil, err
-	}
-	b, more, err := req.read(a.N)
-	if err != nil {
-		return nil, err
-	}
-	return cbor.Marshal([]any{b, more})
-}
-
-func (s *Server) pyWaitDisconnect(_ context.Context, data []byte) ([]byte, error) {
-	var a []uint64
-	if err := cbor.Unmarshal(data, &a); err != nil || len(a) != 1 {
-		return nil, fmt.Errorf("http_wait_disconnect(req): bad arguments")
-	}
-	req, err := s.request(a[0])
-	if err != nil {
-		return cbor.Marshal(nil)
-	}
-	select {
-	case <-req.r.Context().Done():
-	case <-req.done:
-	}
-	return cbor.Marshal(nil)
-}
-
-func (s *Server) pyStartCode(_ context.Context, data []byte) ([]byte, error) {
-	var a struct {
-		_       struct{} `cbor:",toarray"`
-		ID      uint64
-		Status  int
-		Headers [][2]string
-	}
-	if err := cbor.Unmarshal(data, &a); err != nil {
-		return nil, err
-	}
-	req, err := s.request(a.ID)
-	if err != nil {
-		return nil, err
-	}
-	if err := req.start(strconv.Itoa(a.Status), a.Headers); err != nil {
-		return nil, err
-	}
-	return cbor.Marshal(nil)
 }
 
 func hasHeader(headers [][2]string, name string) bool {

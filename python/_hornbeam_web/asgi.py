@@ -29,13 +29,13 @@ async def _go(name, *args):
 
 async def handle(req, app_spec, scope, has_body):
     app = load(app_spec)
-    scope["headers"] = [(bytes(k), bytes(v)) for k, v in scope["headers"]]
+    scope["headers"] = [(k, v) for k, v in scope["headers"]]  # tuples, as uvicorn gives
     scope["state"] = dict(_lifespan_state)
     st = {"body_done": not has_body, "start": None, "sent": False, "final": None, "done": False}
 
     async def receive():
         if not st["body_done"]:
-            chunk, more = await _go("http_read_chunk", req, 65536)
+            chunk, more = await _go("http_read", req, 65536)
             st["body_done"] = not more
             return {"type": "http.request", "body": chunk, "more_body": more}
         if st["done"]:
@@ -63,7 +63,7 @@ async def handle(req, app_spec, scope, has_body):
                 st["done"] = True
                 return
             if not st["sent"]:
-                await _go("http_start_code", req, st["start"][0], st["start"][1])
+                await _go("http_start", req, st["start"][0], st["start"][1])
                 st["sent"] = True
             if body:
                 await _go("http_write", req, body)
@@ -161,7 +161,7 @@ async def lifespan_shutdown():
 async def handle_ws(req, app_spec, scope):
     """Run the app for one websocket connection."""
     app = load(app_spec)
-    scope["headers"] = [(bytes(k), bytes(v)) for k, v in scope["headers"]]
+    scope["headers"] = [(k, v) for k, v in scope["headers"]]
     scope["state"] = dict(_lifespan_state)
     st = {"connected": False, "accepted": False, "closed": False}
 

@@ -33,7 +33,7 @@ class Input(io.RawIOBase):
         if self._left == 0:
             return 0
         n = len(b) if self._left is None else min(len(b), self._left)
-        data = _hornbeam.call("http_read", self._req, n)
+        data, _more = _hornbeam.call("http_read", self._req, n)
         b[: len(data)] = data
         if self._left is not None:
             self._left -= len(data)
