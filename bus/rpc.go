@@ -15,10 +15,6 @@ import (
 	"github.com/hornbeam-go/hornbeam/internal/handoff"
 )
 
-// Callers park at once: a round trip to another process takes longer than any
-// useful spin, and spinning there (measured) only takes CPU from the peer.
-var callerSpin *handoff.Spinner
-
 type callResult struct {
 	value []byte
 	err   error
@@ -70,7 +66,9 @@ func (b *Bus) call(ctx context.Context, node, module, function string, args []by
 	if err := b.nc.PublishMsg(msg); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNodeDown, err)
 	}
-	r, err := pc.slot.Wait(ctx, callerSpin, b.ctx.Done())
+	// No spinning (nil): a round trip to another process takes longer than any
+	// useful spin, and spinning here (measured) only takes CPU from the peer.
+	r, err := pc.slot.Wait(ctx, nil, b.ctx.Done())
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return nil, ErrTimeout

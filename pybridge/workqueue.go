@@ -81,47 +81,33 @@ func (q *workQueue) tryPop() *call {
 // pop blocks until a call arrives or the queue closes (nil). wake is this pool
 // thread's own parking channel (buffered, capacity 1).
 func (q *workQueue) pop(wake chan struct{}) *call {
+	spun := false
 	for {
 		q.mu.Lock()
-		if c := q.tryPopLocked(); c != nil {
+		if c := q.tryPopLocked(); c != nil || q.closed {
 			q.mu.Unlock()
 			return c
 		}
-		if q.closed {
+		// Spin (once per wait) only while no other pool thread runs a call:
+		// that is when a caller waits on each answer before sending the next
+		// one, and a wake-up would be on its critical path. Under load calls
+		// queue up anyway, and a spinning thread would only take CPU from them.
+		if !spun && q.spin > 0 && q.busy.Load() == 0 && q.spinning.CompareAndSwap(0, 1) {
 			q.mu.Unlock()
-			return nil
-		}
-		q.mu.Unlock()
-
-		// Spin only while no other pool thread runs a call: that is when a
-		// caller waits on each answer before sending the next one, and a
-		// wake-up would be on its critical path. Under load calls queue up
-		// anyway, and a spinning thread would only take CPU from them.
-		if q.spin > 0 && q.busy.Load() == 0 && q.spinning.CompareAndSwap(0, 1) {
 			deadline := time.Now().Add(q.spin)
 			for q.queued.Load() == 0 && time.Now().Before(deadline) {
 				syscall.Syscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
 			}
 			q.spinning.Store(0)
-			if q.queued.Load() > 0 {
-				continue
-			}
+			spun = true
+			continue
 		}
-
-		// Park. push reads spinning under the lock after our Store(0) above, so it
-		// either sees this sleeper or we see its call here.
-		q.mu.Lock()
-		if c := q.tryPopLocked(); c != nil {
-			q.mu.Unlock()
-			return c
-		}
-		if q.closed {
-			q.mu.Unlock()
-			return nil
-		}
+		// Park. push reads spinning under the lock after our Store(0) above, so
+		// it either sees this sleeper or we saw its call just now.
 		q.sleepers = append(q.sleepers, wake)
 		q.mu.Unlock()
 		<-wake
+		spun = false
 	}
 }
 
