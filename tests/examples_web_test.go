@@ -1,41 +1,25 @@
 package tests
 
 import (
-	"bytes"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
 
+var jsonBody = []string{"Content-Type", "application/json"}
+
 func TestExampleFastAPI(t *testing.T) {
 	dir, _ := filepath.Abs("../examples/fastapi_app")
 	base := startApp(t, "app:app", "-k", "asgi", "--pythonpath", dir)
-	tests := []struct {
-		method, path, body string
-		code               int
-		want               string
-	}{
-		{"GET", "/", "", 200, `{"node":"nonode@nohost","hits":1,"started":true}`},
-		{"GET", "/items/5?q=x", "", 200, `{"item_id":5,"q":"x"}`},
-		{"GET", "/items/notanint", "", 422, `"type":"type_error.integer"`},
-		{"POST", "/items", `{"name":"a","price":10,"tags":["t"]}`, 200, `{"name":"a","price_with_tax":12.0,"tags":["t"]}`},
-		{"POST", "/items", `{"name":"a"}`, 422, `"msg":"field required"`},
-		{"GET", "/stream", "", 200, "0\n1\n2\n3\n4\n"},
-		{"GET", "/nope", "", 404, `{"detail":"Not Found"}`},
-	}
-	for _, tt := range tests {
-		var code int
-		var got string
-		if tt.body != "" {
-			code, _, got = get(t, tt.method, base+tt.path, bytes.NewReader([]byte(tt.body)), "Content-Type", "application/json")
-		} else {
-			code, _, got = get(t, tt.method, base+tt.path, nil)
-		}
-		if code != tt.code || !strings.Contains(got, tt.want) {
-			t.Errorf("%s %s: got %d %s, want %d containing %s", tt.method, tt.path, code, got, tt.code, tt.want)
-		}
-	}
+	checkHTTP(t, base, []httpCase{
+		{"root", "GET", "/", nil, nil, 200, `{"node":"nonode@nohost","hits":1,"started":true}`, true},
+		{"path and query", "GET", "/items/5?q=x", nil, nil, 200, `{"item_id":5,"q":"x"}`, true},
+		{"bad path param", "GET", "/items/notanint", nil, nil, 422, `"type":"type_error.integer"`, true},
+		{"json body", "POST", "/items", []byte(`{"name":"a","price":10,"tags":["t"]}`), jsonBody, 200, `{"name":"a","price_with_tax":12.0,"tags":["t"]}`, true},
+		{"invalid body", "POST", "/items", []byte(`{"name":"a"}`), jsonBody, 422, `"msg":"field required"`, true},
+		{"streaming", "GET", "/stream", nil, nil, 200, "0\n1\n2\n3\n4\n", true},
+		{"not found", "GET", "/nope", nil, nil, 404, `{"detail":"Not Found"}`, true},
+	})
 	// The background task of the POST above ran after its response.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -53,26 +37,10 @@ func TestExampleFastAPI(t *testing.T) {
 func TestExampleFlask(t *testing.T) {
 	dir, _ := filepath.Abs("../examples/flask_app")
 	base := startApp(t, "app:app", "--pythonpath", dir)
-	tests := []struct {
-		method, path, body string
-		code               int
-		want               string
-	}{
-		{"GET", "/", "", 200, `"hits":1`},
-		{"POST", "/echo?x=1", `{"a":[1,2]}`, 200, `{"args":{"x":"1"},"got":{"a":[1,2]}}`},
-		{"GET", "/user/bob", "", 200, "hello bob"},
-		{"GET", "/nope", "", 404, "Not Found"},
-	}
-	for _, tt := range tests {
-		var code int
-		var got string
-		if tt.body != "" {
-			code, _, got = get(t, tt.method, base+tt.path, bytes.NewReader([]byte(tt.body)), "Content-Type", "application/json")
-		} else {
-			code, _, got = get(t, tt.method, base+tt.path, nil)
-		}
-		if code != tt.code || !strings.Contains(got, tt.want) {
-			t.Errorf("%s %s: got %d %s, want %d containing %s", tt.method, tt.path, code, got, tt.code, tt.want)
-		}
-	}
+	checkHTTP(t, base, []httpCase{
+		{"index", "GET", "/", nil, nil, 200, `"hits":1`, true},
+		{"json echo", "POST", "/echo?x=1", []byte(`{"a":[1,2]}`), jsonBody, 200, `{"args":{"x":"1"},"got":{"a":[1,2]}}`, true},
+		{"path param", "GET", "/user/bob", nil, nil, 200, "hello bob", true},
+		{"not found", "GET", "/nope", nil, nil, 404, "Not Found", true},
+	})
 }
