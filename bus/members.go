@@ -245,6 +245,14 @@ func (ms *members) noResponder(node string) {
 	}
 }
 
+// heardWithin reports whether node is up and sent a heartbeat within d.
+func (ms *members) heardWithin(node string, d time.Duration) bool {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	m := ms.m[node]
+	return m != nil && m.up && time.Since(m.lastSeen) < d
+}
+
 // reachable fails fast for nodes known to be down or locally disconnected;
 // nodes not yet seen are tried (they may have just joined).
 func (ms *members) reachable(node string) error {

@@ -50,6 +50,37 @@ func (b *Bus) call(ctx context.Context, node, module, function string, args []by
 	if err != nil {
 		return nil, err
 	}
+	// A request that found no subscriber was never delivered, so it is safe to
+	// send again. A node heard from moments ago is alive: NATS can briefly lack
+	// its interest while routes are being (re)established, so retry for a short
+	// while before declaring it down.
+	start := time.Now()
+	backoff := 5 * time.Millisecond
+	for {
+		v, err := b.attempt(ctx, node, data)
+		if !errors.Is(err, errNoResponder) {
+			return v, err
+		}
+		if time.Since(start) > 2*b.cfg.Heartbeat || !b.members.heardWithin(node, 2*b.cfg.Heartbeat) {
+			b.members.noResponder(node)
+			return nil, fmt.Errorf("%w: no node %s is listening", ErrNodeDown, node)
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil, ErrTimeout
+		case <-b.ctx.Done():
+			return nil, ErrClosed
+		}
+		backoff = min(2*backoff, 50*time.Millisecond)
+	}
+}
+
+// errNoResponder: the request reached no subscriber (NATS status 503).
+var errNoResponder = errors.New("no responder")
+
+// attempt sends one request and waits for its reply.
+func (b *Bus) attempt(ctx context.Context, node string, data []byte) ([]byte, error) {
 	pc := &pendingCall{id: b.nextID.Add(1), node: node}
 	b.pmu.Lock()
 	b.pending[pc.id] = pc
@@ -150,9 +181,9 @@ func (b *Bus) onReply(m *nats.Msg) {
 		return // the caller gave up
 	}
 	if m.Header != nil && m.Header.Get("Status") == "503" {
-		// Nobody subscribes to that node's subject: it is gone (or never was).
-		b.members.noResponder(pc.node)
-		pc.slot.Deliver(callResult{err: fmt.Errorf("%w: no node %s is listening", ErrNodeDown, pc.node)})
+		// Nobody subscribes to that node's subject: it is gone, never was, or
+		// its interest has not reached us yet; call decides which.
+		pc.slot.Deliver(callResult{err: errNoResponder})
 		return
 	}
 	pc.slot.Deliver(decodeReply(pc.node, m.Data))
