@@ -38,8 +38,26 @@ type Handler interface {
 	Call(ctx context.Context, module, function string, args []byte) ([]byte, error)
 }
 
+// Mode is a Bus's part in its node.
+type Mode int
+
+const (
+	// Standalone: the node's one process runs the server, membership and the
+	// Python that serves calls.
+	Standalone Mode = iota
+	// Supervisor: the process runs the server and membership for worker
+	// processes that serve the calls. It announces the node (heartbeats) only
+	// once Announce is called, when a worker is ready.
+	Supervisor
+	// Worker: a worker process of a Supervisor's node, attached to its server
+	// (NATSURL, NATSToken) under the node's name. Workers share the node's calls
+	// (a NATS queue group) and see membership, but do not announce.
+	Worker
+)
+
 // Config configures a node's place in the cluster.
 type Config struct {
+	Mode        Mode
 	Name        string   // NAME@HOST (see LongName, ShortName)
 	Cookie      string   // shared secret; see LoadCookie
 	ClusterHost string   // route listener host; "" = the name's host if it is an IP, else 0.0.0.0
@@ -47,6 +65,7 @@ type Config struct {
 	Join        []string // seed HOST:PORT route addresses
 	Hidden      bool     // not listed by other nodes' Nodes(Visible)
 	NATSURL     string   // use this NATS deployment instead of an embedded server
+	NATSToken   string   // the token for NATSURL, if it needs one
 	Roles       []string // announced with the heartbeat
 	MaxPayload  int      // largest message in bytes; 0 = DefaultMaxPayload
 	MaxInflight int      // calls served at once; beyond, callers get a busy error
@@ -74,6 +93,7 @@ type Bus struct {
 	inbox       string
 	maxPayload  int
 	sem         chan struct{}
+	announced   atomic.Bool // heartbeats go out
 
 	nextID  atomic.Uint64
 	pmu     sync.Mutex
@@ -98,6 +118,9 @@ func Start(cfg Config) (*Bus, error) {
 	}
 	if cfg.Cookie == "" {
 		return nil, errors.New("bus: empty cookie")
+	}
+	if cfg.Mode == Worker && cfg.NATSURL == "" {
+		return nil, errors.New("bus: a worker needs its node's NATS URL")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -153,6 +176,9 @@ func (b *Bus) connect() error {
 		}),
 	}
 	if b.cfg.NATSURL != "" {
+		if b.cfg.NATSToken != "" {
+			opts = append(opts, nats.Token(b.cfg.NATSToken))
+		}
 		nc, err := nats.Connect(b.cfg.NATSURL, opts...)
 		if err != nil {
 			return fmt.Errorf("bus: connecting to %s: %w", b.cfg.NATSURL, err)
@@ -235,6 +261,20 @@ func (b *Bus) join() error {
 			return err
 		}
 	}
+	if b.cfg.Mode == Worker {
+		// The node's supervisor checked the name and answers pings; workers
+		// share its calls.
+		rpc, err := b.nc.QueueSubscribe(b.rpcSubject(b.name), "workers", b.onRequest)
+		if err != nil {
+			return fmt.Errorf("bus: %w", err)
+		}
+		rpc.SetPendingLimits(-1, int(b.cfg.MaxPayload)*64)
+		b.subs = append(b.subs, rpc)
+		if err := b.nc.Flush(); err != nil {
+			return fmt.Errorf("bus: %w", err)
+		}
+		return nil
+	}
 	if b.probe(b.name, 300*time.Millisecond) {
 		return fmt.Errorf("bus: node name %s is already in use in this cluster", b.name)
 	}
@@ -242,18 +282,31 @@ func (b *Bus) join() error {
 	if err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
-	rpc, err := b.nc.Subscribe(b.rpcSubject(b.name), b.onRequest)
-	if err != nil {
-		return fmt.Errorf("bus: %w", err)
+	b.subs = append(b.subs, sys)
+	if b.cfg.Mode == Standalone {
+		rpc, err := b.nc.Subscribe(b.rpcSubject(b.name), b.onRequest)
+		if err != nil {
+			return fmt.Errorf("bus: %w", err)
+		}
+		rpc.SetPendingLimits(-1, int(b.cfg.MaxPayload)*64)
+		b.subs = append(b.subs, rpc)
 	}
-	rpc.SetPendingLimits(-1, int(b.cfg.MaxPayload)*64)
-	b.subs = append(b.subs, sys, rpc)
 	if err := b.nc.Flush(); err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
-	b.members.beat()
+	if b.cfg.Mode == Standalone {
+		b.Announce()
+	}
 	b.log.Info("joined cluster", "cluster", b.ClusterAddr(), "hidden", b.cfg.Hidden)
 	return nil
+}
+
+// Announce starts the heartbeats that make this node known: at Start for a
+// Standalone bus, when its first worker is ready for a Supervisor.
+func (b *Bus) Announce() {
+	if b.cfg.Mode != Worker && !b.announced.Swap(true) {
+		b.members.beat()
+	}
 }
 
 // waitForPeers waits for a route to a seed (embedded server) and the first

@@ -26,6 +26,9 @@ func (b *Bus) Connect(ctx context.Context, target string) (bool, error) {
 	if _, _, err := net.SplitHostPort(target); err != nil {
 		return false, fmt.Errorf("bus: connect %q: want NAME@HOST or HOST:PORT", target)
 	}
+	if b.cfg.Mode == Worker {
+		return false, fmt.Errorf("bus: connect %q: a worker process cannot add routes; its node (the supervising process) manages them: use --join", target)
+	}
 	if b.srv == nil {
 		return false, fmt.Errorf("bus: connect %q: this node uses an external NATS (--nats), whose routes it does not manage", target)
 	}

@@ -86,10 +86,14 @@ func (ms *members) heartbeat(leaving bool) []byte {
 	return data
 }
 
-func (ms *members) beat() { ms.b.nc.Publish(ms.b.hbSubject(), ms.heartbeat(false)) }
+func (ms *members) beat() {
+	if ms.b.announced.Load() {
+		ms.b.nc.Publish(ms.b.hbSubject(), ms.heartbeat(false))
+	}
+}
 
 func (ms *members) leave() {
-	if ms.b.nc != nil && ms.b.nc.IsConnected() {
+	if ms.b.announced.Load() && ms.b.nc != nil && ms.b.nc.IsConnected() {
 		ms.b.nc.Publish(ms.b.hbSubject(), ms.heartbeat(true))
 		ms.b.nc.FlushTimeout(time.Second)
 	}
@@ -156,7 +160,8 @@ func (ms *members) onBeat(msg *nats.Msg) {
 		return
 	}
 	if hb.Name == ms.b.name {
-		if hb.Incarnation != ms.b.incarnation {
+		// A worker hears its own node's supervisor.
+		if ms.b.cfg.Mode != Worker && hb.Incarnation != ms.b.incarnation {
 			ms.b.log.Error("another node uses this node's name", "other", hb.Addr)
 			ms.mu.Lock()
 			ms.clash = true

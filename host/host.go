@@ -27,6 +27,9 @@ type Config struct {
 	PythonPath []string // extra sys.path entries, in order
 	Argv       []string // sys.argv
 	State      state.Config
+	// SharedState, when set, backs state_* instead of a store of this process:
+	// a worker process uses its node's store.
+	SharedState pybridge.StateStore
 	// Cluster joins the node to a cluster; nil leaves it alone, named
 	// "nonode@nohost" as an Erlang node without distribution.
 	Cluster *bus.Config
@@ -43,7 +46,8 @@ type Node struct {
 	log     *slog.Logger
 	name    string
 	started time.Time
-	state   *state.Store
+	state   *state.Store // nil in a worker process
+	store   pybridge.StateStore
 	py      *pybridge.Interpreter
 	bus     atomic.Pointer[bus.Bus]
 	web     *web.Server
@@ -59,7 +63,11 @@ func New(cfg Config) (*Node, error) {
 		cfg.Logger = slog.Default()
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, name: "nonode@nohost", started: time.Now(),
-		state: state.New(cfg.State), swept: make(chan struct{})}
+		store: cfg.SharedState, swept: make(chan struct{})}
+	if n.store == nil {
+		n.state = state.New(cfg.State)
+		n.store = pybridge.LocalState{Store: n.state}
+	}
 	if cfg.Cluster != nil {
 		n.name = cfg.Cluster.Name
 	}
@@ -84,7 +92,7 @@ func New(cfg Config) (*Node, error) {
 		Packages:   python.Packages,
 		PythonPath: cfg.PythonPath,
 		Argv:       cfg.Argv,
-		State:      n.state,
+		State:      n.store,
 		NodeName:   n.Name,
 		Funcs:      funcs,
 		Logger:     cfg.Logger,
@@ -97,7 +105,9 @@ func New(cfg Config) (*Node, error) {
 	n.cancel = cancel
 	go func() {
 		defer close(n.swept)
-		n.state.Run(ctx, time.Second)
+		if n.state != nil {
+			n.state.Run(ctx, time.Second)
+		}
 	}()
 	if cfg.Cluster != nil {
 		bc := *cfg.Cluster
@@ -123,6 +133,15 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
+// Exhausted is closed when the web server has served its MaxRequests; nil
+// (never) without one.
+func (n *Node) Exhausted() <-chan struct{} {
+	if n.web == nil {
+		return nil
+	}
+	return n.web.Exhausted()
+}
+
 // WebAddrs returns the addresses the app is served on.
 func (n *Node) WebAddrs() []string {
 	if n.web == nil {
@@ -145,22 +164,26 @@ func (n *Node) forwardEvent(e bus.Event) {
 
 // info answers node_info: resources, roles and identity.
 func (n *Node) info(ctx context.Context) map[string]any {
-	si := sysinfo.CollectWithGPUs(ctx, n.gpus.Get(ctx))
+	return nodeInfo(ctx, n.name, n.started, n.cfg.Cluster, n.cluster(), &n.gpus)
+}
+
+func nodeInfo(ctx context.Context, name string, started time.Time, c *bus.Config, b *bus.Bus, gpus *sysinfo.GPUCache) map[string]any {
+	si := sysinfo.CollectWithGPUs(ctx, gpus.Get(ctx))
 	m := map[string]any{
-		"name": n.name, "hostname": si.Hostname, "os": si.OS, "arch": si.Arch,
+		"name": name, "hostname": si.Hostname, "os": si.OS, "arch": si.Arch,
 		"cpu_count": si.CPUCount, "memory_total": si.MemoryTotal, "memory_available": si.MemoryAvailable,
 		"load1": si.Load1, "load5": si.Load5, "load15": si.Load15,
 		"gpus": si.GPUs, "gpu_count": si.GPUCount, "process_rss": si.ProcessRSS,
 		"python": pybridge.Version(), "go": runtime.Version(),
-		"uptime_s": time.Since(n.started).Seconds(), "roles": []string{}, "hidden": false,
+		"uptime_s": time.Since(started).Seconds(), "roles": []string{}, "hidden": false,
 	}
-	if c := n.cfg.Cluster; c != nil {
+	if c != nil {
 		if c.Roles != nil {
 			m["roles"] = c.Roles
 		}
 		m["hidden"] = c.Hidden
 	}
-	if b := n.cluster(); b != nil {
+	if b != nil {
 		m["cluster_addr"] = b.ClusterAddr()
 	}
 	return m
@@ -172,7 +195,8 @@ func (n *Node) Name() string { return n.name }
 // Python returns the node's interpreter.
 func (n *Node) Python() *pybridge.Interpreter { return n.py }
 
-// State returns the node-wide state.
+// State returns the node-wide state, or nil in a worker process (whose state
+// is its node's).
 func (n *Node) State() *state.Store { return n.state }
 
 // Bus returns the node's cluster bus, or nil when it is not in a cluster.

@@ -67,7 +67,11 @@ func hbStateGet(key *C.char, n C.size_t) *C.PyObject {
 	if s == nil {
 		return nil
 	}
-	v, ok := s.Get(keyView(key, n))
+	v, ok, err := s.Get(keyView(key, n))
+	if err != nil {
+		raise(excRuntime, fmt.Sprintf("state_get(): %v", err))
+		return nil
+	}
 	if !ok || len(v) == 0 {
 		return C.hb_none()
 	}
@@ -84,7 +88,11 @@ func hbStateSet(key *C.char, n C.size_t, data *C.uchar, dlen C.size_t, ttlNanos 
 	// C memory suffice.
 	v := unsafe.Slice((*byte)(unsafe.Pointer(data)), int(dlen))
 	if err := s.Set(keyView(key, n), v, time.Duration(ttlNanos)); err != nil {
-		raise(excMemory, fmt.Sprintf("state_set(): %v", err))
+		kind := excRuntime
+		if errors.Is(err, state.ErrFull) {
+			kind = excMemory
+		}
+		raise(kind, fmt.Sprintf("state_set(): %v", err))
 		return -1
 	}
 	return 0
@@ -96,7 +104,12 @@ func hbStateDelete(key *C.char, n C.size_t) C.int {
 	if s == nil {
 		return -1
 	}
-	if s.Delete(keyView(key, n)) {
+	ok, err := s.Delete(keyView(key, n))
+	if err != nil {
+		raise(excRuntime, fmt.Sprintf("state_delete(): %v", err))
+		return -1
+	}
+	if ok {
 		return 1
 	}
 	return 0
@@ -124,8 +137,10 @@ func classifyIncr(err error) int {
 		return excType
 	case errors.Is(err, state.ErrOverflow):
 		return excOverflow
-	default:
+	case errors.Is(err, state.ErrFull):
 		return excMemory
+	default:
+		return excRuntime
 	}
 }
 
@@ -135,11 +150,14 @@ func hbStateKeys(prefix *C.char, n C.size_t) *C.PyObject {
 	if s == nil {
 		return nil
 	}
-	var keys []string
-	if prefix == nil {
-		keys = s.Keys("")
-	} else {
-		keys = s.Keys(keyView(prefix, n))
+	p := ""
+	if prefix != nil {
+		p = keyView(prefix, n)
+	}
+	keys, err := s.Keys(p)
+	if err != nil {
+		raise(excRuntime, fmt.Sprintf("state_keys(): %v", err))
+		return nil
 	}
 	b := appendStringArray(nil, keys)
 	return C.hb_decode((*C.uchar)(unsafe.Pointer(&b[0])), C.size_t(len(b)))

@@ -98,7 +98,7 @@ static PyObject *state_delete(PyObject *self, PyObject *key) {
     Py_ssize_t n;
     const char *k = key_utf8(key, &n);
     if (k == NULL) return NULL;
-    hbStateDelete((char *)k, (size_t)n);
+    if (hbStateDelete((char *)k, (size_t)n) < 0) return NULL;
     Py_RETURN_NONE;
 }
 

@@ -33,17 +33,33 @@ import (
 	"unsafe"
 
 	"github.com/hornbeam-go/hornbeam/internal/handoff"
+	"github.com/hornbeam-go/hornbeam/state"
 )
 
 // StateStore is the node-wide state that Python's state_* functions reach.
 // Values are CBOR bytes; the store treats them as opaque except for Incr.
+// Errors wrapping state.ErrNotInteger, ErrOverflow and ErrFull become
+// TypeError, OverflowError and MemoryError; others (a worker's store whose node
+// is gone) become RuntimeError.
 type StateStore interface {
-	Get(key string) ([]byte, bool)
+	Get(key string) ([]byte, bool, error)
 	Set(key string, value []byte, ttl time.Duration) error
-	Delete(key string) bool
+	Delete(key string) (bool, error)
 	Incr(key string, delta int64) (int64, error)
-	Keys(prefix string) []string
+	Keys(prefix string) ([]string, error)
 }
+
+// LocalState adapts an in-process state.Store to StateStore.
+type LocalState struct{ *state.Store }
+
+func (s LocalState) Get(key string) ([]byte, bool, error) {
+	v, ok := s.Store.Get(key)
+	return v, ok, nil
+}
+
+func (s LocalState) Delete(key string) (bool, error) { return s.Store.Delete(key), nil }
+
+func (s LocalState) Keys(prefix string) ([]string, error) { return s.Store.Keys(prefix), nil }
 
 // GoFunc is a Go function Python calls as _hornbeam.call(name, *args). args is the
 // CBOR array of the Python arguments; the result is CBOR. Errors may implement

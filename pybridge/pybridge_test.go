@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 	py, err = pybridge.New(pybridge.Config{
 		Threads:    4,
 		PythonPath: []string{dir},
-		State:      store,
+		State:      pybridge.LocalState{Store: store},
 		Funcs: map[string]pybridge.GoFunc{
 			"sleep": func(ctx context.Context, args []byte) ([]byte, error) {
 				var a []int

@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(rc)
 	}
+	if abs, err := filepath.Abs(hornbeam); err == nil {
+		hornbeam = abs // tests run it from other directories
+	}
 	os.Exit(m.Run())
 }
 

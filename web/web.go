@@ -31,6 +31,15 @@ type Config struct {
 	ASGI             bool          // an ASGI 3 app (else WSGI)
 	Lifespan         string        // ASGI lifespan: "auto" (default), "on" or "off"
 	Binds            []string      // HOST:PORT or unix:PATH
+	// Listeners, when set, are served instead of Binds: a worker process
+	// serves the sockets its supervisor opened.
+	Listeners []net.Listener
+	// MaxRequests: after this many requests the server reports Exhausted (a
+	// worker then retires); 0 = never.
+	MaxRequests int64
+	// HeaderTimeout bounds how long a client may take to send a request's
+	// headers; past it the client gets 408 (slowloris). 0 = 10 s.
+	HeaderTimeout time.Duration
 	Timeout          time.Duration // the app's time per request; past it the client gets 504
 	LimitConcurrency int           // requests served at once; beyond, 503
 	RootPath         string        // SCRIPT_NAME: the prefix the app is mounted under
@@ -53,6 +62,10 @@ type Server struct {
 	sem    chan struct{}
 	https  []*http.Server
 	lns    []net.Listener
+	served    atomic.Int64
+	open      atomic.Int64 // accepted connections not yet closed or hijacked
+	exhausted chan struct{}
+	exhaust   sync.Once
 }
 
 type request struct {
@@ -92,6 +105,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Lifespan == "" {
 		cfg.Lifespan = "auto"
 	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = 10 * time.Second
+	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 5 * time.Second
 	}
@@ -101,7 +117,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Factory {
 		cfg.App += "()" // tells _hornbeam_web to call it once for the app
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.LimitConcurrency)}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.LimitConcurrency),
+		exhausted: make(chan struct{})}, nil
 }
 
 // Start runs the ASGI lifespan startup, then listens on every bind and serves with py.
@@ -127,31 +144,54 @@ func (s *Server) Start(py *pybridge.Interpreter) error {
 		}
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
 	}
-	for _, b := range s.cfg.Binds {
-		network, addr := "tcp", b
-		if p, ok := strings.CutPrefix(b, "unix:"); ok {
-			network, addr = "unix", p
-			os.Remove(p)
+	lns := s.cfg.Listeners
+	if lns == nil {
+		for _, b := range s.cfg.Binds {
+			ln, err := Listen(b)
+			if err != nil {
+				for _, ln := range lns {
+					ln.Close()
+				}
+				return err
+			}
+			lns = append(lns, ln)
 		}
-		ln, err := net.Listen(network, addr)
-		if err != nil {
-			s.Close(context.Background())
-			return fmt.Errorf("web: listening on %s: %w", b, err)
-		}
+	}
+	for _, ln := range lns {
 		hs := &http.Server{Handler: s, MaxHeaderBytes: s.cfg.MaxHeaderBytes,
-			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: s.cfg.KeepAlive, TLSConfig: tlsConf,
+			IdleTimeout: s.cfg.KeepAlive, TLSConfig: tlsConf, ConnState: headerTimer{s.cfg.HeaderTimeout, &s.open}.connState,
+			ConnContext: withClock, ReadHeaderTimeout: s.cfg.HeaderTimeout + time.Second, // a backstop (TLS handshakes)
 			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
-		s.lns = append(s.lns, ln)
+		s.lns = append(s.lns, slowClientListener{ln, &s.open})
 		s.https = append(s.https, hs)
+	}
+	for i, hs := range s.https { // s.lns is complete before any request can retire it
 		if tlsConf != nil {
-			go hs.ServeTLS(ln, "", "")
+			go hs.ServeTLS(s.lns[i], "", "")
 		} else {
-			go hs.Serve(ln)
+			go hs.Serve(s.lns[i])
 		}
-		s.log.Info("listening", "addr", ln.Addr().String(), "app", s.cfg.App)
+		s.log.Info("listening", "addr", s.lns[i].Addr().String(), "app", s.cfg.App)
 	}
 	return nil
 }
+
+// Listen opens a bind: HOST:PORT, or unix:PATH (replacing a stale socket file).
+func Listen(bind string) (net.Listener, error) {
+	network, addr := "tcp", bind
+	if p, ok := strings.CutPrefix(bind, "unix:"); ok {
+		network, addr = "unix", p
+		os.Remove(p)
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("web: listening on %s: %w", bind, err)
+	}
+	return ln, nil
+}
+
+// Exhausted is closed once the server has taken MaxRequests requests.
+func (s *Server) Exhausted() <-chan struct{} { return s.exhausted }
 
 // Addrs returns the listening addresses.
 func (s *Server) Addrs() []string {
@@ -167,7 +207,13 @@ func (s *Server) Addrs() []string {
 func (s *Server) Close(ctx context.Context) error {
 	var errs []error
 	for _, hs := range s.https {
-		errs = append(errs, hs.Shutdown(ctx))
+		if err := hs.Shutdown(ctx); !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	// See headerTimer: connections accepted as Shutdown began are served too.
+	for s.open.Load() > 0 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
 	}
 	if py := s.py.Load(); s.cfg.ASGI && py != nil {
 		if _, err := py.Call(ctx, "_hornbeam_web.asgi", "lifespan_shutdown", nil); err != nil {
@@ -193,6 +239,17 @@ func (s *Server) Funcs() map[string]pybridge.GoFunc {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t0 := time.Now()
+	headersRead(r)
+	if m := s.cfg.MaxRequests; m > 0 && s.served.Add(1) == m {
+		// Stop accepting at once (other workers, or this one's successor,
+		// take new connections from the shared socket); Close finishes the rest.
+		s.exhaust.Do(func() {
+			for _, ln := range s.lns {
+				ln.Close()
+			}
+			close(s.exhausted)
+		})
+	}
 	req := &request{w: w, r: r, done: make(chan struct{})}
 	defer func() { close(req.done); s.access(req, t0) }()
 	select {

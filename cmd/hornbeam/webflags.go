@@ -27,6 +27,7 @@ type webFlags struct {
 	certFile         string
 	keyFile          string
 	factory          bool
+	headerTimeout    float64
 }
 
 func (f *webFlags) add(fs *pflag.FlagSet) {
@@ -40,6 +41,7 @@ func (f *webFlags) add(fs *pflag.FlagSet) {
 	fs.Float64Var(&f.keepAlive, "keep-alive", envFloat("HORNBEAM_KEEP_ALIVE", 5), "seconds an idle kept-alive connection stays open")
 	fs.StringVar(&f.certFile, "certfile", os.Getenv("HORNBEAM_CERTFILE"), "TLS certificate (PEM); with --keyfile serves HTTPS and HTTP/2")
 	fs.StringVar(&f.keyFile, "keyfile", os.Getenv("HORNBEAM_KEYFILE"), "TLS private key (PEM)")
+	fs.Float64Var(&f.headerTimeout, "header-timeout", envFloat("HORNBEAM_HEADER_TIMEOUT", 10), "seconds a client may take to send a request's headers; past it, 408 and the connection closes (slowloris)")
 	fs.BoolVar(&f.factory, "factory", false, "APP is a factory: call it (no arguments) for the app")
 	fs.StringVar(&f.accessLogFile, "access-logfile", os.Getenv("HORNBEAM_ACCESS_LOGFILE"), "write an access log (common log format) to this file; '-' is stdout")
 }
@@ -51,8 +53,8 @@ func (f *webFlags) config(app string, log *slog.Logger) (*web.Config, error) {
 	if f.lifespan != "auto" && f.lifespan != "on" && f.lifespan != "off" {
 		return nil, fmt.Errorf("--lifespan %q: want auto, on or off", f.lifespan)
 	}
-	if f.timeout <= 0 || f.gracefulTimeout < 0 {
-		return nil, errors.New("--timeout must be positive and --graceful-timeout not negative")
+	if f.timeout <= 0 || f.gracefulTimeout < 0 || f.headerTimeout <= 0 {
+		return nil, errors.New("--timeout and --header-timeout must be positive and --graceful-timeout not negative")
 	}
 	binds := f.binds
 	if len(binds) == 0 {
@@ -75,7 +77,7 @@ func (f *webFlags) config(app string, log *slog.Logger) (*web.Config, error) {
 	}
 	return &web.Config{App: app, ASGI: f.workerClass == "asgi", Lifespan: f.lifespan, Binds: binds, Timeout: secDuration(f.timeout),
 		LimitConcurrency: f.limitConcurrency, RootPath: f.rootPath, AccessLog: access, Logger: log,
-		KeepAlive: secDuration(f.keepAlive), CertFile: f.certFile, KeyFile: f.keyFile, Factory: f.factory}, nil
+		KeepAlive: secDuration(f.keepAlive), CertFile: f.certFile, KeyFile: f.keyFile, Factory: f.factory, HeaderTimeout: secDuration(f.headerTimeout)}, nil
 }
 
 func secDuration(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
