@@ -24,9 +24,10 @@ func httpSection(bin string) (string, error) {
 	}
 	pydir, _ := filepath.Abs("bench/py")
 	type server struct {
-		name string
-		app  string // the app, for the table
-		cmd  func(port int) *exec.Cmd
+		name    string
+		app     string // the app, for the table
+		workers int
+		cmd     func(port int) *exec.Cmd
 	}
 	py := func(args ...string) func(int) *exec.Cmd {
 		return func(port int) *exec.Cmd {
@@ -45,27 +46,47 @@ func httpSection(bin string) (string, error) {
 				"--pythonpath", pydir, "--log-level", "warning"}, extra...)...)
 		}
 	}
-	uv := func(app string) func(int) *exec.Cmd {
-		return py("/usr/bin/python3", "-m", "uvicorn", app, "--port", "PORT", "--loop", "uvloop",
-			"--http", "httptools", "--log-level", "warning", "--no-access-log")
+	uv := func(app string, extra ...string) func(int) *exec.Cmd {
+		return py(append([]string{"/usr/bin/python3", "-m", "uvicorn", app, "--port", "PORT", "--loop", "uvloop",
+			"--http", "httptools", "--log-level", "warning", "--no-access-log"}, extra...)...)
 	}
+	gthread := func(app, workers string) func(int) *exec.Cmd {
+		return py("gunicorn", "-k", "gthread", "--threads", "8", "-w", workers, "-b", "127.0.0.1:PORT", "--log-level", "warning", app)
+	}
+	const (
+		hbASGI = "hornbeam ASGI"
+		hbWSGI = "hornbeam WSGI"
+		uvName = "uvicorn (uvloop, httptools)"
+		gtName = "gunicorn gthread (8 threads)"
+	)
 	servers := []server{
-		{"hornbeam ASGI", "hello", hb("httpapps:asgi_hello", "-k", "asgi")},
-		{"uvicorn (uvloop, httptools)", "hello", uv("httpapps:asgi_hello")},
-		{"hypercorn", "hello", py("/usr/bin/python3", "-m", "hypercorn", "httpapps:asgi_hello", "-b", "127.0.0.1:PORT", "--log-level", "warning")},
-		{"hornbeam WSGI", "hello", hb("httpapps:wsgi_hello")},
-		{"gunicorn gthread (8 threads)", "hello", py("gunicorn", "-k", "gthread", "--threads", "8", "-w", "1", "-b", "127.0.0.1:PORT", "--log-level", "warning", "httpapps:wsgi_hello")},
-		{"hornbeam ASGI", "64 KiB", hb("httpapps:asgi_64k", "-k", "asgi")},
-		{"uvicorn (uvloop, httptools)", "64 KiB", uv("httpapps:asgi_64k")},
-		{"hornbeam WSGI", "64 KiB", hb("httpapps:wsgi_64k")},
-		{"hornbeam ASGI", "asyncio.sleep(0.001)", hb("httpapps:asgi_sleep", "-k", "asgi")},
-		{"uvicorn (uvloop, httptools)", "asyncio.sleep(0.001)", uv("httpapps:asgi_sleep")},
+		{hbASGI, "hello", 1, hb("httpapps:asgi_hello", "-k", "asgi")},
+		{uvName, "hello", 1, uv("httpapps:asgi_hello")},
+		{"hypercorn", "hello", 1, py("/usr/bin/python3", "-m", "hypercorn", "httpapps:asgi_hello", "-b", "127.0.0.1:PORT", "--log-level", "warning")},
+		{hbWSGI, "hello", 1, hb("httpapps:wsgi_hello")},
+		{gtName, "hello", 1, gthread("httpapps:wsgi_hello", "1")},
+		{hbASGI, "64 KiB", 1, hb("httpapps:asgi_64k", "-k", "asgi")},
+		{uvName, "64 KiB", 1, uv("httpapps:asgi_64k")},
+		{hbWSGI, "64 KiB", 1, hb("httpapps:wsgi_64k")},
+		{gtName, "64 KiB", 1, gthread("httpapps:wsgi_64k", "1")},
+		{hbASGI, "asyncio.sleep(0.001)", 1, hb("httpapps:asgi_sleep", "-k", "asgi")},
+		{uvName, "asyncio.sleep(0.001)", 1, uv("httpapps:asgi_sleep")},
+		{hbASGI, "hello", 2, hb("httpapps:asgi_hello", "-k", "asgi", "-w", "2")},
+		{uvName, "hello", 2, uv("httpapps:asgi_hello", "--workers", "2")},
+		{hbWSGI, "hello", 2, hb("httpapps:wsgi_hello", "-w", "2")},
+		{gtName, "hello", 2, gthread("httpapps:wsgi_hello", "2")},
+		{hbASGI, "64 KiB", 2, hb("httpapps:asgi_64k", "-k", "asgi", "-w", "2")},
+		{uvName, "64 KiB", 2, uv("httpapps:asgi_64k", "--workers", "2")},
+		{hbASGI, "asyncio.sleep(0.001)", 2, hb("httpapps:asgi_sleep", "-k", "asgi", "-w", "2")},
+		{uvName, "asyncio.sleep(0.001)", 2, uv("httpapps:asgi_sleep", "--workers", "2")},
 	}
 	var b strings.Builder
-	b.WriteString("## HTTP: one worker process, `wrk -t2 -c64`, same machine\n\n")
+	b.WriteString("## HTTP: `wrk -t2 -c64`, same machine\n\n")
 	b.WriteString("Each server runs the same app from bench/py/httpapps.py; the load generator shares the 2 cores. " +
 		"Requests/s is the median of 3 rounds of 3 s after a 1 s warm-up.\n\n")
-	b.WriteString("| server | app | requests/s | p50 latency | hornbeam vs peer, vs bare Go |\n|---|---|---|---|---|\n")
+	b.WriteString("Workers 1: hornbeam serves from the node's own process, uvicorn and gunicorn from one worker. " +
+		"Workers 2: two worker processes each (hornbeam `-w 2`, uvicorn `--workers 2`, gunicorn `-w 2`).\n\n")
+	b.WriteString("| server | app | workers | requests/s | p50 latency | hornbeam vs peer, vs bare Go |\n|---|---|---|---|---|---|\n")
 
 	bare := map[string]float64{}
 	for _, app := range []string{"hello", "64 KiB"} {
@@ -78,7 +99,7 @@ func httpSection(bin string) (string, error) {
 			return "", err
 		}
 		bare[app] = rate
-		fmt.Fprintf(&b, "| floor: bare Go `net/http` | %s | %.0f | %s | — |\n", app, rate, lat)
+		fmt.Fprintf(&b, "| floor: bare Go `net/http` | %s | all cores | %.0f | %s | — |\n", app, rate, lat)
 	}
 	type row struct {
 		s    server
@@ -88,6 +109,7 @@ func httpSection(bin string) (string, error) {
 	}
 	rows := make([]row, 0, len(servers))
 	rateOf := map[string]float64{}
+	key := func(name, app string, workers int) string { return fmt.Sprintf("%s|%s|%d", name, app, workers) }
 	for _, s := range servers {
 		port, err := freePort()
 		if err != nil {
@@ -95,31 +117,25 @@ func httpSection(bin string) (string, error) {
 		}
 		rate, lat, err := loadServer(s.cmd(port), port)
 		rows = append(rows, row{s, rate, lat, err})
-		rateOf[s.name+"|"+s.app] = rate
+		rateOf[key(s.name, s.app, s.workers)] = rate
 	}
 	for _, r := range rows {
 		if r.err != nil {
-			fmt.Fprintf(&b, "| %s | %s | not measured: %v | | |\n", r.s.name, r.s.app, r.err)
+			fmt.Fprintf(&b, "| %s | %s | %d | not measured: %v | | |\n", r.s.name, r.s.app, r.s.workers, r.err)
 			continue
 		}
 		var cmp []string
-		switch {
-		case strings.HasPrefix(r.s.name, "hornbeam ASGI"):
-			if u := rateOf["uvicorn (uvloop, httptools)|"+r.s.app]; u > 0 {
-				cmp = append(cmp, fmt.Sprintf("%.2fx uvicorn", r.rate/u))
-			}
-		case strings.HasPrefix(r.s.name, "hornbeam WSGI"):
-			if g := rateOf["gunicorn gthread (8 threads)|"+r.s.app]; g > 0 {
-				cmp = append(cmp, fmt.Sprintf("%.2fx gunicorn", r.rate/g))
-			}
+		peer := map[string]string{hbASGI: uvName, hbWSGI: gtName}[r.s.name]
+		if p := rateOf[key(peer, r.s.app, r.s.workers)]; peer != "" && p > 0 {
+			cmp = append(cmp, fmt.Sprintf("%.2fx %s", r.rate/p, strings.Fields(peer)[0]))
 		}
 		if f := bare[r.s.app]; f > 0 && strings.HasPrefix(r.s.name, "hornbeam") {
 			cmp = append(cmp, fmt.Sprintf("%.2fx bare Go", r.rate/f))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s |\n", r.s.name, r.s.app, r.rate, r.lat, strings.Join(cmp, ", "))
+		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %s | %s |\n", r.s.name, r.s.app, r.s.workers, r.rate, r.lat, strings.Join(cmp, ", "))
 	}
-	b.WriteString("\nGoals (issue 4): ASGI ≥ 1.3x uvicorn, WSGI ≥ 10x gunicorn gthread, both ≥ 0.8x bare Go; " +
-		"hornbeam serves from one process here (worker processes are not built yet).\n\n")
+	b.WriteString("\nGoals (issue 4): ASGI ≥ 1.3x uvicorn, WSGI ≥ 10x gunicorn gthread, both ≥ 0.8x bare Go. " +
+		"With 2 cores shared with wrk, a second worker process mostly adds contention.\n\n")
 	return b.String(), nil
 }
 

@@ -100,3 +100,24 @@ func TestServerGone(t *testing.T) {
 		t.Fatalf("get after close: %v", err)
 	}
 }
+
+// BenchmarkIncr is one worker's state_incr round trip to its node.
+func BenchmarkIncr(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "state.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go Serve(ln, state.New(state.Config{}))
+	c, err := Dial(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	for b.Loop() {
+		if _, err := c.Incr("n", 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
