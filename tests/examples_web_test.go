@@ -2,6 +2,7 @@ package tests
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -10,7 +11,7 @@ var jsonBody = []string{"Content-Type", "application/json"}
 
 func TestExampleFastAPI(t *testing.T) {
 	dir, _ := filepath.Abs("../examples/fastapi_app")
-	base := startApp(t, "app:app", "-k", "asgi", "--pythonpath", dir)
+	base := startApp(t, "app:app", "--pythonpath", dir) // detected as ASGI: FastAPI's __call__ is async
 	checkHTTP(t, base, []httpCase{
 		{"root", "GET", "/", nil, nil, 200, `{"node":"nonode@nohost","hits":1,"started":true}`, true},
 		{"path and query", "GET", "/items/5?q=x", nil, nil, 200, `{"item_id":5,"q":"x"}`, true},
@@ -43,4 +44,24 @@ func TestExampleFlask(t *testing.T) {
 		{"path param", "GET", "/user/bob", nil, nil, 200, "hello bob", true},
 		{"not found", "GET", "/nope", nil, nil, 404, "Not Found", true},
 	})
+}
+
+// The hello examples are served without -k: the worker class is detected, and
+// the WSGI one without an attribute (application is the default).
+func TestExampleHello(t *testing.T) {
+	for _, tc := range []struct{ dir, spec, class string }{
+		{"asgi_hello", "app:app", "asgi"},
+		{"wsgi_hello", "app", "wsgi"},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			dir, _ := filepath.Abs("../examples/" + tc.dir)
+			s := serveApp(t, dir, tc.spec, "-b", "127.0.0.1:0")
+			if got := mustFetch(t, s.base+"/"); got != "Hello, world!" {
+				t.Fatalf("got %q", got)
+			}
+			if !strings.Contains(s.logs(), "class="+tc.class) {
+				t.Fatalf("not detected as %s:\n%s", tc.class, s.logs())
+			}
+		})
+	}
 }

@@ -29,6 +29,9 @@ import (
 type Config struct {
 	App              string        // module:attribute of the app
 	ASGI             bool          // an ASGI 3 app (else WSGI)
+	// Detect: the protocol (and a missing attribute) are found from the app
+	// itself at Start, overriding ASGI.
+	Detect bool
 	Lifespan         string        // ASGI lifespan: "auto" (default), "on" or "off"
 	Binds            []string      // HOST:PORT or unix:PATH
 	// Listeners, when set, are served instead of Binds: a worker process
@@ -95,7 +98,7 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Binds) == 0 {
 		cfg.Binds = []string{"127.0.0.1:8000"}
 	}
-	if !strings.Contains(cfg.App, ":") {
+	if !strings.Contains(cfg.App, ":") && !cfg.Detect {
 		if cfg.ASGI {
 			cfg.App += ":app"
 		} else {
@@ -124,6 +127,11 @@ func New(cfg Config) (*Server, error) {
 // Start runs the ASGI lifespan startup, then listens on every bind and serves with py.
 func (s *Server) Start(py *pybridge.Interpreter) error {
 	s.py.Store(py)
+	if s.cfg.Detect {
+		if err := s.detect(py); err != nil {
+			return err
+		}
+	}
 	if s.cfg.ASGI {
 		args, _ := cbor.Marshal([]any{s.cfg.App, s.cfg.Lifespan})
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -173,6 +181,24 @@ func (s *Server) Start(py *pybridge.Interpreter) error {
 		}
 		s.log.Info("listening", "addr", s.lns[i].Addr().String(), "app", s.cfg.App)
 	}
+	return nil
+}
+
+// detect loads the app to learn whether it is ASGI or WSGI (-k not given).
+func (s *Server) detect(py *pybridge.Interpreter) error {
+	args, _ := cbor.Marshal([]any{s.cfg.App})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := py.Call(ctx, "_hornbeam_web", "detect", args)
+	if err != nil {
+		return fmt.Errorf("web: loading %s: %w", s.cfg.App, err)
+	}
+	var res []string
+	if err := cbor.Unmarshal(out, &res); err != nil || len(res) != 2 {
+		return fmt.Errorf("web: detecting the app's protocol: %v", err)
+	}
+	s.cfg.App, s.cfg.ASGI = res[0], res[1] == "asgi"
+	s.log.Info("worker class detected", "app", s.cfg.App, "class", res[1])
 	return nil
 }
 

@@ -32,7 +32,7 @@ type webFlags struct {
 
 func (f *webFlags) add(fs *pflag.FlagSet) {
 	fs.StringArrayVarP(&f.binds, "bind", "b", envList("HORNBEAM_BIND"), "HOST:PORT or unix:PATH to serve on (repeatable; env HORNBEAM_BIND; default 0.0.0.0:$PORT, else 127.0.0.1:8000)")
-	fs.StringVarP(&f.workerClass, "worker-class", "k", envStr("HORNBEAM_WORKER_CLASS", "wsgi"), "wsgi or asgi (ASGI 3: http, websocket, lifespan)")
+	fs.StringVarP(&f.workerClass, "worker-class", "k", envStr("HORNBEAM_WORKER_CLASS", ""), "wsgi or asgi (ASGI 3: http, websocket, lifespan); default: asgi if the app is a coroutine function or has an async __call__, else wsgi")
 	fs.StringVar(&f.lifespan, "lifespan", envStr("HORNBEAM_LIFESPAN", "auto"), "ASGI lifespan: auto (use it if the app supports it), on, off")
 	fs.Float64VarP(&f.timeout, "timeout", "t", envFloat("HORNBEAM_TIMEOUT", 30), "seconds an app may take for a request; past it the client gets 504")
 	fs.Float64Var(&f.gracefulTimeout, "graceful-timeout", envFloat("HORNBEAM_GRACEFUL_TIMEOUT", 30), "seconds requests in flight get to finish on SIGTERM")
@@ -47,7 +47,7 @@ func (f *webFlags) add(fs *pflag.FlagSet) {
 }
 
 func (f *webFlags) config(app string, log *slog.Logger) (*web.Config, error) {
-	if f.workerClass != "wsgi" && f.workerClass != "asgi" {
+	if f.workerClass != "" && f.workerClass != "wsgi" && f.workerClass != "asgi" {
 		return nil, fmt.Errorf("--worker-class %q: want wsgi or asgi", f.workerClass)
 	}
 	if f.lifespan != "auto" && f.lifespan != "on" && f.lifespan != "off" {
@@ -75,7 +75,7 @@ func (f *webFlags) config(app string, log *slog.Logger) (*web.Config, error) {
 		}
 		access = fh
 	}
-	return &web.Config{App: app, ASGI: f.workerClass == "asgi", Lifespan: f.lifespan, Binds: binds, Timeout: secDuration(f.timeout),
+	return &web.Config{App: app, ASGI: f.workerClass == "asgi", Detect: f.workerClass == "", Lifespan: f.lifespan, Binds: binds, Timeout: secDuration(f.timeout),
 		LimitConcurrency: f.limitConcurrency, RootPath: f.rootPath, AccessLog: access, Logger: log,
 		KeepAlive: secDuration(f.keepAlive), CertFile: f.certFile, KeyFile: f.keyFile, Factory: f.factory, HeaderTimeout: secDuration(f.headerTimeout)}, nil
 }

@@ -1,6 +1,7 @@
 """The host's Python side of serving web apps (internal: the CLI's `start APP`)."""
 
 import importlib
+import inspect
 
 _apps = {}
 
@@ -24,3 +25,22 @@ def load(spec, default_attr):
             raise TypeError(f"{spec} is not callable")
         app = _apps[spec] = obj
     return app
+
+
+def detect(spec):
+    """Resolve a spec given without ``-k`` and tell which protocol the app speaks.
+
+    Without an attribute, ``application`` is used if the module has one, else
+    ``app``. The app is ASGI if calling it makes a coroutine (an ``async def``
+    function, or an object whose ``__call__`` is one), else WSGI. Returns
+    ``[resolved spec, "asgi" | "wsgi"]``.
+    """
+    factory = spec.endswith("()")
+    mod, _, attr = spec.removesuffix("()").partition(":")
+    if not attr:
+        attr = "application" if hasattr(importlib.import_module(mod), "application") else "app"
+    resolved = f"{mod}:{attr}" + ("()" if factory else "")
+    app = load(resolved, attr)
+    call = app if inspect.isfunction(app) or inspect.ismethod(app) else getattr(type(app), "__call__", None)
+    asgi = inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(getattr(call, "__func__", None))
+    return [resolved, "asgi" if asgi else "wsgi"]
