@@ -213,6 +213,11 @@ func cBytes(b []byte) (*C.uchar, C.size_t) {
 	return (*C.uchar)(C.CBytes(b)), C.size_t(len(b))
 }
 
+// hbLoopReady runs on the loop thread, with the GIL, just before run_forever.
+//
+//export hbLoopReady
+func hbLoopReady() { interp().markLoopReady() }
+
 // hbComplete delivers the result of a coroutine that ran on the loop.
 //
 //export hbComplete

@@ -336,6 +336,9 @@ char *hb_loop_run(PyThreadState *ts) {
     r = PyObject_CallMethod(Q.loop, "add_reader", "iO", Q.efd, drainfn);
     if (r == NULL) goto fail;
     Py_CLEAR(r);
+    /* Only now may scripts run: one that ends at once would otherwise begin
+       Python's shutdown while this thread still imports the loop (uvloop). */
+    hbLoopReady();
     r = PyObject_CallMethod(Q.loop, "run_forever", NULL);
     if (r == NULL) goto fail;
     Py_CLEAR(r);

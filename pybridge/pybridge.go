@@ -167,6 +167,8 @@ type Interpreter struct {
 	closeOnce sync.Once
 	pool      sync.WaitGroup
 	loopDone  chan struct{}
+	loopReady chan struct{} // closed once the loop runs (hbLoopReady), or failed
+	loopOnce  sync.Once
 	mainDone  chan struct{}
 	closeErr  error
 	ctx       context.Context // for Go functions Python calls; cancelled by Close
@@ -223,7 +225,7 @@ func New(cfg Config) (*Interpreter, error) {
 		mainJobs: make(chan func(*C.PyThreadState)),
 		stopping: make(chan struct{}),
 		dead:     make(chan struct{}),
-		loopDone: make(chan struct{}),
+		loopDone: make(chan struct{}), loopReady: make(chan struct{}),
 		mainDone: make(chan struct{}),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -244,9 +246,8 @@ func New(cfg Config) (*Interpreter, error) {
 		return nil, err
 	}
 
-	loopReady := make(chan struct{})
-	go ip.loopThread(loopReady)
-	<-loopReady
+	go ip.loopThread()
+	<-ip.loopReady
 	workersReady := make(chan struct{}, cfg.Threads)
 	for range cfg.Threads {
 		ip.pool.Add(1)
@@ -339,13 +340,15 @@ func (ip *Interpreter) mainThread(paths []string, ready chan<- error) {
 	}
 }
 
-func (ip *Interpreter) loopThread(ready chan<- struct{}) {
+func (ip *Interpreter) markLoopReady() { ip.loopOnce.Do(func() { close(ip.loopReady) }) }
+
+func (ip *Interpreter) loopThread() {
 	runtime.LockOSThread()
 	defer close(ip.loopDone)
 	w := C.hb_worker_new()
 	ts := w.ts
 	C.free(unsafe.Pointer(w)) // the loop keeps only the thread state
-	close(ready)
+	defer ip.markLoopReady() // if it failed before it was ready
 	if msg := C.hb_loop_run(ts); msg != nil {
 		ip.log.Error("python event loop failed", "err", C.GoString(msg))
 		C.free(unsafe.Pointer(msg))
