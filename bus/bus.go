@@ -67,9 +67,12 @@ type Config struct {
 	NATSURL     string   // use this NATS deployment instead of an embedded server
 	NATSToken   string   // the token for NATSURL, if it needs one
 	Roles       []string // announced with the heartbeat
-	MaxPayload  int      // largest message in bytes; 0 = DefaultMaxPayload
-	MaxInflight int      // calls served at once; beyond, callers get a busy error
-	Heartbeat   time.Duration
+	// Capabilities are announced with the heartbeat too (gpu: the number of
+	// GPUs, cpu, memory_gb, ...), for selecting nodes by what they have.
+	Capabilities map[string]float64
+	MaxPayload   int // largest message in bytes; 0 = DefaultMaxPayload
+	MaxInflight  int // calls served at once; beyond, callers get a busy error
+	Heartbeat    time.Duration
 	// JoinTimeout bounds how long Start waits for the first route when Join is
 	// set; 0 = 5 s.
 	JoinTimeout time.Duration

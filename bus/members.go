@@ -2,7 +2,9 @@ package bus
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +38,7 @@ type member struct {
 	incarnation uint64
 	hidden      bool
 	roles       []string
+	caps        map[string]float64
 	addr        string
 	lastSeen    time.Time
 	up          bool
@@ -81,7 +84,7 @@ func (ms *members) start() error {
 func (ms *members) heartbeat(leaving bool) []byte {
 	data, _ := encMode.Marshal(&heartbeat{
 		Name: ms.b.name, Incarnation: ms.b.incarnation, Hidden: ms.b.cfg.Hidden,
-		Roles: ms.b.cfg.Roles, Addr: ms.b.ClusterAddr(), Leaving: leaving,
+		Roles: ms.b.cfg.Roles, Addr: ms.b.ClusterAddr(), Leaving: leaving, Caps: ms.b.cfg.Capabilities,
 	})
 	return data
 }
@@ -188,7 +191,7 @@ func (ms *members) onBeat(msg *nats.Msg) {
 		m = &member{name: hb.Name}
 		ms.m[hb.Name] = m
 	}
-	m.incarnation, m.hidden, m.roles, m.addr = hb.Incarnation, hb.Hidden, hb.Roles, hb.Addr
+	m.incarnation, m.hidden, m.roles, m.addr, m.caps = hb.Incarnation, hb.Hidden, hb.Roles, hb.Addr, hb.Caps
 	m.lastSeen = time.Now()
 	if !m.up {
 		m.up, m.probing = true, false
@@ -320,6 +323,30 @@ func (b *Bus) Nodes(kind NodeKind) []string {
 		out = append(out, m.name)
 	}
 	slices.Sort(out)
+	return out
+}
+
+// Member is what a node announced about itself.
+type Member struct {
+	Name   string             `cbor:"name"`
+	Hidden bool               `cbor:"hidden"`
+	Roles  []string           `cbor:"roles"`
+	Caps   map[string]float64 `cbor:"capabilities"`
+}
+
+// Members returns the up nodes of kind with what they announced, by name.
+func (b *Bus) Members(kind NodeKind) []Member {
+	ms := b.members
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	out := []Member{}
+	for _, m := range ms.m {
+		if !m.up || (kind == Visible && m.hidden) || (kind == Hidden && !m.hidden) {
+			continue
+		}
+		out = append(out, Member{Name: m.name, Hidden: m.hidden, Roles: slices.Clone(m.roles), Caps: maps.Clone(m.caps)})
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

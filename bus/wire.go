@@ -42,8 +42,9 @@ type heartbeat struct {
 	Incarnation uint64 // random per process: a restart under the same name is a new node
 	Hidden      bool
 	Roles       []string
-	Addr        string // cluster (route) address
-	Leaving     bool   // sent once on graceful shutdown
+	Addr        string             // cluster (route) address
+	Leaving     bool               // sent once on graceful shutdown
+	Caps        map[string]float64 // capabilities: gpu, cpu, memory_gb, ...
 }
 
 var (

@@ -4,26 +4,44 @@ import (
 	"context"
 	"errors"
 
+	"github.com/hornbeam-go/hornbeam/batch"
 	"github.com/hornbeam-go/hornbeam/bus"
 	"github.com/hornbeam-go/hornbeam/pybridge"
 )
 
-// pyHandler serves other nodes' calls with this node's Python.
-type pyHandler struct{ py *pybridge.Interpreter }
+// pyHandler serves other nodes' calls with this node's Python. Calls of a
+// batched function join its batch without taking a Python thread to wait.
+type pyHandler struct {
+	py      *pybridge.Interpreter
+	batcher *batch.Batcher
+}
 
 func (h pyHandler) Call(ctx context.Context, module, function string, args []byte) ([]byte, error) {
+	if spec, ok := h.batcher.Lookup(module, function); ok {
+		if items, extra, ok := splitBatchArgs(args); ok {
+			vals, err := h.batcher.Submit(ctx, spec, extra, items)
+			if err == nil {
+				return joinBatch(vals)
+			}
+			return nil, h.fail(err)
+		}
+	}
 	v, err := h.py.Call(ctx, module, function, args)
 	if err == nil {
 		return v, nil
 	}
+	return nil, h.fail(err)
+}
+
+func (h pyHandler) fail(err error) error {
 	var pe *pybridge.Error
 	switch {
 	case errors.Is(err, pybridge.ErrNoModule), errors.Is(err, pybridge.ErrNoFunction):
-		return nil, bus.BadRPC(pe2msg(err))
+		return bus.BadRPC(pe2msg(err))
 	case errors.As(err, &pe):
-		return nil, &bus.RemoteError{Type: pe.Type, Message: pe.Message, Traceback: pe.Traceback}
+		return &bus.RemoteError{Type: pe.Type, Message: pe.Message, Traceback: pe.Traceback}
 	default:
-		return nil, err
+		return err
 	}
 }
 

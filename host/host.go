@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hornbeam-go/hornbeam/batch"
 	"github.com/hornbeam-go/hornbeam/bus"
 	"github.com/hornbeam-go/hornbeam/pybridge"
 	"github.com/hornbeam-go/hornbeam/python"
@@ -30,6 +31,10 @@ type Config struct {
 	// SharedState, when set, backs state_* instead of a store of this process:
 	// a worker process uses its node's store.
 	SharedState pybridge.StateStore
+	// Cache bounds the inference cache; SharedCache, when set, is used
+	// instead (a worker process uses its node's).
+	Cache       state.CacheConfig
+	SharedCache MLCache
 	// Cluster joins the node to a cluster; nil leaves it alone, named
 	// "nonode@nohost" as an Erlang node without distribution.
 	Cluster *bus.Config
@@ -48,6 +53,8 @@ type Node struct {
 	started time.Time
 	state   *state.Store // nil in a worker process
 	store   pybridge.StateStore
+	cache   MLCache
+	batcher *batch.Batcher
 	py      *pybridge.Interpreter
 	bus     atomic.Pointer[bus.Bus]
 	web     *web.Server
@@ -63,7 +70,11 @@ func New(cfg Config) (*Node, error) {
 		cfg.Logger = slog.Default()
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, name: "nonode@nohost", started: time.Now(),
-		store: cfg.SharedState, swept: make(chan struct{})}
+		store: cfg.SharedState, cache: cfg.SharedCache, swept: make(chan struct{})}
+	if n.cache == nil {
+		n.cache = LocalCache{state.NewCache(cfg.Cache)}
+	}
+	n.batcher = batch.New(n.runBatch)
 	if n.store == nil {
 		n.state = state.New(cfg.State)
 		n.store = pybridge.LocalState{Store: n.state}
@@ -72,6 +83,9 @@ func New(cfg Config) (*Node, error) {
 		n.name = cfg.Cluster.Name
 	}
 	funcs := n.pyFuncs()
+	for k, f := range n.mlFuncs() {
+		funcs[k] = f
+	}
 	if cfg.Web != nil {
 		wcfg := *cfg.Web
 		if wcfg.Logger == nil {
@@ -111,7 +125,8 @@ func New(cfg Config) (*Node, error) {
 	}()
 	if cfg.Cluster != nil {
 		bc := *cfg.Cluster
-		bc.Handler = pyHandler{py}
+		bc.Handler = pyHandler{py, n.batcher}
+		bc.Capabilities = capabilities(context.Background(), &n.gpus)
 		bc.Info = func(ctx context.Context) any { return n.info(ctx) }
 		if bc.Logger == nil {
 			bc.Logger = cfg.Logger

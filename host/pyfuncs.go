@@ -137,7 +137,7 @@ func (n *Node) pyRPCCall(ctx context.Context, data []byte) ([]byte, error) {
 
 // localCall serves rpc_call(node(), ...) on a node without a cluster.
 func (n *Node) localCall(ctx context.Context, module, function string, args []byte) ([]byte, error) {
-	v, err := (pyHandler{n.py}).Call(ctx, module, function, args)
+	v, err := (pyHandler{n.py, n.batcher}).Call(ctx, module, function, args)
 	if err == nil {
 		return v, nil
 	}

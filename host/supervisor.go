@@ -32,7 +32,7 @@ type SupervisorNode struct {
 }
 
 // StartSupervisor starts a node's supervising side; cluster may be nil.
-func StartSupervisor(stateCfg state.Config, cluster *bus.Config, log *slog.Logger) (*SupervisorNode, error) {
+func StartSupervisor(stateCfg state.Config, cacheCfg state.CacheConfig, cluster *bus.Config, log *slog.Logger) (*SupervisorNode, error) {
 	s := &SupervisorNode{name: "nonode@nohost", started: time.Now(), state: state.New(stateCfg), swept: make(chan struct{})}
 	dir, err := os.MkdirTemp("", "hornbeam-node-") // 0700: only this user reaches the state
 	if err != nil {
@@ -45,7 +45,7 @@ func StartSupervisor(stateCfg state.Config, cluster *bus.Config, log *slog.Logge
 		return nil, fmt.Errorf("host: state socket: %w", err)
 	}
 	s.stateLn = ln
-	go sharedstate.Serve(ln, s.state)
+	go sharedstate.Serve(ln, s.state, state.NewCache(cacheCfg))
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go func() {
@@ -56,6 +56,7 @@ func StartSupervisor(stateCfg state.Config, cluster *bus.Config, log *slog.Logge
 		s.name = cluster.Name
 		bc := *cluster
 		bc.Mode = bus.Supervisor
+		bc.Capabilities = capabilities(context.Background(), &s.gpus)
 		bc.Info = func(ctx context.Context) any { return nodeInfo(ctx, s.name, s.started, cluster, s.bus, &s.gpus) }
 		if bc.Logger == nil {
 			bc.Logger = log

@@ -27,6 +27,7 @@ func newRunCmd() *cobra.Command {
 		threads      int
 		spinUS       int
 		logLevel     string
+		ml           mlFlags
 		nf           nodeFlags
 	)
 	cmd := &cobra.Command{
@@ -50,6 +51,9 @@ Example: hornbeam run -m pytest tests/python`,
 			if err != nil {
 				return err
 			}
+			if err := ml.apply(log); err != nil {
+				return err
+			}
 			kind, target, argv, err := mainTarget(module, code, args)
 			if err != nil {
 				return err
@@ -65,6 +69,7 @@ Example: hornbeam run -m pytest tests/python`,
 				Argv:       argv,
 				Cluster:    cluster,
 				Logger:     log,
+				Cache:      ml.cacheConfig(),
 			})
 			if err != nil {
 				return err
@@ -89,6 +94,7 @@ Example: hornbeam run -m pytest tests/python`,
 	f.IntVar(&spinUS, "spin-us", envInt("HORNBEAM_SPIN_US", 0), "µs a Python thread spins for the next call before sleeping, when nothing else runs (0: 150; -1: never)")
 	f.StringVar(&logLevel, "log-level", "", "log level: debug, info, warning, error (env HORNBEAM_LOG_LEVEL)")
 	nf.add(f, false)
+	ml.add(f)
 	return cmd
 }
 

@@ -44,7 +44,10 @@ type startOptions struct {
 	maxRequests       int
 	maxRequestsJitter int
 	reload            bool
+	ml                mlFlags
 }
+
+func (o *startOptions) cacheConfig() state.CacheConfig { return o.ml.cacheConfig() }
 
 func newStartCmd() *cobra.Command {
 	var o startOptions
@@ -84,6 +87,9 @@ Examples:
 			if o.workers < 0 || o.maxRequests < 0 || o.maxRequestsJitter < 0 {
 				return errors.New("--workers, --max-requests and --max-requests-jitter must not be negative")
 			}
+			if err := o.ml.apply(log); err != nil {
+				return err
+			}
 			w, isWorker, err := supervisor.Attach()
 			if err != nil {
 				return err
@@ -103,6 +109,7 @@ Examples:
 	f := cmd.Flags()
 	o.nf.add(f, false)
 	o.wf.add(f)
+	o.ml.add(f)
 	f.StringVarP(&o.configFile, "config", "c", "", "TOML file of settings named as the long flags, e.g. bind = [\"0.0.0.0:8000\"], timeout = 60")
 	f.StringArrayVar(&o.pythonPath, "pythonpath", nil, "add a directory to sys.path (repeatable)")
 	f.IntVar(&o.threads, "threads", envInt("HORNBEAM_THREADS", 0), "threads for synchronous Python calls, per worker (0: 2 per CPU, at least 4)")
@@ -135,7 +142,7 @@ func (o *startOptions) hostConfig(args []string, log *slog.Logger) (host.Config,
 	return host.Config{
 		Threads: o.threads, SpinWait: spinWait(o.spinUS), PythonPath: absPaths(pythonPath),
 		Argv: []string{"hornbeam"}, Cluster: cluster, Web: webCfg,
-		GracefulTimeout: secDuration(o.wf.gracefulTimeout), Logger: log,
+		GracefulTimeout: secDuration(o.wf.gracefulTimeout), Logger: log, Cache: o.ml.cacheConfig(),
 	}, nil
 }
 
@@ -190,6 +197,7 @@ func (o *startOptions) runWorker(w *supervisor.Worker, args []string, log *slog.
 	}
 	defer shared.Close()
 	cfg.SharedState = shared
+	cfg.SharedCache = shared
 	if cfg.Cluster != nil {
 		cfg.Cluster.Mode = bus.Worker
 		cfg.Cluster.NATSURL, cfg.Cluster.NATSToken = natsURL, natsToken
@@ -245,7 +253,7 @@ func (o *startOptions) runSupervisor(app string, log *slog.Logger) error {
 		defer ln.Close()
 		files = append(files, f)
 	}
-	node, err := host.StartSupervisor(state.Config{}, cluster, log)
+	node, err := host.StartSupervisor(state.Config{}, o.cacheConfig(), cluster, log)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/hornbeam-go/hornbeam/state"
 )
 
@@ -27,6 +29,11 @@ const (
 	opDelete = 'd'
 	opIncr   = 'i'
 	opKeys   = 'k'
+	// The inference cache: the request's key field is the prefix.
+	opCacheGet   = 'G'
+	opCachePut   = 'P'
+	opCacheStats = 'S'
+	opCacheClear = 'C'
 )
 
 // Response statuses.
@@ -48,8 +55,8 @@ const MaxFrame = 256 << 20
 // supervising process is gone).
 var ErrUnavailable = errors.New("node-wide state unavailable")
 
-// Serve answers requests on ln from store until ln is closed.
-func Serve(ln net.Listener, store *state.Store) error {
+// Serve answers requests on ln from store and cache until ln is closed.
+func Serve(ln net.Listener, store *state.Store, cache *state.Cache) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -58,11 +65,11 @@ func Serve(ln net.Listener, store *state.Store) error {
 			}
 			return fmt.Errorf("sharedstate: %w", err)
 		}
-		go serveConn(c, store)
+		go serveConn(c, store, cache)
 	}
 }
 
-func serveConn(c net.Conn, store *state.Store) {
+func serveConn(c net.Conn, store *state.Store, cache *state.Cache) {
 	defer c.Close()
 	r := bufio.NewReaderSize(c, 64<<10)
 	w := bufio.NewWriterSize(c, 64<<10)
@@ -73,7 +80,7 @@ func serveConn(c net.Conn, store *state.Store) {
 		if err != nil {
 			return
 		}
-		out := handle(store, buf)
+		out := handle(store, cache, buf)
 		if err := writeFrame(w, out); err != nil {
 			return
 		}
@@ -84,7 +91,7 @@ func serveConn(c net.Conn, store *state.Store) {
 }
 
 // handle runs one request frame: op, uvarint key length, key, operands.
-func handle(store *state.Store, req []byte) []byte {
+func handle(store *state.Store, cache *state.Cache, req []byte) []byte {
 	if len(req) < 1 {
 		return errFrame(stError, "empty request")
 	}
@@ -135,6 +142,33 @@ func handle(store *state.Store, req []byte) []byte {
 			}
 		}
 		return out
+	case opCacheGet:
+		v, ok := cache.Get(key, string(rest))
+		if !ok {
+			return []byte{stMissing}
+		}
+		return append([]byte{stOK}, v...)
+	case opCachePut:
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || uint64(len(rest)-k) < n+8 {
+			return errFrame(stError, "malformed cache put")
+		}
+		ck := string(rest[k : k+int(n)])
+		rest = rest[k+int(n):]
+		ttl := time.Duration(binary.LittleEndian.Uint64(rest))
+		if err := cache.Put(key, ck, rest[8:], ttl); err != nil {
+			return errFrame(status(err), err.Error())
+		}
+		return []byte{stOK}
+	case opCacheStats:
+		b, err := cbor.Marshal(cache.Stats())
+		if err != nil {
+			return errFrame(stError, err.Error())
+		}
+		return append([]byte{stOK}, b...)
+	case opCacheClear:
+		cache.Clear(key)
+		return []byte{stOK}
 	default:
 		return errFrame(stError, fmt.Sprintf("unknown operation %q", op))
 	}
@@ -349,4 +383,35 @@ func (c *Client) Keys(prefix string) ([]string, error) {
 		v = v[k+int(n):]
 	}
 	return keys, nil
+}
+
+// CacheGet returns the inference cache's value under prefix and key.
+func (c *Client) CacheGet(prefix, key string) ([]byte, bool, error) {
+	st, v, err := c.do(opCacheGet, prefix, []byte(key), nil)
+	return v, err == nil && st == stOK, err
+}
+
+// CachePut caches value under prefix and key; ttl <= 0: until evicted.
+func (c *Client) CachePut(prefix, key string, value []byte, ttl time.Duration) error {
+	op := binary.AppendUvarint(nil, uint64(len(key)))
+	op = append(op, key...)
+	op = binary.LittleEndian.AppendUint64(op, uint64(ttl))
+	_, _, err := c.do(opCachePut, prefix, op, value)
+	return err
+}
+
+// CacheStats returns the inference cache's counters.
+func (c *Client) CacheStats() (state.CacheStats, error) {
+	var out state.CacheStats
+	_, v, err := c.do(opCacheStats, "", nil, nil)
+	if err == nil {
+		err = cbor.Unmarshal(v, &out)
+	}
+	return out, err
+}
+
+// CacheClear drops prefix's entries ("" = all).
+func (c *Client) CacheClear(prefix string) error {
+	_, _, err := c.do(opCacheClear, prefix, nil, nil)
+	return err
 }

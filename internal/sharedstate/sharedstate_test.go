@@ -18,7 +18,7 @@ func serve(t *testing.T, cfg state.Config) (*Client, net.Listener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go Serve(ln, state.New(cfg))
+	go Serve(ln, state.New(cfg), state.NewCache(state.CacheConfig{MaxEntries: 2}))
 	t.Cleanup(func() { ln.Close() })
 	c, err := Dial(path)
 	if err != nil {
@@ -71,6 +71,31 @@ func TestClient(t *testing.T) {
 	}
 }
 
+func TestCache(t *testing.T) {
+	c, _ := serve(t, state.Config{})
+	if _, ok, err := c.CacheGet("ml", "a"); ok || err != nil {
+		t.Fatalf("empty cache: %v %v", ok, err)
+	}
+	for _, k := range []string{"a", "b", "c"} { // two fit: a is evicted
+		if err := c.CachePut("ml", k, []byte("v"+k), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, ok, err := c.CacheGet("ml", "c"); !ok || err != nil || string(v) != "vc" {
+		t.Fatalf("get c: %q %v %v", v, ok, err)
+	}
+	st, err := c.CacheStats()
+	if err != nil || st.Prefixes["ml"].Hits != 1 || st.Prefixes["ml"].Misses != 1 || st.Prefixes["ml"].Evictions != 1 || st.Total.Size != 2 {
+		t.Fatalf("stats: %+v %v", st, err)
+	}
+	if err := c.CacheClear(""); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := c.CacheStats(); st.Total.Size != 0 {
+		t.Fatalf("after clear: %+v", st)
+	}
+}
+
 func TestConcurrentIncr(t *testing.T) {
 	c, _ := serve(t, state.Config{})
 	var wg sync.WaitGroup
@@ -109,7 +134,7 @@ func BenchmarkIncr(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer ln.Close()
-	go Serve(ln, state.New(state.Config{}))
+	go Serve(ln, state.New(state.Config{}), state.NewCache(state.CacheConfig{}))
 	c, err := Dial(path)
 	if err != nil {
 		b.Fatal(err)
