@@ -3,7 +3,8 @@
 #   make build  build bin/hornbeam
 #   make test   vet, Go tests, Python tests (installs what it needs)
 #   make bench  run bench/ and write docs/BENCHMARKS.md
-#   make demo   build, then run the examples on a node and on a local cluster
+#   make demo   build, then run the distributed ML example: a web node and two workers
+#   make demo-rpc  the state tour and the RPC patterns on a five-node cluster
 
 GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -15,9 +16,10 @@ APT_PKGS := pkg-config python3-dev python3-numpy python3-pytest python3-cbor2 ip
             python3-fastapi python3-flask python3-uvloop
 
 # The peers the benchmarks measure beside hornbeam (make bench only).
-BENCH_PKGS := erlang-base python3-distributed wrk python3-uvicorn python3-httptools gunicorn python3-hypercorn
+BENCH_PKGS := erlang-base python3-distributed wrk python3-uvicorn python3-httptools gunicorn python3-hypercorn \
+              python3-torch
 
-.PHONY: deps bench-deps build test test-go test-python fuzz bench demo clean
+.PHONY: deps bench-deps build test test-go test-python fuzz bench demo demo-rpc clean
 
 # apt-install installs the Debian packages in $(1) that are missing.
 define apt-install
@@ -47,7 +49,7 @@ test: build
 # instrumented and the detector multiplies their cost), one package at a time
 # (-p 1) so that pybridge's soak does not skew the cluster's timing checks.
 test-go:
-	$(GO) test -race -count=1 ./state/ ./host/ ./bus/ ./sysinfo/ ./internal/...
+	$(GO) test -race -count=1 ./state/ ./host/ ./bus/ ./batch/ ./supervisor/ ./sysinfo/ ./internal/...
 	HORNBEAM_BIN=$(abspath $(BIN)) $(GO) test -p 1 -count=1 -timeout 15m ./pybridge/ ./tests/ ./cmd/...
 
 test-python:
@@ -60,8 +62,13 @@ fuzz: build
 bench: build bench-deps
 	$(GO) run ./bench -out docs/BENCHMARKS.md
 
-# A node's state, then a five-node cluster on loopback running the RPC patterns.
+# The seed's distributed ML app: a FastAPI web node and two worker nodes on
+# loopback, real requests, every node stopped at the end.
 demo: build
+	HORNBEAM_BIN=$(BIN) bash examples/distributed_ml/run_demo.sh
+
+# A node's state, then a five-node cluster on loopback running the RPC patterns.
+demo-rpc: build
 	$(BIN) run examples/state_tour.py
 	HORNBEAM_BIN=$(BIN) bash examples/rpc/run_demo.sh
 

@@ -236,15 +236,16 @@ func (n *Node) pyBatch(ctx context.Context, data []byte) ([]byte, error) {
 	return joinBatch(vals)
 }
 
-// batchError raises a batch's exception in each of its callers: a builtin
-// exception as itself, any other as RuntimeError naming it.
+// batchError raises a batch's exception in each of its callers, as its own
+// class where that can be imported (else RuntimeError).
 func batchError(err error) error {
 	var pe *pybridge.Error
 	switch {
 	case errors.As(err, &pe) && !strings.Contains(pe.Type, "."):
 		return &pyError{class: pe.Type, msg: pe.Message}
 	case errors.As(err, &pe):
-		return &pyError{class: "RuntimeError", msg: pe.Type + ": " + pe.Message}
+		i := strings.LastIndexByte(pe.Type, '.')
+		return &pyError{class: pe.Type[:i] + ":" + pe.Type[i+1:], msg: pe.Message}
 	case errors.Is(err, batch.ErrBusy):
 		return &pyError{class: "hornbeam_erlang:RPCError", msg: err.Error()}
 	default:

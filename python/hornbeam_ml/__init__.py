@@ -1,7 +1,7 @@
 """Machine learning on hornbeam nodes.
 
 - ``cached_inference(fn, input_data, ...)``: results kept in the node's bounded
-  LRU cache; ``cache_stats()``, ``cache_clear()``.
+  LRU cache; ``cached_inference_batch`` for lists; ``cache_stats()``, ``cache_clear()``.
 - ``load_model`` / ``get_model`` / ``encode`` / ``model_info``: sentence-transformer
   embeddings (aliases ``default``, ``large``, ``multilingual``; ``HORNBEAM_MODEL_DIR``),
   with a named stand-in encoder when the node runs with ``--ml-fallback``.
@@ -16,7 +16,7 @@ import _hornbeam
 from hornbeam_erlang import node
 
 from ._batching import batch_stats, batched
-from ._cache import cache_clear, cache_stats, cached_inference, stable_key
+from ._cache import cache_clear, cache_stats, cached_inference, cached_inference_batch, stable_key
 from ._models import (ALIASES, Model, ModelUnavailable, SentenceTransformer, encode, get_model,
                       load_model, model_info)
 
@@ -50,6 +50,6 @@ def gpu_nodes(min_gpus: int = 1) -> List[str]:
 
 __all__ = [
     "ALIASES", "Model", "ModelUnavailable", "SentenceTransformer", "batch_stats", "batched",
-    "cache_clear", "cache_stats", "cached_inference", "encode", "get_model", "gpu_nodes",
+    "cache_clear", "cache_stats", "cached_inference", "cached_inference_batch", "encode", "get_model", "gpu_nodes",
     "load_model", "model_info", "node", "nodes_with", "stable_key",
 ]

@@ -2,7 +2,7 @@
 
 import hashlib
 import pickle
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import _hornbeam
 
@@ -59,6 +59,38 @@ def cached_inference(fn: Callable[[Any], Any], input_data: Any, cache_key: Optio
     except MemoryError:
         pass  # larger than the whole cache: the caller still gets its result
     return result
+
+
+def cached_inference_batch(fn: Callable[[List[Any]], Sequence[Any]], inputs: Sequence[Any],
+                           cache_prefix: str = "ml", ttl: Optional[float] = None) -> Tuple[List[Any], int]:
+    """``cached_inference`` for a list: one ``fn(misses)`` call for every input
+    not cached (``fn`` takes a list and returns a list of the same length).
+    Returns ``(results in input order, how many came from the cache)``."""
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+    if not isinstance(cache_prefix, str) or not cache_prefix:
+        raise TypeError("cache_prefix must be a non-empty str")
+    keys = [stable_key(x) for x in inputs]
+    results: List[Any] = [None] * len(keys)
+    missing = []
+    for i, k in enumerate(keys):
+        hit = _call("ml_cache_get", cache_prefix, k)
+        if hit is None:
+            missing.append(i)
+        else:
+            results[i] = pickle.loads(hit)
+    if missing:
+        computed = fn([inputs[i] for i in missing])
+        if len(computed) != len(missing):
+            raise ValueError(f"fn returned {len(computed)} results for {len(missing)} inputs")
+        for i, r in zip(missing, computed):
+            results[i] = r
+            try:
+                _call("ml_cache_put", cache_prefix, keys[i], pickle.dumps(r, protocol=5),
+                      None if ttl is None else float(ttl))
+            except (MemoryError, pickle.PicklingError, TypeError):
+                pass
+    return results, len(keys) - len(missing)
 
 
 def _rates(s: Dict[str, int]) -> Dict[str, Any]:
