@@ -198,6 +198,13 @@ func TestWorkersShareStateAndRPC(t *testing.T) {
 	if len(pids) != 2 {
 		t.Fatalf("requests reached workers %v, want both of %v", pids, workers)
 	}
+	// The inference cache is node-wide too: every worker gets the first result.
+	first := mustFetch(t, s.base+"/cached?k1")
+	for range 20 {
+		if got := mustFetch(t, s.base+"/cached?k1"); got != first {
+			t.Fatalf("cached_inference in another worker recomputed: %s, first %s", got, first)
+		}
+	}
 	if got := mustFetch(t, s.base+"/node"); got != "multi@127.0.0.1" {
 		t.Fatalf("node() in a worker = %q", got)
 	}

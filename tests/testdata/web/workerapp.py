@@ -24,6 +24,9 @@ async def app(scope, receive, send):
         body = node()
     elif path == "/rpc":  # ?NODE: that node's pid, through rpc_call
         body = str(await asyncio.to_thread(rpc_call, qs, "os", "getpid", [], 5000))
+    elif path == "/cached":  # the pid of the worker that computed it first
+        import hornbeam_ml
+        body = str(hornbeam_ml.cached_inference(lambda _: os.getpid(), qs))
     elif path == "/slow":
         await asyncio.sleep(float(qs or "1"))
         body = "slept"
