@@ -4,9 +4,11 @@
 // function's open batch, the batch runs when it holds MaxBatch items or its
 // oldest item has waited MaxWait, and the results are split back in order.
 //
-// One batch per function (and set of extra arguments) runs at a time; calls
-// that arrive meanwhile form the next batch, so batches grow with the load
-// instead of waiting on a timer. An error fails the calls of its batch only.
+// At most MaxRunning batches per function (and set of extra arguments) run at
+// once; calls that arrive meanwhile form the next batch, so batches grow with
+// the load. Two, not one: a CPU model keeps two cores busy, and a GPU model
+// has the next batch's inputs ready as the last one ends. An error fails the
+// calls of its batch only.
 package batch
 
 import (
@@ -35,6 +37,9 @@ var ErrBusy = errors.New("batch: too many items waiting")
 // MaxPendingBatches bounds the items waiting per function: this many full batches.
 const MaxPendingBatches = 64
 
+// MaxRunning is how many batches of one function run at once.
+const MaxRunning = 2
+
 // Batcher holds the batched functions of one interpreter.
 type Batcher struct {
 	run    RunFunc
@@ -60,7 +65,7 @@ type queue struct {
 	extra   []byte
 	waiting []*call
 	n       int  // items waiting
-	running bool // a batch of this queue is in Python
+	running int // batches of this queue in Python
 	timer   *time.Timer
 }
 
@@ -124,8 +129,8 @@ func (b *Batcher) Submit(ctx context.Context, spec Spec, extra []byte, items [][
 	q.waiting = append(q.waiting, c)
 	q.n += len(items)
 	switch {
-	case q.running:
-		// The running batch's end starts the next one.
+	case q.running >= MaxRunning:
+		// A running batch's end starts the next one.
 	case q.n >= spec.MaxBatch:
 		b.startLocked(key, q)
 	case q.timer == nil:
@@ -133,7 +138,7 @@ func (b *Batcher) Submit(ctx context.Context, spec Spec, extra []byte, items [][
 			b.mu.Lock()
 			defer b.mu.Unlock()
 			q.timer = nil
-			if !q.running && q.n > 0 {
+			if q.running < MaxRunning && q.n > 0 {
 				b.startLocked(key, q)
 			}
 		})
@@ -166,7 +171,7 @@ func (b *Batcher) startLocked(key string, q *queue) {
 		q.waiting = q.waiting[1:]
 	}
 	q.n -= n
-	q.running = true
+	q.running++
 	b.calls++
 	b.items += int64(n)
 	go b.runBatch(key, q, take, n)
@@ -191,11 +196,11 @@ func (b *Batcher) runBatch(key string, q *queue, calls []*call, n int) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	q.running = false
-	if q.n > 0 {
+	q.running--
+	if q.n > 0 && q.timer == nil {
 		// What arrived while the batch ran has waited about that long: go now.
 		b.startLocked(key, q)
-	} else {
+	} else if q.n == 0 && q.running == 0 {
 		delete(b.queues, key)
 	}
 }

@@ -47,10 +47,14 @@ class HashEncoder:
 
 
 class TorchEncoder:
-    """A transformer with MiniLM-L6's shape (6 layers, 384 wide, 12 heads,
-    1536 feed-forward, mean pooling, L2-normalised) and random weights (seed
-    0), over hashed word and sub-word tokens: the tensor work of the real
-    model, without its meaning. For benchmarks where weights cannot be had."""
+    """A small transformer encoder with random weights (seed 0): MiniLM's
+    width (384, 12 heads) but 2 layers and a 768-wide feed-forward, mean
+    pooling, L2-normalised, over hashed word and sub-word tokens. Real tensor
+    work, about a sixth of MiniLM-L6's, without meaning; for benchmarks where
+    weights cannot be had (Debian's CPU torch is too slow for the full shape)."""
+
+    layers_n = 2
+    ffn = 768
 
     kind = "fallback:torch-random"
     vocab = 30522
@@ -60,7 +64,7 @@ class TorchEncoder:
         import torch  # noqa: only this fallback needs it
 
         self.torch = torch
-        self.name = f"random-minilm-shape-{DIM} (fallback standing in for {stands_for})"
+        self.name = f"random-transformer-{self.layers_n}x{DIM} (fallback standing in for {stands_for})"
         self.stands_for = stands_for
         self.device = device
         self.dim = DIM
@@ -71,8 +75,8 @@ class TorchEncoder:
         with torch.no_grad():
             self.embed.weight.copy_(torch.randn(self.vocab, DIM, generator=g) * 0.02)
             self.pos.weight.copy_(torch.randn(self.max_len, DIM, generator=g) * 0.02)
-        layer = torch.nn.TransformerEncoderLayer(DIM, 12, 1536, dropout=0.0, batch_first=True, activation="gelu")
-        self.layers = torch.nn.TransformerEncoder(layer, 6, enable_nested_tensor=False)
+        layer = torch.nn.TransformerEncoderLayer(DIM, 12, self.ffn, dropout=0.0, batch_first=True, activation="gelu")
+        self.layers = torch.nn.TransformerEncoder(layer, self.layers_n, enable_nested_tensor=False)
         for m in (self.embed, self.pos, self.layers):
             m.to(device).eval()
 
