@@ -279,7 +279,11 @@ ts = [threading.Thread(target=call, args=(i,)) for i in range(64)]
 [t.join() for t in ts]
 wrong = [i for i in range(64) if max(abs(a - b) for a, b in zip(got[i], want[i])) > 1e-6]
 st = rpc_call(W, "ml_worker", "info", [])["batches"]
-print(json.dumps({"ok": True, "batches": st["batches"], "items": st["items"], "wrong": wrong}))
+# Capabilities ride on heartbeats: CPUs, and GPUs as node_info counts them.
+from hornbeam_erlang import node_info
+caps = hornbeam_ml.nodes_with(cpu=1) == [W] and hornbeam_ml.nodes_with(cpu=100000) == []
+gpus = hornbeam_ml.gpu_nodes() == ([W] if node_info(W)["gpu_count"] else []) and hornbeam_ml.nodes_with(role="nope") == []
+print(json.dumps({"ok": caps and gpus, "batches": st["batches"], "items": st["items"], "wrong": wrong}))
 `, 60*time.Second, &out)
 	if !out.OK || len(out.Wrong) != 0 || out.Items != 64 {
 		t.Fatalf("batching: %+v", out)
