@@ -24,7 +24,7 @@ func mlSection(bin string) (string, error) {
 	var b strings.Builder
 	b.WriteString("## Distributed ML: embeddings per second\n\n")
 	b.WriteString("No GPU and no model weights on this machine, so the workers use a fallback encoder " +
-		"(`--ml-fallback`): `torch` is a random-weight transformer of MiniLM-L6's shape (6 layers, 384 wide) on " +
+		"(`--ml-fallback`): `torch` is a small random-weight transformer (2 layers, 384 wide, 12 heads) on " +
 		"Debian's python3-torch, real tensor work; `hash` is hashed character n-grams. " +
 		"End to end: one client sends `/infer` requests one after another to the web node of examples/distributed_ml " +
 		"(FastAPI), which calls a worker node with rpc_call; every text is new, so the cache never answers. " +
@@ -60,6 +60,10 @@ func mlSection(bin string) (string, error) {
 	}
 	b.WriteString(conc.String())
 	b.WriteString("\nGoals (issue 5): end to end ≥ 0.9x direct at 256 texts per request; batching ≥ 5x unbatched for single texts.\n\n")
+	if _, err := exec.LookPath("nvidia-smi"); err != nil {
+		b.WriteString("GPU path: not measured in this run, which had no GPU (no nvidia-smi). With one, the same section " +
+			"measures whatever encoder the workers load: `--ml-fallback torch` puts the random-weight encoder on `cuda`.\n\n")
+	}
 	return b.String(), nil
 }
 

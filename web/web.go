@@ -327,14 +327,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.fail(http.StatusInternalServerError, "internal server error\n")
 		return
 	}
-	var res struct {
-		_        struct{} `cbor:",toarray"`
-		Status   any      // "200 OK" (WSGI) or 200 (ASGI)
-		Headers  [][2]string
-		Body     []byte
-		Streamed bool
-	}
-	if err := cbor.Unmarshal(out, &res); err != nil {
+	res, err := decodeResponse(out)
+	if err != nil {
 		s.log.Error("bad response from the app", "err", err)
 		req.fail(http.StatusInternalServerError, "internal server error\n")
 		return
@@ -520,4 +514,61 @@ func hasHeader(headers [][2]string, name string) bool {
 		}
 	}
 	return false
+}
+
+// appResponse is what handle returns: [status, headers, body, streamed].
+type appResponse struct {
+	_        struct{} `cbor:",toarray"`
+	Status   any      // "200 OK" (WSGI) or 200 (ASGI)
+	Headers  [][2]string
+	Body     []byte
+	Streamed bool
+}
+
+// decodeResponse decodes handle's result with the body aliasing out rather
+// than copied: a whole body is often large, and each copy is garbage.
+func decodeResponse(out []byte) (appResponse, error) {
+	var res appResponse
+	if len(out) > 0 && out[0] == 0x84 {
+		rest, err := cbor.UnmarshalFirst(out[1:], &res.Status)
+		if err == nil {
+			rest, err = cbor.UnmarshalFirst(rest, &res.Headers)
+		}
+		if err == nil {
+			if body, after, ok := byteString(rest); ok {
+				res.Body = body
+				if _, err = cbor.UnmarshalFirst(after, &res.Streamed); err == nil {
+					return res, nil
+				}
+			}
+		}
+	}
+	res = appResponse{}
+	return res, cbor.Unmarshal(out, &res)
+}
+
+// byteString splits a definite-length CBOR byte string off the front of b.
+func byteString(b []byte) (s, rest []byte, ok bool) {
+	if len(b) == 0 || b[0]>>5 != 2 {
+		return nil, nil, false
+	}
+	n, h := uint64(b[0]&0x1f), 1
+	switch {
+	case n < 24:
+	case n <= 27:
+		h += 1 << (n - 24)
+		if len(b) < h {
+			return nil, nil, false
+		}
+		n = 0
+		for _, c := range b[1:h] {
+			n = n<<8 | uint64(c)
+		}
+	default:
+		return nil, nil, false
+	}
+	if uint64(len(b)-h) < n {
+		return nil, nil, false
+	}
+	return b[h : h+int(n) : h+int(n)], b[h+int(n):], true
 }

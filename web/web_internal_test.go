@@ -1,0 +1,22 @@
+package web
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+func TestDecodeResponse(t *testing.T) {
+	for _, n := range []int{0, 5, 23, 24, 255, 256, 65536, 70000} {
+		want := appResponse{Status: "200 OK", Headers: [][2]string{{"A", "b"}}, Body: bytes.Repeat([]byte("x"), n), Streamed: n%2 == 0}
+		raw, _ := cbor.Marshal(want)
+		got, err := decodeResponse(raw)
+		if err != nil || got.Status != "200 OK" || len(got.Headers) != 1 || !bytes.Equal(got.Body, want.Body) || got.Streamed != want.Streamed {
+			t.Fatalf("body of %d: %+v, %v", n, got.Headers, err)
+		}
+	}
+	if _, err := decodeResponse([]byte{0x84, 0x01}); err == nil {
+		t.Fatal("a truncated response decoded")
+	}
+}
