@@ -6,28 +6,30 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
-// net/http closes a connection whose headers are late without a word; a client
-// (or a proxy in front of us) is better told 408, as gunicorn and nginx do. A
-// clock per connection runs from accept, and from the first byte of each
-// further request, until the handler starts.
+// Connections are wrapped and tracked here for two reasons.
+//
+// Slow headers: net/http closes a connection whose headers are late without a
+// word; a client (or a proxy in front of us) is better told 408, as gunicorn
+// and nginx do. A clock per connection runs from accept, and from the first
+// byte of each further request, until the handler starts.
+//
+// Draining: http.Server.Shutdown drops, unanswered, any request it reads after
+// it began, including the first request of a connection accepted a moment
+// before. When worker processes share a listening socket, a retiring worker
+// has such connections at every reload, so Close drains instead (see
+// Server.Close), which needs each connection's state.
 
-// slowClientListener wraps accepted connections in clockedConn, and counts
-// them until they close.
-type slowClientListener struct {
-	net.Listener
-	open *atomic.Int64
-}
+// slowClientListener wraps accepted connections in clockedConn.
+type slowClientListener struct{ net.Listener }
 
 func (l slowClientListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	l.open.Add(1)
 	return &clockedConn{Conn: c}, nil
 }
 
@@ -36,20 +38,19 @@ type clockedConn struct {
 	net.Conn
 	mu      sync.Mutex
 	timer   *time.Timer
-	plain   bool // not TLS: a 408 can be written as is
+	plain   bool // not TLS: a 408 can be written as is, and it can be drained
 	expired bool
 }
 
 const response408 = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n" +
 	"Connection: close\r\nContent-Length: 25\r\n\r\nrequest headers too slow\n"
 
-func (c *clockedConn) start(d time.Duration, plain bool) {
+func (c *clockedConn) start(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.expired || c.timer != nil {
 		return
 	}
-	c.plain = plain
 	c.timer = time.AfterFunc(d, c.expire)
 }
 
@@ -88,36 +89,72 @@ func clockOf(c net.Conn) (*clockedConn, bool) {
 	return cc, plain
 }
 
-// headerTimer drives the clocks from net/http's connection states, and counts
-// down open connections.
-//
-// The count is why: http.Server.Shutdown can return while a connection it
-// accepted a moment before is not yet tracked (between Accept and its first
-// state), and that connection is then served after Shutdown returned. With
-// the listening socket shared by worker processes this happens under load at
-// every reload, so Close also waits for this count to reach zero.
-type headerTimer struct {
-	d    time.Duration
-	open *atomic.Int64
+// connTracker drives the clocks from net/http's connection states and keeps
+// the state of every open connection.
+type connTracker struct {
+	headerTimeout time.Duration
+	mu            sync.Mutex
+	conns         map[*clockedConn]connEntry
 }
 
-func (h headerTimer) connState(c net.Conn, st http.ConnState) {
-	if st == http.StateClosed || st == http.StateHijacked {
-		h.open.Add(-1)
-	}
+type connEntry struct {
+	st    http.ConnState
+	since time.Time
+}
+
+func newConnTracker(headerTimeout time.Duration) *connTracker {
+	return &connTracker{headerTimeout: headerTimeout, conns: map[*clockedConn]connEntry{}}
+}
+
+func (t *connTracker) connState(c net.Conn, st http.ConnState) {
 	cc, plain := clockOf(c)
 	if cc == nil {
 		return
 	}
+	t.mu.Lock()
 	switch st {
-	case http.StateNew, http.StateActive:
+	case http.StateClosed, http.StateHijacked:
+		delete(t.conns, cc)
+	default:
+		t.conns[cc] = connEntry{st, time.Now()}
+	}
+	t.mu.Unlock()
+	switch st {
+	case http.StateNew:
+		cc.mu.Lock()
+		cc.plain = plain
+		cc.mu.Unlock()
+		cc.start(t.headerTimeout)
+	case http.StateActive:
 		// Active comes with the first byte of a request on a kept-alive
 		// connection (idle time is --keep-alive's business) and stays so
 		// while the handler runs, which stops the clock.
-		cc.start(h.d, plain)
+		cc.start(t.headerTimeout)
 	default:
 		cc.stop()
 	}
+}
+
+// drainStep closes the idle plain connections, and those that connected more
+// than a second ago without sending a byte (pre-connects), and reports how
+// many plain connections still have a request to read or answer.
+func (t *connTracker) drainStep() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	busy := 0
+	for cc, e := range t.conns {
+		cc.mu.Lock()
+		plain := cc.plain
+		cc.mu.Unlock()
+		switch {
+		case !plain: // TLS (and HTTP/2): Shutdown's business
+		case e.st == http.StateIdle, e.st == http.StateNew && time.Since(e.since) > time.Second:
+			cc.Conn.Close()
+		default:
+			busy++
+		}
+	}
+	return busy
 }
 
 type clockKey struct{}

@@ -27,13 +27,13 @@ import (
 
 // Config configures a Server.
 type Config struct {
-	App              string        // module:attribute of the app
-	ASGI             bool          // an ASGI 3 app (else WSGI)
+	App  string // module:attribute of the app
+	ASGI bool   // an ASGI 3 app (else WSGI)
 	// Detect: the protocol (and a missing attribute) are found from the app
 	// itself at Start, overriding ASGI.
-	Detect bool
-	Lifespan         string        // ASGI lifespan: "auto" (default), "on" or "off"
-	Binds            []string      // HOST:PORT or unix:PATH
+	Detect   bool
+	Lifespan string   // ASGI lifespan: "auto" (default), "on" or "off"
+	Binds    []string // HOST:PORT or unix:PATH
 	// Listeners, when set, are served instead of Binds: a worker process
 	// serves the sockets its supervisor opened.
 	Listeners []net.Listener
@@ -42,7 +42,7 @@ type Config struct {
 	MaxRequests int64
 	// HeaderTimeout bounds how long a client may take to send a request's
 	// headers; past it the client gets 408 (slowloris). 0 = 10 s.
-	HeaderTimeout time.Duration
+	HeaderTimeout    time.Duration
 	Timeout          time.Duration // the app's time per request; past it the client gets 504
 	LimitConcurrency int           // requests served at once; beyond, 503
 	RootPath         string        // SCRIPT_NAME: the prefix the app is mounted under
@@ -57,16 +57,17 @@ type Config struct {
 
 // Server serves one app.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	py     atomic.Pointer[pybridge.Interpreter]
-	reqs   sync.Map // id -> *request, while Python holds the request
-	nextID atomic.Uint64
-	sem    chan struct{}
-	https  []*http.Server
-	lns    []net.Listener
+	cfg       Config
+	log       *slog.Logger
+	py        atomic.Pointer[pybridge.Interpreter]
+	reqs      sync.Map // id -> *request, while Python holds the request
+	nextID    atomic.Uint64
+	sem       chan struct{}
+	https     []*http.Server
+	lns       []net.Listener
 	served    atomic.Int64
-	open      atomic.Int64 // accepted connections not yet closed or hijacked
+	conns     *connTracker
+	serving   sync.WaitGroup // the accept loops
 	exhausted chan struct{}
 	exhaust   sync.Once
 }
@@ -121,7 +122,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.App += "()" // tells _hornbeam_web to call it once for the app
 	}
 	return &Server{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.LimitConcurrency),
-		exhausted: make(chan struct{})}, nil
+		exhausted: make(chan struct{}), conns: newConnTracker(cfg.HeaderTimeout)}, nil
 }
 
 // Start runs the ASGI lifespan startup, then listens on every bind and serves with py.
@@ -167,18 +168,22 @@ func (s *Server) Start(py *pybridge.Interpreter) error {
 	}
 	for _, ln := range lns {
 		hs := &http.Server{Handler: s, MaxHeaderBytes: s.cfg.MaxHeaderBytes,
-			IdleTimeout: s.cfg.KeepAlive, TLSConfig: tlsConf, ConnState: headerTimer{s.cfg.HeaderTimeout, &s.open}.connState,
+			IdleTimeout: s.cfg.KeepAlive, TLSConfig: tlsConf, ConnState: s.conns.connState,
 			ConnContext: withClock, ReadHeaderTimeout: s.cfg.HeaderTimeout + time.Second, // a backstop (TLS handshakes)
 			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
-		s.lns = append(s.lns, slowClientListener{ln, &s.open})
+		s.lns = append(s.lns, slowClientListener{ln})
 		s.https = append(s.https, hs)
 	}
 	for i, hs := range s.https { // s.lns is complete before any request can retire it
-		if tlsConf != nil {
-			go hs.ServeTLS(s.lns[i], "", "")
-		} else {
-			go hs.Serve(s.lns[i])
-		}
+		s.serving.Add(1)
+		go func() {
+			defer s.serving.Done()
+			if tlsConf != nil {
+				hs.ServeTLS(s.lns[i], "", "")
+			} else {
+				hs.Serve(s.lns[i])
+			}
+		}()
 		s.log.Info("listening", "addr", s.lns[i].Addr().String(), "app", s.cfg.App)
 	}
 	return nil
@@ -232,14 +237,28 @@ func (s *Server) Addrs() []string {
 // then runs the ASGI lifespan shutdown.
 func (s *Server) Close(ctx context.Context) error {
 	var errs []error
+	// Drain (see connTracker): stop accepting, let every plain HTTP/1
+	// connection answer what it has read or is about to read, closing each
+	// once idle; only then Shutdown, for TLS and HTTP/2 connections.
 	for _, hs := range s.https {
-		if err := hs.Shutdown(ctx); !errors.Is(err, net.ErrClosed) {
+		hs.SetKeepAlivesEnabled(false)
+	}
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	served := make(chan struct{})
+	go func() { s.serving.Wait(); close(served) }()
+	select {
+	case <-served: // every accepted connection is tracked now
+	case <-ctx.Done():
+	}
+	for s.conns.drainStep() > 0 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, hs := range s.https {
+		if err := hs.Shutdown(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
-	}
-	// See headerTimer: connections accepted as Shutdown began are served too.
-	for s.open.Load() > 0 && ctx.Err() == nil {
-		time.Sleep(5 * time.Millisecond)
 	}
 	if py := s.py.Load(); s.cfg.ASGI && py != nil {
 		if _, err := py.Call(ctx, "_hornbeam_web.asgi", "lifespan_shutdown", nil); err != nil {
