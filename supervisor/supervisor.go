@@ -219,7 +219,9 @@ func (s *Supervisor) handle(e event) error {
 			s.log.Info("worker stopped", "worker", w.id, "pid", pid)
 		case w.phase == booting:
 			s.log.Error("worker failed to boot", "worker", w.id, "pid", pid, "status", status(e.err))
-			if !s.firstReady && !s.anyBooting() {
+			if !s.firstReady {
+				// As gunicorn's arbiter: an app that cannot start is not
+				// retried forever; the node stops and says why.
 				return fmt.Errorf("%w: %s (see the log above)", ErrBoot, status(e.err))
 			}
 			s.abandonReload(w)
@@ -238,15 +240,6 @@ func (s *Supervisor) handle(e event) error {
 		}
 	}
 	return nil
-}
-
-func (s *Supervisor) anyBooting() bool {
-	for w := range s.workers {
-		if w.phase == booting {
-			return true
-		}
-	}
-	return false
 }
 
 // abandonReload keeps the old workers when a reloaded one fails to boot.
