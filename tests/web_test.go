@@ -335,3 +335,52 @@ func TestASGIBulkBoundedMemory(t *testing.T) {
 		t.Errorf("node RSS grew %d MiB moving 200 MiB", (after-before)>>10)
 	}
 }
+
+// Malformed requests are answered by Go, never reach Python, and the node
+// keeps serving everyone else.
+func TestMalformedRequests(t *testing.T) {
+	base := startApp(t, "wsgiapp:application")
+	addr := strings.TrimPrefix(base, "http://")
+	cases := []struct {
+		name, raw string
+		code      string
+	}{
+		{"bad request line", "THIS IS NOT HTTP\r\n\r\n", "400"},
+		{"bad version", "GET / HTTP/9.9\r\nHost: x\r\n\r\n", "505"},
+		{"oversized headers", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 80<<10) + "\r\n\r\n", "431"},
+		{"bad chunking", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nhello\r\n0\r\n\r\n", "400"},
+		{"bad content-length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", "400"},
+		{"two content-lengths", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "400"},
+		{"unknown transfer coding", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", "501"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprint(conn, tc.raw)
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			line, _ := bufio.NewReader(conn).ReadString('\n')
+			if !strings.HasPrefix(line, "HTTP/1.1 "+tc.code+" ") {
+				t.Errorf("got %q, want %s", line, tc.code)
+			}
+		})
+	}
+	if code, _, got := get(t, "GET", base+"/", nil); code != 200 || got != "hello" {
+		t.Fatalf("after malformed requests: %d %q", code, got)
+	}
+	// An ASGI app whose receive() meets the bad chunk: 400 too.
+	abase := startApp(t, "asgiapp:app", "-k", "asgi")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(abase, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\n")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if line, _ := bufio.NewReader(conn).ReadString('\n'); !strings.HasPrefix(line, "HTTP/1.1 400 ") {
+		t.Errorf("ASGI, bad chunking: %q", line)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -49,6 +50,12 @@ func (s *Server) pyRead(_ context.Context, data []byte) ([]byte, error) {
 	buf := make([]byte, min(max(n, 1), 1<<20))
 	got, err := io.ReadFull(req.r.Body, buf)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		var ne net.Error
+		if !errors.As(err, &ne) {
+			// Not the connection failing: the body itself is malformed, which
+			// the client is told with 400 unless the app has answered.
+			req.badBody = err
+		}
 		return nil, fmt.Errorf("reading the request body: %w", err)
 	}
 	return cbor.Marshal([]any{buf[:got], err == nil})

@@ -80,6 +80,7 @@ type request struct {
 	started bool
 	status  int
 	written int64
+	badBody error // the body could not be read: malformed (chunking, length)
 }
 
 // New makes a Server; its Funcs must be given to the interpreter, then Start.
@@ -336,6 +337,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case r.Context().Err() != nil:
 		return // the client went away
+	case req.badBody != nil:
+		s.log.Warn("malformed request body", "path", r.URL.Path, "err", req.badBody)
+		req.fail(http.StatusBadRequest, "malformed request body\n")
+		return
 	default:
 		var pe *pybridge.Error
 		if errors.As(err, &pe) {

@@ -6,7 +6,8 @@ from wsgiref.validate import validator
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     if path == "/echo":
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        length = environ.get("CONTENT_LENGTH")
+        body = environ["wsgi.input"].read(int(length)) if length else environ["wsgi.input"].read()
         start_response("200 OK", [("Content-Type", "application/octet-stream"), ("X-Len", str(len(body)))])
         return [body]
     if path == "/environ":
