@@ -22,6 +22,8 @@ type Event struct {
 	Kind   string // "nodeup" or "nodedown"
 	Node   string
 	Reason string // for nodedown: "shutdown", "no heartbeat", "restarted", "disconnected", "unreachable"
+	// Seq numbers events in order, from 1; see Bus.EventSeq.
+	Seq uint64
 }
 
 // NodeKind selects nodes for Nodes.
@@ -54,6 +56,7 @@ type members struct {
 	nextWatcher  int
 	events       chan Event
 	clash        bool // a heartbeat carried our name from another process
+	seq          uint64
 }
 
 // maxQueuedEvents bounds the membership events waiting for watchers.
@@ -213,7 +216,11 @@ func (ms *members) downLocked(m *member, reason string) {
 	ms.emit(Event{Kind: "nodedown", Node: m.name, Reason: reason})
 }
 
+// emit runs with ms.mu held, so an event's Seq and the change it reports
+// are seen together.
 func (ms *members) emit(e Event) {
+	ms.seq++
+	e.Seq = ms.seq
 	if e.Kind == "nodeup" {
 		ms.b.log.Info("nodeup", "peer", e.Node)
 	}
@@ -324,6 +331,15 @@ func (b *Bus) Nodes(kind NodeKind) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// EventSeq returns the Seq of the latest membership event. A watcher added
+// after reading it can ignore events up to it: what they report was already
+// true when it read Nodes.
+func (b *Bus) EventSeq() uint64 {
+	b.members.mu.Lock()
+	defer b.members.mu.Unlock()
+	return b.members.seq
 }
 
 // Member is what a node announced about itself.

@@ -61,6 +61,7 @@ type Node struct {
 	gpus    sysinfo.GPUCache
 	cancel  context.CancelFunc
 	swept   chan struct{}
+	events  chan bus.Event // membership events for Python, at most maxQueuedEvents
 	unwatch func()
 }
 
@@ -70,7 +71,8 @@ func New(cfg Config) (*Node, error) {
 		cfg.Logger = slog.Default()
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, name: "nonode@nohost", started: time.Now(),
-		store: cfg.SharedState, cache: cfg.SharedCache, swept: make(chan struct{})}
+		store: cfg.SharedState, cache: cfg.SharedCache, swept: make(chan struct{}),
+		events: make(chan bus.Event, maxQueuedEvents)}
 	if n.cache == nil {
 		n.cache = LocalCache{state.NewCache(cfg.Cache)}
 	}
@@ -138,6 +140,7 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.bus.Store(b)
 		n.unwatch = b.Watch(n.forwardEvent)
+		go n.forwardEvents(ctx)
 	}
 	if n.web != nil {
 		if err := n.web.Start(py); err != nil {
@@ -147,6 +150,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	return n, nil
 }
+
+// maxQueuedEvents bounds the membership events waiting for Python's callbacks.
+const maxQueuedEvents = 4096
 
 // Exhausted is closed when the web server has served its MaxRequests; nil
 // (never) without one.
@@ -165,16 +171,31 @@ func (n *Node) WebAddrs() []string {
 	return n.web.Addrs()
 }
 
-// forwardEvent hands a membership event to Python's monitor_node callbacks.
+// forwardEvent queues a membership event for Python's monitor_node
+// callbacks; forwardEvents delivers them one at a time, in order, so a
+// nodedown and the nodeup after it never swap.
 func (n *Node) forwardEvent(e bus.Event) {
-	args, _ := marshal([]string{e.Kind, e.Node})
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := n.py.Call(ctx, "hornbeam_erlang._monitor", "_dispatch", args); err != nil {
-			n.log.Warn("monitor_node callback failed", "event", e.Kind, "peer", e.Node, "err", err)
+	select {
+	case n.events <- e:
+	default:
+		n.log.Warn("monitor_node event dropped: callbacks too slow", "event", e.Kind, "peer", e.Node)
+	}
+}
+
+func (n *Node) forwardEvents(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-n.events:
+			args, _ := marshal([]any{e.Kind, e.Node, e.Seq})
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			if _, err := n.py.Call(cctx, "hornbeam_erlang._monitor", "_dispatch", args); err != nil {
+				n.log.Warn("monitor_node callback failed", "event", e.Kind, "peer", e.Node, "err", err)
+			}
+			cancel()
 		}
-	}()
+	}
 }
 
 // info answers node_info: resources, roles and identity.

@@ -106,6 +106,7 @@ func (n *Node) pyFuncs() map[string]pybridge.GoFunc {
 		"node_info":  n.pyNodeInfo,
 		"connect":    n.pyConnect,
 		"disconnect": n.pyDisconnect,
+		"event_seq":  n.pyEventSeq,
 	}
 }
 
@@ -303,4 +304,13 @@ func (n *Node) pyDisconnect(ctx context.Context, data []byte) ([]byte, error) {
 		return marshal(false)
 	}
 	return marshal(b.Disconnect(a[0]))
+}
+
+// pyEventSeq is the Seq of the latest membership event (0 outside a cluster).
+func (n *Node) pyEventSeq(ctx context.Context, data []byte) ([]byte, error) {
+	var seq uint64
+	if b := n.cluster(); b != nil {
+		seq = b.EventSeq()
+	}
+	return marshal(seq)
 }

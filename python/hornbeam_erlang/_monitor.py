@@ -2,14 +2,19 @@
 
 import threading
 import traceback
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
+
+import _hornbeam
 
 from ._rpc import nodes
 
 Callback = Callable[[str, str], Any]
 
 _lock = threading.Lock()
-_callbacks: Dict[str, List[Callback]] = {}
+# node -> [(callback, seq)]: seq is the latest membership event when the
+# callback was added; it hears only later ones (the state up to it is what
+# nodes() showed then).
+_callbacks: Dict[str, List[Tuple[Callback, int]]] = {}
 
 
 def monitor_node(node: str, callback: Callback) -> None:
@@ -20,8 +25,9 @@ def monitor_node(node: str, callback: Callback) -> None:
     """
     if not isinstance(node, str) or not callable(callback):
         raise TypeError("monitor_node(node: str, callback: callable)")
+    seq = _hornbeam.call("event_seq")
     with _lock:
-        _callbacks.setdefault(node, []).append(callback)
+        _callbacks.setdefault(node, []).append((callback, seq))
     if node not in nodes("connected"):
         _call(callback, "nodedown", node)
 
@@ -31,8 +37,8 @@ def demonitor_node(node: str, callback: Callback = None) -> None:
     with _lock:
         if callback is None:
             _callbacks.pop(node, None)
-        elif callback in _callbacks.get(node, []):
-            _callbacks[node].remove(callback)
+        elif node in _callbacks:
+            _callbacks[node] = [(cb, s) for cb, s in _callbacks[node] if cb != callback]
 
 
 def _call(cb: Callback, event: str, node: str) -> None:
@@ -42,9 +48,9 @@ def _call(cb: Callback, event: str, node: str) -> None:
         traceback.print_exc()
 
 
-def _dispatch(event: str, node: str) -> None:
-    """Called by the host for every membership event."""
+def _dispatch(event: str, node: str, seq: int = 0) -> None:
+    """Called by the host for every membership event, in order."""
     with _lock:
-        cbs = list(_callbacks.get(node, ()))
+        cbs = [cb for cb, since in _callbacks.get(node, ()) if seq > since]
     for cb in cbs:
         _call(cb, event, node)
