@@ -64,7 +64,7 @@ type queue struct {
 	spec    Spec
 	extra   []byte
 	waiting []*call
-	n       int  // items waiting
+	n       int // items waiting
 	running int // batches of this queue in Python
 	timer   *time.Timer
 }

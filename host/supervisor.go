@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/hornbeam-go/hornbeam/bus"
@@ -25,7 +26,7 @@ type SupervisorNode struct {
 	state   *state.Store
 	sockDir string
 	stateLn net.Listener
-	bus     *bus.Bus
+	bus     atomic.Pointer[bus.Bus] // set once Start returns; node_info may ask before
 	gpus    sysinfo.GPUCache
 	cancel  context.CancelFunc
 	swept   chan struct{}
@@ -57,7 +58,7 @@ func StartSupervisor(stateCfg state.Config, cacheCfg state.CacheConfig, cluster 
 		bc := *cluster
 		bc.Mode = bus.Supervisor
 		bc.Capabilities = capabilities(context.Background(), &s.gpus)
-		bc.Info = func(ctx context.Context) any { return nodeInfo(ctx, s.name, s.started, cluster, s.bus, &s.gpus) }
+		bc.Info = func(ctx context.Context) any { return nodeInfo(ctx, s.name, s.started, cluster, s.bus.Load(), &s.gpus) }
 		if bc.Logger == nil {
 			bc.Logger = log
 		}
@@ -66,7 +67,7 @@ func StartSupervisor(stateCfg state.Config, cacheCfg state.CacheConfig, cluster 
 			s.Close()
 			return nil, err
 		}
-		s.bus = b
+		s.bus.Store(b)
 	}
 	return s, nil
 }
@@ -75,7 +76,7 @@ func StartSupervisor(stateCfg state.Config, cacheCfg state.CacheConfig, cluster 
 func (s *SupervisorNode) Name() string { return s.name }
 
 // Bus returns the node's bus, or nil outside a cluster.
-func (s *SupervisorNode) Bus() *bus.Bus { return s.bus }
+func (s *SupervisorNode) Bus() *bus.Bus { return s.bus.Load() }
 
 // StateSocket is the path workers dial for the node's state.
 func (s *SupervisorNode) StateSocket() string { return s.stateLn.Addr().String() }
@@ -85,8 +86,8 @@ func (s *SupervisorNode) State() *state.Store { return s.state }
 
 // Close leaves the cluster and stops serving the state.
 func (s *SupervisorNode) Close() error {
-	if s.bus != nil {
-		s.bus.Close()
+	if b := s.bus.Load(); b != nil {
+		b.Close()
 	}
 	s.stateLn.Close()
 	s.cancel()

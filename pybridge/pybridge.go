@@ -348,7 +348,7 @@ func (ip *Interpreter) loopThread() {
 	w := C.hb_worker_new()
 	ts := w.ts
 	C.free(unsafe.Pointer(w)) // the loop keeps only the thread state
-	defer ip.markLoopReady() // if it failed before it was ready
+	defer ip.markLoopReady()  // if it failed before it was ready
 	if msg := C.hb_loop_run(ts); msg != nil {
 		ip.log.Error("python event loop failed", "err", C.GoString(msg))
 		C.free(unsafe.Pointer(msg))

@@ -78,20 +78,20 @@ type event struct {
 
 // Supervisor keeps Config.Workers workers running.
 type Supervisor struct {
-	cfg      Config
-	log      *slog.Logger
-	lifeline *os.File // the write end, never written: its close is the signal
-	lifeR    *os.File
-	events   chan event
-	cmds     chan func()
-	done     chan struct{} // closed when Run returns
-	workers  map[*worker]bool
-	target   int
-	gen      int
-	nextID   int
-	backoff  time.Duration
-	notBefore time.Time
-	retry    *time.Timer
+	cfg        Config
+	log        *slog.Logger
+	lifeline   *os.File // the write end, never written: its close is the signal
+	lifeR      *os.File
+	events     chan event
+	cmds       chan func()
+	done       chan struct{} // closed when Run returns
+	workers    map[*worker]bool
+	target     int
+	gen        int
+	nextID     int
+	backoff    time.Duration
+	notBefore  time.Time
+	retry      *time.Timer
 	firstReady bool
 }
 
@@ -177,19 +177,6 @@ func (s *Supervisor) Shrink() {
 			s.log.Info("removing a worker", "workers", s.target)
 		}
 	})
-}
-
-// PIDs returns the process IDs of the workers that are ready.
-func (s *Supervisor) PIDs() []int {
-	var out []int
-	s.do(func() {
-		for w := range s.workers {
-			if w.phase == ready {
-				out = append(out, w.cmd.Process.Pid)
-			}
-		}
-	})
-	return out
 }
 
 func (s *Supervisor) handle(e event) error {

@@ -47,8 +47,6 @@ type startOptions struct {
 	ml                mlFlags
 }
 
-func (o *startOptions) cacheConfig() state.CacheConfig { return o.ml.cacheConfig() }
-
 func newStartCmd() *cobra.Command {
 	var o startOptions
 	cmd := &cobra.Command{
@@ -253,7 +251,7 @@ func (o *startOptions) runSupervisor(app string, log *slog.Logger) error {
 		defer ln.Close()
 		files = append(files, f)
 	}
-	node, err := host.StartSupervisor(state.Config{}, o.cacheConfig(), cluster, log)
+	node, err := host.StartSupervisor(state.Config{}, o.ml.cacheConfig(), cluster, log)
 	if err != nil {
 		return err
 	}
