@@ -155,17 +155,7 @@ func loadServer(cmd *exec.Cmd, port int) (float64, string, error) {
 	if err := cmd.Start(); err != nil {
 		return 0, "", err
 	}
-	defer func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	}()
+	defer stopGroup(cmd, 5*time.Second)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -225,4 +215,17 @@ func bareGo(body []byte) (float64, string, error) {
 	go srv.Serve(ln)
 	defer srv.Close()
 	return wrkRounds("http://" + ln.Addr().String() + "/")
+}
+
+// stopGroup ends cmd's process group: SIGTERM, then SIGKILL after grace.
+func stopGroup(cmd *exec.Cmd, grace time.Duration) {
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
 }

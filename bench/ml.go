@@ -79,17 +79,7 @@ func startNodeProc(bin string, env []string, args ...string) (cluster, httpAddr 
 	if err := cmd.Start(); err != nil {
 		return "", "", nil, err
 	}
-	stop = func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	}
+	stop = func() { stopGroup(cmd, 10*time.Second) }
 	got := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)

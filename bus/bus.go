@@ -267,40 +267,37 @@ func (b *Bus) join() error {
 	if b.cfg.Mode == Worker {
 		// The node's supervisor checked the name and answers pings; workers
 		// share its calls.
-		rpc, err := b.nc.QueueSubscribe(b.rpcSubject(b.name), "workers", b.onRequest)
-		if err != nil {
-			return fmt.Errorf("bus: %w", err)
-		}
-		rpc.SetPendingLimits(-1, int(b.cfg.MaxPayload)*64)
-		b.subs = append(b.subs, rpc)
-		if err := b.nc.Flush(); err != nil {
-			return fmt.Errorf("bus: %w", err)
-		}
-		return nil
+		return b.subscribe(b.rpcSubject(b.name), "workers", b.onRequest)
 	}
 	if b.probe(b.name, 300*time.Millisecond) {
 		return fmt.Errorf("bus: node name %s is already in use in this cluster", b.name)
 	}
-	sys, err := b.nc.Subscribe(b.sysSubject(b.name), b.onSys)
-	if err != nil {
-		return fmt.Errorf("bus: %w", err)
+	if err := b.subscribe(b.sysSubject(b.name), "", b.onSys); err != nil {
+		return err
 	}
-	b.subs = append(b.subs, sys)
 	if b.cfg.Mode == Standalone {
-		rpc, err := b.nc.Subscribe(b.rpcSubject(b.name), b.onRequest)
-		if err != nil {
-			return fmt.Errorf("bus: %w", err)
+		if err := b.subscribe(b.rpcSubject(b.name), "", b.onRequest); err != nil {
+			return err
 		}
-		rpc.SetPendingLimits(-1, int(b.cfg.MaxPayload)*64)
-		b.subs = append(b.subs, rpc)
-	}
-	if err := b.nc.Flush(); err != nil {
-		return fmt.Errorf("bus: %w", err)
-	}
-	if b.cfg.Mode == Standalone {
 		b.Announce()
 	}
 	b.log.Info("joined cluster", "cluster", b.ClusterAddr(), "hidden", b.cfg.Hidden)
+	return nil
+}
+
+// subscribe subscribes handler to subject (in queue group queue, if not
+// empty), lets it hold up to 64 maximal payloads pending, and waits until the
+// server has the interest.
+func (b *Bus) subscribe(subject, queue string, handler nats.MsgHandler) error {
+	sub, err := b.nc.QueueSubscribe(subject, queue, handler)
+	if err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	sub.SetPendingLimits(-1, b.cfg.MaxPayload*64)
+	b.subs = append(b.subs, sub)
+	if err := b.nc.Flush(); err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
 	return nil
 }
 
