@@ -242,7 +242,12 @@ func (s *Supervisor) abandonReload(failed *worker) {
 	}
 	s.log.Error("reload failed: keeping the running workers")
 	for w := range s.workers {
-		w.gen = s.gen
+		switch {
+		case w.gen == failed.gen && w.phase == booting:
+			s.stop(w) // the rest of the failed set would fail alike
+		case w.phase != stopping:
+			w.gen = s.gen // the running workers are the current set again
+		}
 	}
 }
 

@@ -180,6 +180,7 @@ func TestWorkersShareStateAndRPC(t *testing.T) {
 	peer := startNode(t, "peer@127.0.0.1", cookie, "--cluster-port", "0")
 	s := serveApp(t, webdir(), "workerapp:app", "-k", "asgi", "-w", "2", "-b", "127.0.0.1:0",
 		"--name", "multi@127.0.0.1", "--cookie", cookie, "--join", peer.addr)
+	s.waitLog(t, "worker ready", 2, 20*time.Second)
 	workers := children(s.cmd.Process.Pid)
 	if len(workers) != 2 {
 		t.Fatalf("want 2 worker processes, have %v", workers)
@@ -234,6 +235,7 @@ print(json.dumps([rpc_call("multi@127.0.0.1", "os", "getpid", []) for _ in range
 
 func TestWorkersKill9UnderLoad(t *testing.T) {
 	s := serveApp(t, webdir(), "workerapp:app", "-k", "asgi", "-w", "2", "-b", "127.0.0.1:0")
+	s.waitLog(t, "worker ready", 2, 20*time.Second)
 	master := s.cmd.Process.Pid
 	workers := children(master)
 	stop := make(chan struct{})
@@ -267,6 +269,7 @@ func TestWorkersKill9UnderLoad(t *testing.T) {
 
 func TestWorkersSignals(t *testing.T) {
 	s := serveApp(t, webdir(), "workerapp:app", "-k", "asgi", "-w", "2", "-b", "127.0.0.1:0")
+	s.waitLog(t, "worker ready", 2, 20*time.Second)
 	master := s.cmd.Process.Pid
 	first := children(master)
 
@@ -428,5 +431,42 @@ func TestSlowHeaders408(t *testing.T) {
 		io.Copy(io.Discard, r.Body)
 		r.Body.Close()
 		time.Sleep(800 * time.Millisecond)
+	}
+}
+
+// A reload whose new code cannot start keeps the running workers serving;
+// the next good reload replaces them.
+func TestWorkersReloadFailureKeepsServing(t *testing.T) {
+	dir := t.TempDir()
+	app := func(v string) string {
+		return "def application(environ, start_response):\n" +
+			"    start_response('200 OK', [('Content-Type', 'text/plain')])\n" +
+			"    return [b'" + v + "']\n"
+	}
+	writeFile(t, dir, "app.py", app("v1"))
+	s := serveApp(t, dir, "app", "-w", "2", "-b", "127.0.0.1:0")
+	s.waitLog(t, "worker ready", 2, 20*time.Second) // both read the good code
+	master := s.cmd.Process.Pid
+	first := children(master)
+	writeFile(t, dir, "app.py", "raise ImportError('broken on purpose')\n")
+	syscall.Kill(master, syscall.SIGHUP)
+	s.waitLog(t, "reload failed: keeping the running workers", 1, 20*time.Second)
+	time.Sleep(500 * time.Millisecond) // the failed set's other worker goes
+	if now := children(master); !slices.Equal(now, first) {
+		t.Fatalf("workers after a failed reload: %v, before %v\n%s", now, first, s.logs())
+	}
+	for range 10 {
+		if got := mustFetch(t, s.base+"/"); got != "v1" {
+			t.Fatalf("after a failed reload: %q", got)
+		}
+	}
+	writeFile(t, dir, "app.py", app("v3"))
+	syscall.Kill(master, syscall.SIGHUP)
+	s.waitLog(t, "worker stopped", 3, 20*time.Second) // the failed set's survivor, then both old ones
+	if got := mustFetch(t, s.base+"/"); got != "v3" {
+		t.Fatalf("after a good reload: %q\n%s", got, s.logs())
+	}
+	if n := len(children(master)); n != 2 {
+		t.Fatalf("%d workers after the good reload", n)
 	}
 }
