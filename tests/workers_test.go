@@ -370,6 +370,11 @@ func TestWorkersBootFailure(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "worker failed to boot") || !strings.Contains(r.stderr, "this app cannot start") {
 		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
 	}
+	// Workers without an app to serve: a clear error, not a silent single process.
+	r = run(t, dir, nil, 20*time.Second, "start", "-w", "2")
+	if r.code != 2 || !strings.Contains(r.stderr, "--workers needs an APP") {
+		t.Fatalf("-w without an APP: exit %d:\n%s", r.code, r.stderr)
+	}
 }
 
 func TestWorkersReloadOnChange(t *testing.T) {

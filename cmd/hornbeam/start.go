@@ -95,6 +95,15 @@ Examples:
 			if isWorker {
 				return o.runWorker(w, args, log.With("worker", w.ID, "pid", os.Getpid()))
 			}
+			if len(args) == 0 {
+				// Worker processes serve an app; a node without one has
+				// nothing to give them ($WEB_CONCURRENCY alone is ignored).
+				for _, f := range []string{"workers", "max-requests", "reload"} {
+					if cmd.Flags().Changed(f) {
+						return fmt.Errorf("--%s needs an APP to serve", f)
+					}
+				}
+			}
 			if o.workers == 0 && (o.maxRequests > 0 || o.reload) && len(args) == 1 {
 				o.workers = 1 // recycling needs a worker process to recycle
 			}
