@@ -9,10 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,23 +20,10 @@ import (
 
 // node is a `hornbeam start` process of a test cluster.
 type node struct {
+	*proc
 	name string
 	addr string // cluster HOST:PORT
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	log  strings.Builder
-	done chan struct{}
 }
-
-func (n *node) logs() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.log.String()
-}
-
-func (n *node) pid() int { return n.cmd.Process.Pid }
-
-var clusterAddrRe = regexp.MustCompile(`msg="node started".* cluster=(\S+)`)
 
 // startNode starts a node and waits for its "node started" line; it is killed
 // by PID when the test ends.
@@ -54,62 +39,11 @@ func startNode(t *testing.T, name, cookie string, args ...string) *node {
 func tryStartNode(t *testing.T, name, cookie string, args ...string) (*node, error) {
 	t.Helper()
 	pydir, _ := filepath.Abs("testdata/cluster")
-	all := append([]string{"start", "--name", name, "--cookie", cookie, "--pythonpath", pydir}, args...)
-	n := &node{name: name, cmd: exec.Command(hornbeam, all...), done: make(chan struct{})}
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stderr, err := n.cmd.StderrPipe()
+	p, err := startProc(t, "", nil, append([]string{"--name", name, "--cookie", cookie, "--pythonpath", pydir}, args...)...)
 	if err != nil {
 		return nil, err
 	}
-	if err := n.cmd.Start(); err != nil {
-		return nil, err
-	}
-	t.Cleanup(func() { n.stop(t) })
-	started := make(chan string, 1)
-	go func() {
-		defer close(n.done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			n.mu.Lock()
-			n.log.WriteString(line + "\n")
-			n.mu.Unlock()
-			if m := clusterAddrRe.FindStringSubmatch(line); m != nil {
-				started <- m[1]
-			}
-		}
-		n.cmd.Wait()
-	}()
-	select {
-	case n.addr = <-started:
-		return n, nil
-	case <-n.done:
-		return nil, fmt.Errorf("%s exited before starting:\n%s", name, n.logs())
-	case <-time.After(20 * time.Second):
-		return nil, fmt.Errorf("%s did not start in 20s:\n%s", name, n.logs())
-	}
-}
-
-// stop ends the node with SIGTERM, then SIGKILL for its whole process group.
-func (n *node) stop(t *testing.T) {
-	select {
-	case <-n.done:
-		return
-	default:
-	}
-	syscall.Kill(n.pid(), syscall.SIGTERM)
-	select {
-	case <-n.done:
-	case <-time.After(10 * time.Second):
-		t.Logf("%s ignored SIGTERM for 10s; killing it", n.name)
-		syscall.Kill(-n.pid(), syscall.SIGKILL)
-		<-n.done
-	}
-}
-
-func (n *node) kill() {
-	syscall.Kill(n.pid(), syscall.SIGKILL)
-	<-n.done
+	return &node{proc: p, name: name, addr: p.cluster}, nil
 }
 
 // script runs Python as a cluster node for its lifetime and decodes the JSON

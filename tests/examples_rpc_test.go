@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,74 +22,14 @@ import (
 )
 
 const (
-	exHost         = "127.0.0.1"
-	exStartTimeout = 15 * time.Second // a node logs "node started" within this
-	exStopTimeout  = 5 * time.Second  // SIGTERM, then SIGKILL after this
-	exRunTimeout   = 30 * time.Second // bound on every checker script
+	exHost       = "127.0.0.1"
+	exRunTimeout = 30 * time.Second // bound on every checker script
 )
 
 // exNode is one `hornbeam start` process.
 type exNode struct {
+	*proc
 	name, addr string // node name; its cluster listener HOST:PORT
-	cmd        *exec.Cmd
-	done       chan struct{} // closed when the process has exited and been reaped
-	out        *exLog
-}
-
-func (n *exNode) pid() int { return n.cmd.Process.Pid }
-
-func (n *exNode) exited() bool {
-	select {
-	case <-n.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM, then SIGKILL to the node's process group if it has not
-// exited within exStopTimeout.
-func (n *exNode) stop() {
-	if n.exited() {
-		return
-	}
-	n.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-n.done:
-	case <-time.After(exStopTimeout):
-		syscall.Kill(-n.pid(), syscall.SIGKILL)
-		<-n.done
-	}
-}
-
-// exLog collects a node's output and notes its cluster address once it logs
-// `msg="node started" ... cluster=HOST:PORT`.
-type exLog struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	addr    string
-	started chan string
-}
-
-var exStartedRE = regexp.MustCompile(`msg="node started".* cluster=(\S+)`)
-
-func (l *exLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	if l.addr == "" {
-		if m := exStartedRE.FindSubmatch(l.buf.Bytes()); m != nil {
-			l.addr = string(m[1])
-			l.started <- l.addr
-		}
-	}
-	return len(p), nil
-}
-
-func (l *exLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // exExamplesDir is the absolute path of examples/rpc.
@@ -139,7 +78,7 @@ func exStartCluster(t *testing.T, names ...string) *exCluster {
 		wg.Wait()
 		if t.Failed() {
 			for _, n := range c.order {
-				t.Logf("--- log of %s (pid %d):\n%s", n.name, n.pid(), n.out.String())
+				t.Logf("--- log of %s (pid %d):\n%s", n.name, n.pid(), n.logs())
 			}
 		}
 	})
@@ -156,30 +95,18 @@ func (c *exCluster) exStartNode(short string) *exNode {
 	t := c.t
 	t.Helper()
 	name := short + "@" + exHost
-	args := []string{"start", "--name", name, "--cluster-port", "0",
+	args := []string{"--name", name, "--cluster-port", "0",
 		"--pythonpath", exExamplesDir(t), "--cookie", c.cookie}
 	if c.join != "" {
 		args = append(args, "--join", c.join)
 	}
-	cmd := exec.Command(hornbeam, args...)
-	cmd.Env = append(os.Environ(), "HORNBEAM_LOG_LEVEL=info")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out := &exLog{started: make(chan string, 1)}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
+	p, err := startProc(t, "", []string{"HORNBEAM_LOG_LEVEL=info"}, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	n := &exNode{name: name, cmd: cmd, done: make(chan struct{}), out: out}
-	go func() { cmd.Wait(); close(n.done) }()
+	n := &exNode{proc: p, name: name, addr: p.cluster}
 	c.nodes[short] = n
 	c.order = append(c.order, n)
-	select {
-	case n.addr = <-out.started:
-	case <-n.done:
-		t.Fatalf("%s exited before it started: %v\n%s", name, cmd.ProcessState, out.String())
-	case <-time.After(exStartTimeout):
-		t.Fatalf("%s did not log \"node started\" within %v\n%s", name, exStartTimeout, out.String())
-	}
 	return n
 }
 
@@ -630,7 +557,7 @@ expect(len({e["seq"] for e in entries}) == 52, entries)
 print("50 concurrent casts all recorded")
 `)
 	exExpectOK(t, r, "recorded on the logger: user_action", "the slow record arrived later", "50 concurrent casts all recorded")
-	if lg := c.nodes["logger"].out.String(); !strings.Contains(lg, "[audit] user_action {'user_id': 7, 'action': 'login', 'ip': '10.1.2.3'}") {
+	if lg := c.nodes["logger"].logs(); !strings.Contains(lg, "[audit] user_action {'user_id': 7, 'action': 'login', 'ip': '10.1.2.3'}") {
 		t.Errorf("the logger node did not print the record:\n%s", lg)
 	}
 }

@@ -18,7 +18,7 @@ import (
 type mlCluster struct {
 	cookie string
 	w1, w2 *node
-	web    *served
+	web    *proc
 }
 
 func startMLCluster(t *testing.T) *mlCluster {

@@ -7,9 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,56 +15,12 @@ import (
 	"time"
 )
 
-var httpAddrRe = regexp.MustCompile(`msg="node started".* http=(\S+)`)
-
-// startApp serves a WSGI app from testdata/web with `hornbeam start APP` and
+// startApp serves an app from testdata/web with `hornbeam start APP` and
 // returns its base URL; the process is stopped by PID when the test ends.
 func startApp(t *testing.T, app string, args ...string) string {
 	t.Helper()
 	pydir, _ := filepath.Abs("testdata/web")
-	cmd := exec.Command(hornbeam, append([]string{"start", app, "-b", "127.0.0.1:0", "--pythonpath", pydir}, args...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	})
-	addr := make(chan string, 1)
-	var mu sync.Mutex
-	var logs strings.Builder
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			mu.Lock()
-			logs.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if m := httpAddrRe.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		cmd.Wait()
-	}()
-	select {
-	case a := <-addr:
-		return "http://" + a
-	case <-done:
-		mu.Lock()
-		defer mu.Unlock()
-		t.Fatalf("app did not start:\n%s", logs.String())
-	case <-time.After(20 * time.Second):
-		t.Fatal("app did not start in 20s")
-	}
-	return ""
+	return serveApp(t, "", append([]string{app, "-b", "127.0.0.1:0", "--pythonpath", pydir}, args...)...).base
 }
 
 func get(t *testing.T, method, url string, body io.Reader, hdr ...string) (int, http.Header, string) {
@@ -182,30 +136,15 @@ func TestWSGICloseAndLimits(t *testing.T) {
 // SIGTERM lets requests in flight finish before the node exits.
 func TestWSGIGracefulStop(t *testing.T) {
 	pydir, _ := filepath.Abs("testdata/web")
-	cmd := exec.Command(hornbeam, "start", "wsgiapp:application", "-b", "127.0.0.1:0", "--pythonpath", pydir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-	sc := bufio.NewScanner(stderr)
-	var base string
-	for base == "" && sc.Scan() {
-		if m := httpAddrRe.FindStringSubmatch(sc.Text()); m != nil {
-			base = "http://" + m[1]
-		}
-	}
-	go io.Copy(io.Discard, stderr)
+	p := serveApp(t, "", "wsgiapp:application", "-b", "127.0.0.1:0", "--pythonpath", pydir)
+	base := p.base
 	res := make(chan string, 1)
 	go func() {
 		code, _, body := get(t, "GET", base+"/slow", nil)
 		res <- fmt.Sprint(code, " ", body)
 	}()
 	time.Sleep(500 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGTERM)
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	syscall.Kill(p.pid(), syscall.SIGTERM)
 	select {
 	case got := <-res:
 		if got != "200 hello" {
@@ -215,9 +154,9 @@ func TestWSGIGracefulStop(t *testing.T) {
 		t.Fatal("request in flight never finished")
 	}
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("node exit: %v", err)
+	case <-p.done:
+		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("node exit: %v", p.cmd.ProcessState)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("node did not exit after SIGTERM")
@@ -284,22 +223,9 @@ func TestASGIClientDisconnect(t *testing.T) {
 // 100 MiB up and 100 MiB down stream through the node with bounded memory.
 func TestASGIBulkBoundedMemory(t *testing.T) {
 	pydir, _ := filepath.Abs("testdata/web")
-	cmd := exec.Command(hornbeam, "start", "asgiapp:bulk_app", "-k", "asgi", "-b", "127.0.0.1:0", "--pythonpath", pydir, "-t", "120")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
-	sc := bufio.NewScanner(stderr)
-	var base string
-	for base == "" && sc.Scan() {
-		if m := httpAddrRe.FindStringSubmatch(sc.Text()); m != nil {
-			base = "http://" + m[1]
-		}
-	}
-	go io.Copy(io.Discard, stderr)
-	before := rssKiB(t, cmd.Process.Pid)
+	p := serveApp(t, "", "asgiapp:bulk_app", "-k", "asgi", "-b", "127.0.0.1:0", "--pythonpath", pydir, "-t", "120")
+	base := p.base
+	before := rssKiB(t, p.pid())
 
 	const size = 100 << 20
 	pr, pw := io.Pipe()
@@ -329,7 +255,7 @@ func TestASGIBulkBoundedMemory(t *testing.T) {
 	if n != size {
 		t.Fatalf("download: %d bytes", n)
 	}
-	after := rssKiB(t, cmd.Process.Pid)
+	after := rssKiB(t, p.pid())
 	t.Logf("100 MiB up and down; node RSS %d -> %d MiB", before>>10, after>>10)
 	if after-before > 64<<10 {
 		t.Errorf("node RSS grew %d MiB moving 200 MiB", (after-before)>>10)

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -21,79 +20,15 @@ import (
 	"time"
 )
 
-// served is a `hornbeam start` process serving an app.
-type served struct {
-	base string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	log  strings.Builder
-	done chan struct{}
-}
-
 // serveApp runs `hornbeam start ARGS...` in dir and waits for "node started";
 // the process group is stopped by PID when the test ends.
-func serveApp(t *testing.T, dir string, args ...string) *served {
+func serveApp(t *testing.T, dir string, args ...string) *proc {
 	t.Helper()
-	s := &served{cmd: exec.Command(hornbeam, append([]string{"start"}, args...)...), done: make(chan struct{})}
-	s.cmd.Dir = dir
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stderr, _ := s.cmd.StderrPipe()
-	if err := s.cmd.Start(); err != nil {
+	p, err := startProc(t, dir, nil, args...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		syscall.Kill(s.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(15 * time.Second):
-			t.Logf("hornbeam ignored SIGTERM for 15s; killing its group")
-		}
-		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL) // workers too, if any were left
-		<-s.done
-	})
-	addr := make(chan string, 1)
-	go func() {
-		defer close(s.done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			s.mu.Lock()
-			s.log.WriteString(sc.Text() + "\n")
-			s.mu.Unlock()
-			if m := httpAddrRe.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		s.cmd.Wait()
-	}()
-	select {
-	case a := <-addr:
-		s.base = "http://" + a
-	case <-s.done:
-		t.Fatalf("hornbeam did not start:\n%s", s.logs())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("hornbeam did not start in 30s:\n%s", s.logs())
-	}
-	return s
-}
-
-func (s *served) logs() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.log.String()
-}
-
-func (s *served) count(sub string) int { return strings.Count(s.logs(), sub) }
-
-// waitLog waits until the log holds sub n times.
-func (s *served) waitLog(t *testing.T, sub string, n int, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for s.count(sub) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%q not logged %d times in %v:\n%s", sub, n, within, s.logs())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return p
 }
 
 // children returns the PIDs whose parent is pid.
@@ -181,7 +116,7 @@ func TestWorkersShareStateAndRPC(t *testing.T) {
 	s := serveApp(t, webdir(), "workerapp:app", "-k", "asgi", "-w", "2", "-b", "127.0.0.1:0",
 		"--name", "multi@127.0.0.1", "--cookie", cookie, "--join", peer.addr)
 	s.waitLog(t, "worker ready", 2, 20*time.Second)
-	workers := children(s.cmd.Process.Pid)
+	workers := children(s.pid())
 	if len(workers) != 2 {
 		t.Fatalf("want 2 worker processes, have %v", workers)
 	}
@@ -236,7 +171,7 @@ print(json.dumps([rpc_call("multi@127.0.0.1", "os", "getpid", []) for _ in range
 func TestWorkersKill9UnderLoad(t *testing.T) {
 	s := serveApp(t, webdir(), "workerapp:app", "-k", "asgi", "-w", "2", "-b", "127.0.0.1:0")
 	s.waitLog(t, "worker ready", 2, 20*time.Second)
-	master := s.cmd.Process.Pid
+	master := s.pid()
 	workers := children(master)
 	stop := make(chan struct{})
 	ok, failed, errs, wait := load(s.base+"/pid", 4, stop)
@@ -270,7 +205,7 @@ func TestWorkersKill9UnderLoad(t *testing.T) {
 func TestWorkersSignals(t *testing.T) {
 	s := serveApp(t, webdir(), "workerapp:app", "-k", "asgi", "-w", "2", "-b", "127.0.0.1:0")
 	s.waitLog(t, "worker ready", 2, 20*time.Second)
-	master := s.cmd.Process.Pid
+	master := s.pid()
 	first := children(master)
 
 	// SIGHUP replaces every worker while the node serves without a failure.
@@ -345,7 +280,7 @@ func TestWorkersSIGTERMFinishesRequests(t *testing.T) {
 		}()
 	}
 	time.Sleep(500 * time.Millisecond)
-	syscall.Kill(s.cmd.Process.Pid, syscall.SIGTERM)
+	syscall.Kill(s.pid(), syscall.SIGTERM)
 	wg.Wait()
 	close(results)
 	for err := range results {
@@ -451,7 +386,7 @@ func TestWorkersReloadFailureKeepsServing(t *testing.T) {
 	writeFile(t, dir, "app.py", app("v1"))
 	s := serveApp(t, dir, "app", "-w", "2", "-b", "127.0.0.1:0")
 	s.waitLog(t, "worker ready", 2, 20*time.Second) // both read the good code
-	master := s.cmd.Process.Pid
+	master := s.pid()
 	first := children(master)
 	writeFile(t, dir, "app.py", "raise ImportError('broken on purpose')\n")
 	syscall.Kill(master, syscall.SIGHUP)
