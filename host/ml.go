@@ -80,7 +80,15 @@ func (n *Node) runBatch(ctx context.Context, s batch.Spec, extra []byte, items [
 // false when the first argument is not a list.
 func splitBatchArgs(args []byte) (items [][]byte, extra []byte, ok bool) {
 	var all []cbor.RawMessage
-	if err := cbor.Unmarshal(args, &all); err != nil || len(all) == 0 {
+	if err := cbor.Unmarshal(args, &all); err != nil {
+		return nil, nil, false
+	}
+	return splitBatchItems(all)
+}
+
+// splitBatchItems is splitBatchArgs on arguments already split.
+func splitBatchItems(all []cbor.RawMessage) (items [][]byte, extra []byte, ok bool) {
+	if len(all) == 0 {
 		return nil, nil, false
 	}
 	var list []cbor.RawMessage
@@ -224,8 +232,7 @@ func (n *Node) pyBatch(ctx context.Context, data []byte) ([]byte, error) {
 	if !ok {
 		return nil, &pyError{class: "RuntimeError", msg: module + "." + function + " is not registered as batched"}
 	}
-	rest, _ := cbor.Marshal(a[2:])
-	items, extra, ok := splitBatchArgs(rest)
+	items, extra, ok := splitBatchItems(a[2:])
 	if !ok {
 		return nil, typeError("%s.%s takes a list as its first argument", module, function)
 	}

@@ -94,8 +94,3 @@ func (s *SupervisorNode) Close() error {
 	<-s.swept
 	return os.RemoveAll(s.sockDir)
 }
-
-// WorkerState dials the node's state from a worker process.
-func WorkerState(socket string) (*sharedstate.Client, error) {
-	return sharedstate.Dial(socket)
-}

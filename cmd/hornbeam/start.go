@@ -19,6 +19,7 @@ import (
 	"github.com/hornbeam-go/hornbeam/bus"
 	"github.com/hornbeam-go/hornbeam/host"
 	"github.com/hornbeam-go/hornbeam/internal/pywatch"
+	"github.com/hornbeam-go/hornbeam/internal/sharedstate"
 	"github.com/hornbeam-go/hornbeam/state"
 	"github.com/hornbeam-go/hornbeam/supervisor"
 	"github.com/hornbeam-go/hornbeam/web"
@@ -198,7 +199,7 @@ func (o *startOptions) runWorker(w *supervisor.Worker, args []string, log *slog.
 	for _, k := range []string{envNodeState, envNodeNATS, envNodeNATSToken} {
 		os.Unsetenv(k)
 	}
-	shared, err := host.WorkerState(sock)
+	shared, err := sharedstate.Dial(sock)
 	if err != nil {
 		return fmt.Errorf("worker: reaching the node's state: %w", err)
 	}
