@@ -35,18 +35,10 @@ func busChild() {
 // busGoToGo measures bus.Call between two processes with a Go echo handler:
 // the cluster layer's cost without Python on either side.
 func busGoToGo() (p50, p99 time.Duration, perSec float64) {
-	self, _ := os.Executable()
-	child := exec.Command(self, "-bus-child")
-	stdin, _ := child.StdinPipe()
-	stdout, _ := child.StdoutPipe()
-	child.Stderr = os.Stderr
-	if err := child.Start(); err != nil {
-		panic(err)
-	}
-	defer func() { stdin.Close(); child.Wait() }()
-	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	addr, stop := startChild("-bus-child")
+	defer stop()
 	b, err := bus.Start(bus.Config{Name: "gocli@127.0.0.1", Cookie: "bench", ClusterHost: "127.0.0.1",
-		Join: []string{strings.TrimSpace(line)}, Logger: quietLog()})
+		Join: []string{addr}, Logger: quietLog()})
 	if err != nil {
 		panic(err)
 	}
@@ -62,4 +54,19 @@ func busGoToGo() (p50, p99 time.Duration, perSec float64) {
 	}
 	p50, p99, _ = latencies(call, 2000, 20000)
 	return p50, p99, throughput(call, 32, 3, 2*time.Second)
+}
+
+// startChild runs this program with flag as a child process that prints its
+// address and serves until stop closes its stdin.
+func startChild(flag string) (addr string, stop func()) {
+	self, _ := os.Executable()
+	child := exec.Command(self, flag)
+	stdin, _ := child.StdinPipe()
+	stdout, _ := child.StdoutPipe()
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		panic(err)
+	}
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	return strings.TrimSpace(line), func() { stdin.Close(); child.Wait() }
 }

@@ -176,17 +176,9 @@ func natsChild() {
 
 // natsFloor measures request/reply between two embedded servers in two processes.
 func natsFloor() (p50, p99 time.Duration, perSec float64) {
-	self, _ := os.Executable()
-	child := exec.Command(self, "-nats-child")
-	stdin, _ := child.StdinPipe()
-	stdout, _ := child.StdoutPipe()
-	child.Stderr = os.Stderr
-	if err := child.Start(); err != nil {
-		panic(err)
-	}
-	defer func() { stdin.Close(); child.Wait() }()
-	line, _ := bufio.NewReader(stdout).ReadString('\n')
-	route, _ := url.Parse("nats-route://" + strings.TrimSpace(line))
+	addr, stop := startChild("-nats-child")
+	defer stop()
+	route, _ := url.Parse("nats-route://" + addr)
 	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
 		Cluster: server.ClusterOpts{Name: "floor", Host: "127.0.0.1", Port: -1}, Routes: []*url.URL{route}})
 	if err != nil {
