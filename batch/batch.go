@@ -15,7 +15,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -42,9 +44,11 @@ const MaxRunning = 2
 
 // Batcher holds the batched functions of one interpreter.
 type Batcher struct {
-	run    RunFunc
-	mu     sync.Mutex
-	specs  map[string]Spec
+	run RunFunc
+	mu  sync.Mutex
+	// specs is replaced, never changed, on Register: Lookup runs on every
+	// remote call the node serves, so it takes no lock and allocates nothing.
+	specs  atomic.Pointer[map[[2]string]Spec]
 	queues map[string]*queue
 	calls  int64 // batches run, for tests and stats
 	items  int64
@@ -71,7 +75,9 @@ type queue struct {
 
 // New makes a Batcher that runs batches with run.
 func New(run RunFunc) *Batcher {
-	return &Batcher{run: run, specs: map[string]Spec{}, queues: map[string]*queue{}}
+	b := &Batcher{run: run, queues: map[string]*queue{}}
+	b.specs.Store(&map[[2]string]Spec{})
+	return b
 }
 
 func (s Spec) withDefaults() Spec {
@@ -87,16 +93,16 @@ func (s Spec) withDefaults() Spec {
 // Register marks module.function as batched (again: the last spec wins).
 func (b *Batcher) Register(s Spec) {
 	s = s.withDefaults()
-	b.mu.Lock()
-	b.specs[s.Module+"."+s.Function] = s
+	b.mu.Lock() // serializes Registers
+	next := maps.Clone(*b.specs.Load())
+	next[[2]string{s.Module, s.Function}] = s
+	b.specs.Store(&next)
 	b.mu.Unlock()
 }
 
 // Lookup returns module.function's spec if it is batched.
 func (b *Batcher) Lookup(module, function string) (Spec, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s, ok := b.specs[module+"."+function]
+	s, ok := (*b.specs.Load())[[2]string{module, function}]
 	return s, ok
 }
 
