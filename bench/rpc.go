@@ -9,9 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -86,36 +84,13 @@ func num(m map[string]any, k string) float64 {
 	return f
 }
 
-var startedRe = regexp.MustCompile(`msg="node started".* cluster=(\S+)`)
-
 func hornbeamRPC(bin, pydir string, extraEnv ...string) (map[string]float64, error) {
 	env := append(append(os.Environ(), "HORNBEAM_COOKIE=bench-cookie"), extraEnv...)
-	srv := exec.Command(bin, "start", "--name", "srv@127.0.0.1", "--pythonpath", pydir)
-	srv.Env = env
-	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stderr, _ := srv.StderrPipe()
-	if err := srv.Start(); err != nil {
+	join, _, stop, err := startNodeProc(bin, env, "--name", "srv@127.0.0.1", "--pythonpath", pydir)
+	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		syscall.Kill(-srv.Process.Pid, syscall.SIGKILL)
-		srv.Wait()
-	}()
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := startedRe.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	var join string
-	select {
-	case join = <-addr:
-	case <-time.After(20 * time.Second):
-		return nil, fmt.Errorf("server node did not start")
-	}
+	defer stop()
 	out := filepath.Join(os.TempDir(), fmt.Sprintf("hornbeam-rpc-%d.json", os.Getpid()))
 	defer os.Remove(out)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
