@@ -532,11 +532,11 @@ expect(e["logged_by"] == LOGGER and e["seq"] == 1, e)
 print("recorded on the logger:", e["event"], e["data"])
 
 # Fire and forget: a slow logger does not hold the caller up.
-fault(LOGGER, "audit_log.record", {"sleep": 1.0})
+fault(LOGGER, "audit_log.record", {"sleep": 3.0})
 _, err, dt = timed(patterns.audit_login, 8, "10.1.2.4", logger=LOGGER)
-expect(err is None and dt < 0.3, err, dt)
+expect(err is None and dt < 0.5, err, dt)
 expect(logged(8) == [])
-wait_until(lambda: logged(8), "the record of user 8", timeout=5)
+wait_until(lambda: logged(8), "the record of user 8", timeout=10)
 print(f"cast returned in {dt * 1000:.0f} ms; the slow record arrived later")
 
 # A failing logger: the caller never hears of it.

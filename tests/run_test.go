@@ -135,8 +135,9 @@ func TestRunSignals(t *testing.T) {
 	dir := t.TempDir()
 	script := writeFile(t, dir, "loop.py", `
 import time
-print("ready", flush=True)
 try:
+    # Inside the try: the signal may land before print returns.
+    print("ready", flush=True)
     while True:
         time.sleep(0.02)
 finally:
