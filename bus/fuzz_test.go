@@ -27,7 +27,7 @@ func newFuzzTarget(tb testing.TB) *fuzzTarget {
 	}
 	tb.Cleanup(func() { b.Close() })
 	url, token := b.ClientURL()
-	raw, err := nats.Connect(url, nats.Token(token))
+	raw, err := nats.Connect(url, nats.Token(token), nats.Secure(b.id.config()))
 	if err != nil {
 		tb.Fatal(err)
 	}

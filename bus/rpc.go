@@ -296,6 +296,11 @@ func (b *Bus) onRequest(m *nats.Msg) {
 		b.respond(m, reply{Status: statusBusy, Message: "malformed request: " + err.Error()})
 		return
 	}
+	if err := ModuleAllowed(b.cfg.AllowModules, req.Module); err != nil {
+		b.log.Warn("remote call refused", "from", req.From, "module", req.Module, "function", req.Function)
+		b.respond(m, reply{Status: statusBadRPC, Message: err.(*badRPCError).msg})
+		return
+	}
 	select {
 	case b.sem <- struct{}{}:
 	default:
