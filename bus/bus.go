@@ -84,7 +84,7 @@ type Config struct {
 	// AllowModules, when not empty, are the module-name patterns (see
 	// ModuleAllowed) that other nodes may call; every other module is refused.
 	AllowModules []string
-	Roles       []string // announced with the heartbeat
+	Roles        []string // announced with the heartbeat
 	// Capabilities are announced with the heartbeat too (gpu: the number of
 	// GPUs, cpu, memory_gb, ...), for selecting nodes by what they have.
 	Capabilities map[string]float64
