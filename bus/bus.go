@@ -328,7 +328,11 @@ func (b *Bus) join() error {
 		}
 		b.Announce()
 	}
-	b.log.Info("joined cluster", "cluster", b.ClusterAddr(), "hidden", b.cfg.Hidden)
+	client := "" // never an external URL: it may hold a password
+	if b.srv != nil {
+		client = b.srv.ClientURL()
+	}
+	b.log.Info("joined cluster", "cluster", b.ClusterAddr(), "client", client, "hidden", b.cfg.Hidden)
 	return nil
 }
 
