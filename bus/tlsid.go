@@ -73,8 +73,9 @@ func deriveKey(cookie, purpose string) []byte {
 
 // newIdentity makes the TLS identity of node name: from files when given,
 // else derived from the cookie.
-func newIdentity(name, cookie string, files TLSFiles) (*identity, error) {
-	id := &identity{name: name, now: time.Now}
+// now is the node's wall clock, for certificate validity.
+func newIdentity(name, cookie string, files TLSFiles, now func() time.Time) (*identity, error) {
+	id := &identity{name: name, now: now}
 	if files.set() {
 		if files.Cert == "" || files.Key == "" || files.CA == "" {
 			return nil, errors.New("bus: --cluster-cert, --cluster-key and --cluster-ca go together")
