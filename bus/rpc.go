@@ -159,7 +159,7 @@ func (b *Bus) encodeRequest(ctx context.Context, module, function string, args [
 	req := request{Module: module, Function: function, Args: args, From: b.name}
 	if d, ok := ctx.Deadline(); ok {
 		// Rounded up, and at least 1 ms: 0 would mean no deadline.
-		req.Budget = max(1, (time.Until(d)+time.Millisecond-1).Milliseconds())
+		req.Budget = max(1, (time.Until(d) + time.Millisecond - 1).Milliseconds())
 	}
 	data, err := encMode.Marshal(&req)
 	if err != nil {

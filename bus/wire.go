@@ -18,7 +18,7 @@ type request struct {
 	// sent, in milliseconds (0: none). Relative, so the two machines' clocks
 	// need not agree; the receiver starts its own timer on arrival.
 	Budget int64
-	From     string
+	From   string
 }
 
 // Reply statuses.
