@@ -25,7 +25,7 @@ func ModuleAllowed(patterns []string, module string) error {
 				return nil
 			}
 		}
-		return BadRPC(fmt.Sprintf("module %q is not allowed on this node: with --allow-module set, only a rule naming it exactly allows it (rules: %s)", module, strings.Join(patterns, ", ")))
+		return BadRPC(fmt.Sprintf("module %q is not allowed on this node (--allow-module %s; a module that runs commands, touches files or loads code needs a rule naming it exactly)", module, strings.Join(patterns, ", ")))
 	}
 	for _, p := range patterns {
 		if ok, _ := path.Match(p, module); ok {

@@ -288,3 +288,68 @@ func TestSecurityClientPortNeedsMutualTLS(t *testing.T) {
 	}
 	tc.Close()
 }
+
+// --allow-module: allowed modules answer; os.system and modules no rule names
+// get BadRPC naming the rules, and run nothing; the CLI tools keep working;
+// the same holds for a node whose calls run in worker processes.
+func TestSecurityAllowModule(t *testing.T) {
+	const cookie = "sec8-allow"
+	dir := t.TempDir()
+	a := startNode(t, "a@127.0.0.1", cookie, "--cluster-host", "127.0.0.1", "--allow-module", "cltest", "--allow-module", "ml_*")
+	marker := filepath.Join(dir, "ran")
+	tests := []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{[]string{"ping", "a@127.0.0.1"}, 0, "pong\n", ""},
+		{[]string{"nodes"}, 0, "a@127.0.0.1\n", ""},
+		{[]string{"call", "a@127.0.0.1", "cltest", "add", "[2, 40]"}, 0, "42\n", ""},
+		{[]string{"call", "a@127.0.0.1", "os", "system", fmt.Sprintf(`["touch %s"]`, marker)}, 1, "", "--allow-module"},
+		{[]string{"call", "a@127.0.0.1", "subprocess", "run", fmt.Sprintf(`[["touch", %q]]`, marker)}, 1, "", "bad rpc"},
+		{[]string{"call", "a@127.0.0.1", "builtins", "exec", `["open('x','w')"]`}, 1, "", "bad rpc"},
+		{[]string{"call", "a@127.0.0.1", "json", "dumps", "[1]"}, 1, "", "cltest, ml_*"},
+	}
+	for _, tt := range tests {
+		r := run(t, dir, nil, 30*time.Second, append(tt.args, "--join", a.addr, "--cookie", cookie)...)
+		if r.code != tt.code || (tt.stdout != "" && r.stdout != tt.stdout) || !strings.Contains(r.stderr, tt.stderr) {
+			t.Errorf("%v: got %+v", tt.args, r)
+		}
+	}
+	var got map[string]any
+	script(t, "t@127.0.0.1", cookie, a.addr, waitPeers+`
+import json
+from hornbeam_erlang import rpc_call, rpc_cast, BadRPC
+wait_peers(["a@127.0.0.1"])
+out = {"whoami": rpc_call("a@127.0.0.1", "cltest", "whoami", [])}
+try:
+    rpc_call("a@127.0.0.1", "os", "system", ["touch `+marker+`"])
+except BadRPC as e:
+    out["os"] = str(e)
+rpc_cast("a@127.0.0.1", "os", "system", ["touch `+marker+`"])
+print(json.dumps(out))
+`, 30*time.Second, &got)
+	if got["whoami"] != "a@127.0.0.1" || !strings.Contains(fmt.Sprint(got["os"]), "--allow-module") {
+		t.Errorf("from Python: %v", got)
+	}
+	if waitFile(marker, 2*time.Second) {
+		t.Fatal("a module outside --allow-module ran")
+	}
+	if !strings.Contains(a.logs(), "remote call refused") {
+		t.Errorf("the refusals are not logged:\n%s", a.logs())
+	}
+
+	// A node serving its calls in worker processes applies the same rules.
+	s := serveApp(t, webdir(), "workerapp:app", "-k", "asgi", "-w", "2", "-b", "127.0.0.1:0",
+		"--name", "multi@127.0.0.1", "--cookie", cookie, "--join", a.addr, "--allow-module", "workerapp")
+	s.waitLog(t, "worker ready", 2, 20*time.Second)
+	r := run(t, dir, nil, 30*time.Second, "call", "multi@127.0.0.1", "os", "getpid", "--join", a.addr, "--cookie", cookie)
+	if r.code != 1 || !strings.Contains(r.stderr, "--allow-module workerapp") {
+		t.Errorf("os.getpid on a worker node: %+v", r)
+	}
+	r = run(t, dir, nil, 30*time.Second, "call", "multi@127.0.0.1", "workerapp", "nosuch", "--join", a.addr, "--cookie", cookie)
+	if r.code != 1 || strings.Contains(r.stderr, "--allow-module") || !strings.Contains(r.stderr, "bad rpc") {
+		t.Errorf("an allowed module on a worker node: %+v", r)
+	}
+}
