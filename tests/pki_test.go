@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,10 +9,16 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -46,8 +53,9 @@ func newTestCA(t *testing.T, name string) *testCA {
 	return ca
 }
 
-// issue writes a node certificate and key signed by the CA.
-func (ca *testCA) issue(t *testing.T, name string) (certFile, keyFile string) {
+// issue writes a node certificate and key signed by the CA, valid for the
+// given IP addresses too.
+func (ca *testCA) issue(t *testing.T, name string, ips ...net.IP) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -59,6 +67,7 @@ func (ca *testCA) issue(t *testing.T, name string) (certFile, keyFile string) {
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses: ips,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
@@ -123,4 +132,80 @@ print(json.dumps([rpc_call("b@127.0.0.1", "cltest", "whoami", []),
 	if r.code == 0 || !strings.Contains(r.stderr, "go together") {
 		t.Errorf("--cluster-ca alone: %+v", r)
 	}
+}
+
+var natsListenRe = regexp.MustCompile(`Listening for client connections on (\S+)`)
+
+// With --nats, nodes reach Debian's nats-server over TLS (verified with
+// --cluster-ca) and sign in with the nkey derived from their cookie: nodes
+// with the cookie form a cluster through it; a node with another cookie, or
+// one that cannot verify the server, is refused.
+func TestExternalNATSWithTLSAndCookieNKey(t *testing.T) {
+	bin, err := exec.LookPath("nats-server")
+	if err != nil {
+		t.Skip("nats-server is not installed (make deps)")
+	}
+	const cookie = "sec8-ext"
+	r := run(t, t.TempDir(), nil, 30*time.Second, "nkey", "--cookie", cookie)
+	nkey := strings.TrimSpace(r.stdout)
+	if r.code != 0 || !strings.HasPrefix(nkey, "U") {
+		t.Fatalf("hornbeam nkey: %+v", r)
+	}
+	ca := newTestCA(t, "nats CA")
+	cert, key := ca.issue(t, "nats", net.ParseIP("127.0.0.1"))
+	conf := writeFile(t, ca.dir, "nats.conf", fmt.Sprintf(`
+listen: "127.0.0.1:-1"
+tls { cert_file: %q, key_file: %q, timeout: 5 }
+authorization { users = [ { nkey: %q } ] }
+`, cert, key, nkey))
+	srv := exec.Command(bin, "-c", conf)
+	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var log syncBuffer
+	srv.Stdout, srv.Stderr = &log, &log
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-srv.Process.Pid, syscall.SIGKILL); srv.Wait() })
+	var addr string
+	for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := natsListenRe.FindStringSubmatch(log.String()); m != nil {
+			addr = m[1]
+		}
+	}
+	if addr == "" {
+		t.Fatalf("nats-server did not start:\n%s", log.String())
+	}
+	url := "tls://" + addr
+	startNode(t, "x@127.0.0.1", cookie, "--nats", url, "--cluster-ca", ca.file)
+	startNode(t, "y@127.0.0.1", cookie, "--nats", url, "--cluster-ca", ca.file)
+	r = run(t, t.TempDir(), nil, 30*time.Second, "call", "y@127.0.0.1", "cltest", "relay", `["x@127.0.0.1", "cltest", "add", [1, 2]]`,
+		"--nats", url, "--cluster-ca", ca.file, "--cookie", cookie)
+	if r.code != 0 || r.stdout != "3\n" {
+		t.Fatalf("a call through the external NATS: %+v", r)
+	}
+	if _, err := tryStartNode(t, "w@127.0.0.1", "another", "--nats", url, "--cluster-ca", ca.file); err == nil ||
+		!strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Errorf("a node with another cookie: %v", err)
+	}
+	if _, err := tryStartNode(t, "v@127.0.0.1", cookie, "--nats", url); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("a node that cannot verify the server: %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
