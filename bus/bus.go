@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,8 +66,25 @@ type Config struct {
 	Join        []string // seed HOST:PORT route addresses
 	Hidden      bool     // not listed by other nodes' Nodes(Visible)
 	NATSURL     string   // use this NATS deployment instead of an embedded server
-	NATSToken   string   // the token for NATSURL, if it needs one
-	Roles       []string // announced with the heartbeat
+	NATSToken   string   // the token for NATSURL, if it needs one; see Worker
+	// NATSCreds is a NATS credentials file for NATSURL; without it (and
+	// without credentials in the URL) the node signs in with the NATS user
+	// nkey derived from the cookie (see CookieNKey).
+	NATSCreds string
+	// TLS is a user-provided PKI for the cluster; empty: derived from Cookie.
+	// With NATSURL, TLS.CA verifies the external server (default: the
+	// system's roots) and TLS.Cert/Key are shown to it when given.
+	TLS TLSFiles
+	// InsecureRoutes turns TLS off on routes, for measuring what TLS costs.
+	// It is refused unless every route stays on loopback.
+	InsecureRoutes bool
+	// ClockSkew shifts this node's wall clock, to test that nothing on the
+	// wire depends on the machines' clocks agreeing. Tests only.
+	ClockSkew time.Duration
+	// AllowModules, when not empty, are the module-name patterns (see
+	// ModuleAllowed) that other nodes may call; every other module is refused.
+	AllowModules []string
+	Roles        []string // announced with the heartbeat
 	// Capabilities are announced with the heartbeat too (gpu: the number of
 	// GPUs, cpu, memory_gb, ...), for selecting nodes by what they have.
 	Capabilities map[string]float64
@@ -89,6 +107,8 @@ type Bus struct {
 	name        string
 	incarnation uint64
 	ns          string // subject namespace derived from the cookie
+	id          *identity
+	token       string // the embedded server's client token, random per process
 	srv         *server.Server
 	optsMu      sync.Mutex
 	sopts       *server.Options // the embedded server's options, for reloads
@@ -125,6 +145,9 @@ func Start(cfg Config) (*Bus, error) {
 	if cfg.Mode == Worker && cfg.NATSURL == "" {
 		return nil, errors.New("bus: a worker needs its node's NATS URL")
 	}
+	if err := checkPatterns(cfg.AllowModules); err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -157,6 +180,20 @@ func Start(cfg Config) (*Bus, error) {
 		cancel:      cancel,
 	}
 	b.members = newMembers(b)
+	if cfg.ClockSkew != 0 {
+		b.log.Warn("this node's clock is shifted for a test", "skew", cfg.ClockSkew)
+	}
+	var tok [32]byte
+	rand.Read(tok[:])
+	b.token = hex.EncodeToString(tok[:])
+	if cfg.NATSURL == "" || (cfg.Mode == Worker && cfg.NATSToken != "") {
+		id, err := newIdentity(cfg.Name, cfg.Cookie, cfg.TLS, b.wallClock)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		b.id = id
+	}
 	if err := b.connect(); err != nil {
 		b.shutdown()
 		return nil, err
@@ -178,16 +215,18 @@ func (b *Bus) connect() error {
 			b.log.Warn("nats", "err", err)
 		}),
 	}
-	if b.cfg.NATSURL != "" {
-		if b.cfg.NATSToken != "" {
-			opts = append(opts, nats.Token(b.cfg.NATSToken))
-		}
+	if b.cfg.NATSURL != "" && b.cfg.Mode == Worker && b.cfg.NATSToken != "" {
+		// The supervising process's server: mutual TLS with the node's identity.
+		opts = append(opts, nats.Token(b.cfg.NATSToken), nats.Secure(b.id.config()))
 		nc, err := nats.Connect(b.cfg.NATSURL, opts...)
 		if err != nil {
-			return fmt.Errorf("bus: connecting to %s: %w", b.cfg.NATSURL, err)
+			return fmt.Errorf("bus: connecting to the node's server %s: %w", b.cfg.NATSURL, err)
 		}
 		b.nc = nc
 		return nil
+	}
+	if b.cfg.NATSURL != "" {
+		return b.connectExternal(opts)
 	}
 	host := b.cfg.ClusterHost
 	if host == "" {
@@ -196,24 +235,25 @@ func (b *Bus) connect() error {
 			host = h
 		}
 	}
-	routePass := derive(b.cfg.Cookie, "route")
 	var routes []*url.URL
 	for _, j := range b.cfg.Join {
 		if _, _, err := net.SplitHostPort(j); err != nil {
 			return fmt.Errorf("bus: --join %q: want HOST:PORT of a node's cluster listener", j)
 		}
-		routes = append(routes, &url.URL{Scheme: "nats-route", Host: j, User: url.UserPassword("hornbeam", routePass)})
+		routes = append(routes, &url.URL{Scheme: "nats-route", Host: j})
 	}
 	port := b.cfg.ClusterPort
 	if port == 0 {
 		port = -1
 	}
-	token := derive(b.cfg.Cookie, "client")
 	sopts := &server.Options{
 		ServerName:    b.name + "#" + strconv.FormatUint(b.incarnation, 36), // unique, so our own name check decides
 		Host:          "127.0.0.1",
 		Port:          server.RANDOM_PORT,
-		Authorization: token,
+		Authorization: b.token,
+		TLSConfig:     b.id.config(),
+		TLSVerify:     true,
+		TLSTimeout:    tlsTimeout.Seconds(),
 		NoSigs:        true,
 		MaxPayload:    int32(b.cfg.MaxPayload),
 		MaxPending:    int64(b.cfg.MaxPayload) * 8,
@@ -221,12 +261,19 @@ func (b *Bus) connect() error {
 			Name:         "hornbeam",
 			Host:         host,
 			Port:         port,
-			Username:     "hornbeam",
-			Password:     routePass,
+			TLSConfig:    b.id.config(),
+			TLSTimeout:   tlsTimeout.Seconds(),
 			PingInterval: 2 * time.Second,
 			MaxPingsOut:  2,
 		},
 		Routes: routes,
+	}
+	if b.cfg.InsecureRoutes {
+		if err := insecureAllowed(host, b.cfg.Join); err != nil {
+			return err
+		}
+		sopts.Cluster.TLSConfig, sopts.Cluster.TLSTimeout = nil, 0
+		b.log.Warn("cluster routes without TLS (HORNBEAM_INSECURE_ROUTES): for benchmarks on loopback only")
 	}
 	srv, err := server.NewServer(sopts)
 	if err != nil {
@@ -240,13 +287,16 @@ func (b *Bus) connect() error {
 	}
 	b.srv = srv
 	b.sopts = sopts.Clone()
-	nc, err := nats.Connect("", append(opts, nats.InProcessServer(srv), nats.Token(token))...)
+	nc, err := nats.Connect("", append(opts, nats.InProcessServer(srv), nats.Token(b.token))...)
 	if err != nil {
 		return fmt.Errorf("bus: connecting to the embedded NATS: %w", err)
 	}
 	b.nc = nc
 	return nil
 }
+
+// tlsTimeout bounds a TLS handshake on the cluster and client listeners.
+const tlsTimeout = 5 * time.Second
 
 // join subscribes, waits for the seeds, checks the name is free and starts heartbeats.
 func (b *Bus) join() error {
@@ -281,7 +331,11 @@ func (b *Bus) join() error {
 		}
 		b.Announce()
 	}
-	b.log.Info("joined cluster", "cluster", b.ClusterAddr(), "hidden", b.cfg.Hidden)
+	client := "" // never an external URL: it may hold a password
+	if b.srv != nil {
+		client = b.srv.ClientURL()
+	}
+	b.log.Info("joined cluster", "cluster", b.ClusterAddr(), "client", client, "hidden", b.cfg.Hidden)
 	return nil
 }
 
@@ -344,6 +398,11 @@ func (b *Bus) waitForPeers() error {
 	return nil
 }
 
+// wallClock is this node's idea of the time of day: the machine's clock,
+// shifted by Config.ClockSkew in tests. Only certificates depend on it;
+// nothing sent between nodes does.
+func (b *Bus) wallClock() time.Time { return time.Now().Add(b.cfg.ClockSkew) }
+
 // Name returns this node's name.
 func (b *Bus) Name() string { return b.name }
 
@@ -366,12 +425,14 @@ func (b *Bus) ClusterAddr() string {
 }
 
 // ClientURL returns the embedded server's loopback client URL and token, for
-// worker processes of this node ("" with an external NATS).
+// worker processes of this node (the external URL and "" with an external
+// NATS). The token is random per process; workers also need the node's TLS
+// identity (the same cookie or certificate files) to connect.
 func (b *Bus) ClientURL() (string, string) {
 	if b.srv == nil {
 		return b.cfg.NATSURL, ""
 	}
-	return b.srv.ClientURL(), derive(b.cfg.Cookie, "client")
+	return b.srv.ClientURL(), b.token
 }
 
 // Close leaves the cluster: peers are told at once, calls waiting on this node
@@ -403,15 +464,23 @@ func (b *Bus) sysSubject(node string) string { return b.ns + ".sys." + escape(no
 func (b *Bus) hbSubject() string             { return b.ns + ".hb" }
 
 // natsLogger forwards the embedded server's log to slog and remembers route
-// authorization failures, so a wrong cookie is named in Start's error.
+// authorization and TLS handshake failures, so a wrong cookie is named in
+// Start's error.
 type natsLogger struct{ b *Bus }
 
 func (l *natsLogger) note(msg string) {
-	if lm := strings.ToLower(msg); strings.Contains(lm, "authoriz") || strings.Contains(lm, "authentic") {
-		l.b.authMu.Lock()
-		l.b.authErr = "route authorization failed (" + strings.TrimSpace(msg) + ")"
-		l.b.authMu.Unlock()
-		l.b.log.Error("cluster peer refused: wrong cookie?", "nats", strings.TrimSpace(msg))
+	lm := strings.ToLower(msg)
+	if strings.Contains(lm, "will not be verified") {
+		return // the default check is off because identity.verify checks the chain itself
+	}
+	tlsFail := strings.Contains(lm, "tls") && strings.Contains(lm, "handshake")
+	if tlsFail || strings.Contains(lm, "authoriz") || strings.Contains(lm, "authentic") {
+		if strings.Contains(lm, " route ") || strings.Contains(lm, "rid:") {
+			l.b.authMu.Lock()
+			l.b.authErr = "route handshake failed (" + strings.TrimSpace(msg) + ")"
+			l.b.authMu.Unlock()
+		}
+		l.b.log.Error("cluster peer refused: wrong cookie or certificate, or not a hornbeam node", "nats", strings.TrimSpace(msg))
 		return
 	}
 	l.b.log.Warn("nats", "msg", strings.TrimSpace(msg))

@@ -32,10 +32,14 @@ func (b *Bus) Connect(ctx context.Context, target string) (bool, error) {
 	if b.srv == nil {
 		return false, fmt.Errorf("bus: connect %q: this node uses an external NATS (--nats), whose routes it does not manage", target)
 	}
+	if b.cfg.InsecureRoutes {
+		if err := insecureAllowed("127.0.0.1", []string{target}); err != nil {
+			return false, err
+		}
+	}
 	b.optsMu.Lock()
 	newOpts := b.sopts.Clone()
-	newOpts.Routes = append(newOpts.Routes, &url.URL{Scheme: "nats-route", Host: target,
-		User: url.UserPassword("hornbeam", derive(b.cfg.Cookie, "route"))})
+	newOpts.Routes = append(newOpts.Routes, &url.URL{Scheme: "nats-route", Host: target})
 	err := b.srv.ReloadOptions(newOpts)
 	if err == nil {
 		b.sopts = newOpts

@@ -27,7 +27,7 @@ func newFuzzTarget(tb testing.TB) *fuzzTarget {
 	}
 	tb.Cleanup(func() { b.Close() })
 	url, token := b.ClientURL()
-	raw, err := nats.Connect(url, nats.Token(token))
+	raw, err := nats.Connect(url, nats.Token(token), nats.Secure(b.id.config()))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -61,7 +61,9 @@ func seedEnvelopes() [][]byte {
 	var out [][]byte
 	for _, v := range []any{
 		&request{Module: "m", Function: "echo", Args: cbor.RawMessage{0x80}},
-		&request{Module: "m", Function: "sleep", Args: cbor.RawMessage{0x80}, Deadline: 1},
+		&request{Module: "m", Function: "sleep", Args: cbor.RawMessage{0x80}, Budget: 1},
+		&request{Module: "m", Function: "sleep", Args: cbor.RawMessage{0x80}, Budget: -1 << 62},
+		&request{Module: "m", Function: "echo", Args: cbor.RawMessage{0x80}, Budget: 1 << 62},
 		&heartbeat{Name: "x@127.0.0.1", Incarnation: 7, Roles: []string{"gpu"}},
 		&heartbeat{Name: "fz@127.0.0.1", Incarnation: 1, Leaving: true},
 		&reply{Status: statusRemote, Type: "E", Message: "m"},

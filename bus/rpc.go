@@ -76,6 +76,10 @@ func (b *Bus) call(ctx context.Context, node, module, function string, args []by
 	}
 }
 
+// maxBudget caps a request's time budget (ms) so that a hostile value cannot
+// overflow a time.Duration: about 100 days.
+const maxBudget = int64(1) << 33
+
 // errNoResponder: the request reached no subscriber (NATS status 503).
 var errNoResponder = errors.New("no responder")
 
@@ -154,7 +158,8 @@ func (b *Bus) encodeRequest(ctx context.Context, module, function string, args [
 	}
 	req := request{Module: module, Function: function, Args: args, From: b.name}
 	if d, ok := ctx.Deadline(); ok {
-		req.Deadline = d.UnixMilli()
+		// Rounded up, and at least 1 ms: 0 would mean no deadline.
+		req.Budget = max(1, (time.Until(d) + time.Millisecond - 1).Milliseconds())
 	}
 	data, err := encMode.Marshal(&req)
 	if err != nil {
@@ -296,6 +301,11 @@ func (b *Bus) onRequest(m *nats.Msg) {
 		b.respond(m, reply{Status: statusBusy, Message: "malformed request: " + err.Error()})
 		return
 	}
+	if err := ModuleAllowed(b.cfg.AllowModules, req.Module); err != nil {
+		b.log.Warn("remote call refused", "from", req.From, "module", req.Module, "function", req.Function)
+		b.respond(m, reply{Status: statusBadRPC, Message: err.(*badRPCError).msg})
+		return
+	}
 	select {
 	case b.sem <- struct{}{}:
 	default:
@@ -312,9 +322,9 @@ func (b *Bus) onRequest(m *nats.Msg) {
 
 func (b *Bus) serve(m *nats.Msg, req *request) {
 	ctx := b.ctx
-	if req.Deadline > 0 {
+	if req.Budget > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, time.UnixMilli(req.Deadline))
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(min(req.Budget, maxBudget))*time.Millisecond)
 		defer cancel()
 	}
 	if b.cfg.Handler == nil {

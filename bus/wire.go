@@ -14,8 +14,11 @@ type request struct {
 	Module   string
 	Function string
 	Args     cbor.RawMessage
-	Deadline int64 // Unix milliseconds; 0 means none
-	From     string
+	// Budget is the time left to the caller's deadline when the request was
+	// sent, in milliseconds (0: none). Relative, so the two machines' clocks
+	// need not agree; the receiver starts its own timer on arrival.
+	Budget int64
+	From   string
 }
 
 // Reply statuses.

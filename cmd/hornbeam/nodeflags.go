@@ -22,6 +22,9 @@ type nodeFlags struct {
 	hidden               bool
 	maxPayload           int
 	heartbeatMillis      int
+	tls                  bus.TLSFiles
+	natsCreds            string
+	allowModules         []string
 }
 
 func (f *nodeFlags) add(fs *pflag.FlagSet, tool bool) {
@@ -29,6 +32,10 @@ func (f *nodeFlags) add(fs *pflag.FlagSet, tool bool) {
 	fs.StringArrayVar(&f.join, "join", envList("HORNBEAM_JOIN"), "HOST:PORT of a node's cluster listener to join (repeatable; env HORNBEAM_JOIN, comma-separated)")
 	fs.StringVar(&f.natsURL, "nats", os.Getenv("HORNBEAM_NATS"), "use this NATS deployment instead of the embedded server (env HORNBEAM_NATS)")
 	fs.IntVar(&f.maxPayload, "max-payload", envInt("HORNBEAM_MAX_PAYLOAD", bus.DefaultMaxPayload), "largest rpc request or reply in bytes")
+	fs.StringVar(&f.tls.Cert, "cluster-cert", os.Getenv("HORNBEAM_CLUSTER_CERT"), "this node's TLS certificate (PEM), from your own PKI instead of the cookie's CA (env HORNBEAM_CLUSTER_CERT)")
+	fs.StringVar(&f.tls.Key, "cluster-key", os.Getenv("HORNBEAM_CLUSTER_KEY"), "the key of --cluster-cert (PEM) (env HORNBEAM_CLUSTER_KEY)")
+	fs.StringVar(&f.tls.CA, "cluster-ca", os.Getenv("HORNBEAM_CLUSTER_CA"), "CA bundle (PEM) that signs every node's --cluster-cert; with --nats, verifies the NATS server (env HORNBEAM_CLUSTER_CA)")
+	fs.StringVar(&f.natsCreds, "nats-creds", os.Getenv("HORNBEAM_NATS_CREDS"), "NATS credentials file for --nats (default: the nkey derived from the cookie, see `hornbeam nkey`) (env HORNBEAM_NATS_CREDS)")
 	if tool {
 		return
 	}
@@ -39,6 +46,7 @@ func (f *nodeFlags) add(fs *pflag.FlagSet, tool bool) {
 	fs.BoolVar(&f.hidden, "hidden", false, "a hidden node: not listed by other nodes' nodes()")
 	fs.StringArrayVar(&f.roles, "role", nil, "a role this node announces, e.g. gpu (repeatable)")
 	fs.IntVar(&f.heartbeatMillis, "heartbeat-ms", 0, "membership heartbeat interval (default 150; a node silent for 3 is probed)")
+	fs.StringArrayVar(&f.allowModules, "allow-module", envList("HORNBEAM_ALLOW_MODULE"), "a module other nodes may call, as a glob on dotted names, e.g. ml or 'app_*' (repeatable; default: every module; env HORNBEAM_ALLOW_MODULE, comma-separated)")
 }
 
 // config returns the bus config, or nil when no name was given.
@@ -72,6 +80,11 @@ func (f *nodeFlags) busConfig(name string) (*bus.Config, error) {
 	c := &bus.Config{
 		Name: name, Cookie: cookie, ClusterHost: f.clusterHost, ClusterPort: f.clusterPort,
 		Join: f.join, Hidden: f.hidden, NATSURL: f.natsURL, Roles: f.roles, MaxPayload: f.maxPayload,
+		TLS: f.tls, NATSCreds: f.natsCreds, AllowModules: f.allowModules,
+		// Benchmarks only: measures what route TLS costs; refused off loopback.
+		InsecureRoutes: os.Getenv("HORNBEAM_INSECURE_ROUTES") == "1",
+		// Tests only: a node whose wall clock is off by this much.
+		ClockSkew: msDuration(envInt("HORNBEAM_TEST_CLOCK_SKEW_MS", 0)),
 	}
 	if f.heartbeatMillis > 0 {
 		c.Heartbeat = msDuration(f.heartbeatMillis)

@@ -27,7 +27,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newStartCmd(), newRunCmd(), newNodesCmd(), newPingCmd(), newCallCmd(), newVersionCmd())
+	root.AddCommand(newStartCmd(), newRunCmd(), newNodesCmd(), newPingCmd(), newCallCmd(), newVersionCmd(), newNKeyCmd())
 	return root
 }
 
