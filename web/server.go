@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/hornbeam-go/hornbeam/pybridge"
@@ -70,17 +68,6 @@ type Server struct {
 	serving   sync.WaitGroup // the accept loops
 	exhausted chan struct{}
 	exhaust   sync.Once
-}
-
-type request struct {
-	w       http.ResponseWriter
-	r       *http.Request
-	done    chan struct{} // closed when ServeHTTP returns
-	ws      *websocket.Conn
-	started bool
-	status  int
-	written int64
-	badBody error // the body could not be read: malformed (chunking, length)
 }
 
 // New makes a Server; its Funcs must be given to the interpreter, then Start.
@@ -372,102 +359,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (req *request) fail(code int, msg string) {
-	if req.started {
-		return // too late for a status: the client sees a cut response
-	}
-	req.started, req.status = true, code
-	req.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	req.w.WriteHeader(code)
-	n, _ := io.WriteString(req.w, msg)
-	req.written += int64(n)
-}
-
-func (req *request) start(status string, headers [][2]string) error {
-	code, err := strconv.Atoi(status[:min(3, len(status))])
-	if err != nil || code < 100 || code > 999 {
-		return fmt.Errorf("bad status %q", status)
-	}
-	h := req.w.Header()
-	for _, kv := range headers {
-		h.Add(kv[0], kv[1])
-	}
-	req.started, req.status = true, code
-	req.w.WriteHeader(code)
-	return nil
-}
-
-// latin1 decodes bytes as ISO-8859-1, as PEP 3333 wants for native strings.
-func latin1(s string) string {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			ascii = false
-			break
-		}
-	}
-	if ascii {
-		return s
-	}
-	r := make([]rune, len(s))
-	for i := 0; i < len(s); i++ {
-		r[i] = rune(s[i])
-	}
-	return string(r)
-}
-
-func (s *Server) environ(r *http.Request) map[string]any {
-	path, err := url.PathUnescape(r.URL.EscapedPath())
-	if err != nil {
-		path = r.URL.Path
-	}
-	script := strings.TrimSuffix(s.cfg.RootPath, "/")
-	if script != "" && (path == script || strings.HasPrefix(path, script+"/")) {
-		path = path[len(script):]
-	}
-	host, port, err := net.SplitHostPort(r.Host)
-	if err != nil {
-		host, port = r.Host, "80"
-		if r.TLS != nil {
-			port = "443"
-		}
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	env := map[string]any{
-		"REQUEST_METHOD":  r.Method,
-		"SCRIPT_NAME":     latin1(script),
-		"PATH_INFO":       latin1(path),
-		"QUERY_STRING":    latin1(r.URL.RawQuery),
-		"SERVER_NAME":     latin1(host),
-		"SERVER_PORT":     port,
-		"SERVER_PROTOCOL": r.Proto,
-		"wsgi.url_scheme": scheme,
-	}
-	if ra, rp, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		env["REMOTE_ADDR"], env["REMOTE_PORT"] = ra, rp
-	}
-	var length any
-	if r.ContentLength >= 0 {
-		length = r.ContentLength
-		env["CONTENT_LENGTH"] = strconv.FormatInt(r.ContentLength, 10)
-	}
-	env["hornbeam.content_length"] = length
-	for k, vs := range r.Header {
-		v := latin1(strings.Join(vs, ","))
-		switch k {
-		case "Content-Type":
-			env["CONTENT_TYPE"] = v
-		case "Content-Length":
-		default:
-			env["HTTP_"+strings.ReplaceAll(strings.ToUpper(k), "-", "_")] = v
-		}
-	}
-	return env
-}
-
 // access writes a common log format line.
 func (s *Server) access(req *request, t0 time.Time) {
 	if s.cfg.AccessLog == nil {
@@ -478,121 +369,4 @@ func (s *Server) access(req *request, t0 time.Time) {
 	fmt.Fprintf(s.cfg.AccessLog, "%s - - [%s] \"%s %s %s\" %d %d %.6f\n", host,
 		t0.Format("02/Jan/2006:15:04:05 -0700"), r.Method, r.URL.RequestURI(), r.Proto,
 		req.status, req.written, time.Since(t0).Seconds())
-}
-
-// scope builds an ASGI 3 http scope. net/http keeps the order of values of one
-// header name but not the order across names.
-func (s *Server) scope(r *http.Request) map[string]any {
-	path, err := url.PathUnescape(r.URL.EscapedPath())
-	if err != nil {
-		path = r.URL.Path
-	}
-	root := strings.TrimSuffix(s.cfg.RootPath, "/")
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	// As uvicorn: a proxy that mounts the app at root_path strips it from the
-	// request, and path gets it back; a path that still has it keeps it once.
-	raw := r.URL.EscapedPath()
-	if root != "" && path != root && !strings.HasPrefix(path, root+"/") {
-		path, raw = root+path, root+raw
-	}
-	headers := make([][2][]byte, 0, len(r.Header)+1)
-	headers = append(headers, [2][]byte{[]byte("host"), []byte(r.Host)})
-	for k, vs := range r.Header {
-		lk := []byte(strings.ToLower(k))
-		for _, v := range vs {
-			headers = append(headers, [2][]byte{lk, []byte(v)})
-		}
-	}
-	sc := map[string]any{
-		"type":         "http",
-		"asgi":         map[string]string{"version": "3.0", "spec_version": "2.3"},
-		"http_version": strings.TrimPrefix(strings.TrimSuffix(r.Proto, ".0"), "HTTP/"),
-		"method":       r.Method,
-		"scheme":       scheme,
-		"path":         path,
-		"raw_path":     []byte(raw),
-		"query_string": []byte(r.URL.RawQuery),
-		"root_path":    root,
-		"headers":      headers,
-	}
-	if h, p, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		pn, _ := strconv.Atoi(p)
-		sc["client"] = []any{h, pn}
-	}
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if h, p, err := net.SplitHostPort(la.String()); err == nil {
-			pn, _ := strconv.Atoi(p)
-			sc["server"] = []any{h, pn}
-		}
-	}
-	return sc
-}
-
-func hasHeader(headers [][2]string, name string) bool {
-	for _, kv := range headers {
-		if strings.EqualFold(kv[0], name) {
-			return true
-		}
-	}
-	return false
-}
-
-// appResponse is what handle returns: [status, headers, body, streamed].
-type appResponse struct {
-	_        struct{} `cbor:",toarray"`
-	Status   any      // "200 OK" (WSGI) or 200 (ASGI)
-	Headers  [][2]string
-	Body     []byte
-	Streamed bool
-}
-
-// decodeResponse decodes handle's result with the body aliasing out rather
-// than copied: a whole body is often large, and each copy is garbage.
-func decodeResponse(out []byte) (appResponse, error) {
-	var res appResponse
-	if len(out) > 0 && out[0] == 0x84 {
-		rest, err := cbor.UnmarshalFirst(out[1:], &res.Status)
-		if err == nil {
-			rest, err = cbor.UnmarshalFirst(rest, &res.Headers)
-		}
-		if err == nil {
-			if body, after, ok := byteString(rest); ok {
-				res.Body = body
-				if _, err = cbor.UnmarshalFirst(after, &res.Streamed); err == nil {
-					return res, nil
-				}
-			}
-		}
-	}
-	res = appResponse{}
-	return res, cbor.Unmarshal(out, &res)
-}
-
-// byteString splits a definite-length CBOR byte string off the front of b.
-func byteString(b []byte) (s, rest []byte, ok bool) {
-	if len(b) == 0 || b[0]>>5 != 2 {
-		return nil, nil, false
-	}
-	n, h := uint64(b[0]&0x1f), 1
-	switch {
-	case n < 24:
-	case n <= 27:
-		h += 1 << (n - 24)
-		if len(b) < h {
-			return nil, nil, false
-		}
-		n = 0
-		for _, c := range b[1:h] {
-			n = n<<8 | uint64(c)
-		}
-	default:
-		return nil, nil, false
-	}
-	if uint64(len(b)-h) < n {
-		return nil, nil, false
-	}
-	return b[h : h+int(n) : h+int(n)], b[h+int(n):], true
 }
