@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -46,17 +43,11 @@ func (s *Server) pyRead(_ context.Context, data []byte) ([]byte, error) {
 		return nil, err
 	}
 	buf := make([]byte, min(max(n, 1), 1<<20))
-	got, err := io.ReadFull(req.r.Body, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		var ne net.Error
-		if !errors.As(err, &ne) {
-			// Not the connection failing: the body itself is malformed, which
-			// the client is told with 400 unless the app has answered.
-			req.badBody = err
-		}
-		return nil, fmt.Errorf("reading the request body: %w", err)
+	got, more, err := req.readBody(buf)
+	if err != nil {
+		return nil, err
 	}
-	return cbor.Marshal([]any{buf[:got], err == nil})
+	return cbor.Marshal([]any{buf[:got], more})
 }
 
 // pyStart sends the status ("200 OK" from WSGI, 200 from ASGI) and headers.
@@ -67,7 +58,13 @@ func (s *Server) pyStart(_ context.Context, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cborNil, req.start(fmt.Sprint(status), headers)
+	if err := req.start(fmt.Sprint(status), headers, nil); err != nil {
+		if errors.Is(err, errFraming) {
+			s.log.Error("bad response from the app", "path", req.r.URL.Path, "err", err)
+		}
+		return nil, err
+	}
+	return cborNil, nil
 }
 
 func (s *Server) pyWrite(_ context.Context, data []byte) ([]byte, error) {
@@ -76,13 +73,8 @@ func (s *Server) pyWrite(_ context.Context, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := req.w.Write(body)
-	req.written += int64(n)
-	if f, ok := req.w.(http.Flusher); ok {
-		f.Flush()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("client gone: %w", err)
+	if err := req.write(body); err != nil {
+		return nil, err
 	}
 	return cborNil, nil
 }

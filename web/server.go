@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,9 +47,24 @@ type Config struct {
 	KeepAlive        time.Duration // idle time of a kept-alive connection
 	CertFile         string        // with KeyFile: serve TLS, and HTTP/2 by ALPN
 	KeyFile          string
-	Factory          bool      // App is a callable that returns the app
-	AccessLog        io.Writer // common log format; nil = none
-	Logger           *slog.Logger
+	Factory          bool // App is a callable that returns the app
+	// BodyTimeout bounds how long a client may stall while sending a
+	// request body; past it the client gets 408 and the app's read fails.
+	// 0 = 30 s.
+	BodyTimeout time.Duration
+	// NoServerHeader: send no Server header (else "Server: hornbeam" unless
+	// the app sets one).
+	NoServerHeader bool
+	// Multiprocess: the app runs in several processes (wsgi.multiprocess).
+	Multiprocess bool
+	// WSMax bounds the websockets open at once (beyond, 503); 0 = 4096.
+	WSMax int
+	// WSPingInterval: a ping every this often on each websocket, and
+	// WSPingTimeout for its pong, else the connection ends; 0 = 20 s each,
+	// negative = no pings.
+	WSPingInterval, WSPingTimeout time.Duration
+	AccessLog                     io.Writer // common log format; nil = none
+	Logger                        *slog.Logger
 }
 
 // Server serves one app.
@@ -68,6 +82,9 @@ type Server struct {
 	serving   sync.WaitGroup // the accept loops
 	exhausted chan struct{}
 	exhaust   sync.Once
+	wsSem     chan struct{}
+	// serverHeader is the Server header sent, "" for none.
+	serverHeader string
 }
 
 // New makes a Server; its Funcs must be given to the interpreter, then Start.
@@ -109,8 +126,25 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Factory {
 		cfg.App += "()" // tells _hornbeam_web to call it once for the app
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.LimitConcurrency),
-		exhausted: make(chan struct{}), conns: newConnTracker(cfg.HeaderTimeout)}, nil
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 30 * time.Second
+	}
+	if cfg.WSMax <= 0 {
+		cfg.WSMax = 4096
+	}
+	if cfg.WSPingInterval == 0 {
+		cfg.WSPingInterval = 20 * time.Second
+	}
+	if cfg.WSPingTimeout <= 0 {
+		cfg.WSPingTimeout = 20 * time.Second
+	}
+	srv := &Server{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.LimitConcurrency),
+		wsSem: make(chan struct{}, cfg.WSMax), exhausted: make(chan struct{}),
+		conns: newConnTracker(cfg.HeaderTimeout, cfg.MaxHeaderBytes), serverHeader: "hornbeam"}
+	if cfg.NoServerHeader {
+		srv.serverHeader = ""
+	}
+	return srv, nil
 }
 
 // Start runs the ASGI lifespan startup, then listens on every bind and serves with py.
@@ -270,9 +304,14 @@ func (s *Server) Funcs() map[string]pybridge.GoFunc {
 	}
 }
 
+// readAheadBytes is how much of a request body is read before the app is
+// called (all of a body up to this size): the app then never waits on a
+// slow client for it.
+const readAheadBytes = 64 << 10
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t0 := time.Now()
-	headersRead(r)
+	note := headersRead(r)
 	if m := s.cfg.MaxRequests; m > 0 && s.served.Add(1) == m {
 		// Stop accepting at once (other workers, or this one's successor,
 		// take new connections from the shared socket); Close finishes the rest.
@@ -283,8 +322,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			close(s.exhausted)
 		})
 	}
-	req := &request{w: w, r: r, done: make(chan struct{})}
-	defer func() { close(req.done); s.access(req, t0) }()
+	req := &request{w: w, r: r, rc: http.NewResponseController(w), done: make(chan struct{}),
+		server: s.serverHeader, bodyTimeout: s.cfg.BodyTimeout}
+	defer func() { req.end(); close(req.done); s.access(req, t0) }()
+	if note != "" {
+		s.log.Warn("request refused: ambiguous framing", "remote", r.RemoteAddr, "why", note)
+		req.fail(http.StatusBadRequest, "bad request: "+note+"\n")
+		return
+	}
+	s.dropUnderscoreHeaders(r)
+	if s.cfg.ASGI && isWebSocket(r) {
+		s.serveWebSocket(req)
+		return
+	}
 	select {
 	case s.sem <- struct{}{}:
 		defer func() { <-s.sem }()
@@ -292,19 +342,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.fail(http.StatusServiceUnavailable, "server busy: concurrency limit reached\n")
 		return
 	}
+	whole, more := true, false
+	if r.ContentLength != 0 {
+		var err error
+		if whole, err = req.readAhead(readAheadBytes); err != nil {
+			s.bodyFailed(req, err)
+			return
+		}
+		more = !whole
+	}
 	id := s.nextID.Add(1)
 	s.reqs.Store(id, req)
 	defer s.reqs.Delete(id)
-	if s.cfg.ASGI && isWebSocket(r) {
-		s.serveWebSocket(req, id)
-		return
-	}
 	module, args, err := "_hornbeam_web.wsgi", []byte(nil), error(nil)
+	req.readMu.Lock()
+	pre := req.pre
+	if pre == nil {
+		pre = []byte{} // b"", not None
+	}
+	req.pre = nil // handed to the app with the request
+	req.readMu.Unlock()
 	if s.cfg.ASGI {
 		module = "_hornbeam_web.asgi"
-		args, err = cbor.Marshal([]any{id, s.cfg.App, s.scope(r), r.ContentLength != 0})
+		args, err = cbor.Marshal([]any{id, s.cfg.App, s.scope(r), pre, more})
 	} else {
-		args, err = cbor.Marshal([]any{id, s.cfg.App, s.environ(r)})
+		args, err = cbor.Marshal([]any{id, s.cfg.App, s.environ(r, pre, more)})
 	}
 	if err != nil {
 		req.fail(http.StatusBadRequest, "bad request\n")
@@ -316,46 +378,82 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.Timeout)
 	defer cancel()
 	out, err := s.py.Load().Call(ctx, module, "handle", args)
+	timedOut := errors.Is(err, context.DeadlineExceeded)
+	badBody, slow := req.endBody(timedOut)
 	switch {
 	case err == nil:
-	case errors.Is(err, context.DeadlineExceeded):
+	case timedOut:
 		s.log.Warn("app timed out", "path", r.URL.Path, "timeout", s.cfg.Timeout)
-		req.fail(http.StatusGatewayTimeout, "the app did not answer in time\n")
+		req.abort(http.StatusGatewayTimeout, "the app did not answer in time\n")
+		return
+	case slow:
+		s.log.Info("request body too slow", "path", r.URL.Path, "remote", r.RemoteAddr, "body_timeout", s.cfg.BodyTimeout)
+		req.fail(http.StatusRequestTimeout, "request body too slow\n")
 		return
 	case r.Context().Err() != nil:
+		req.end()
 		return // the client went away
-	case req.badBody != nil:
-		s.log.Warn("malformed request body", "path", r.URL.Path, "err", req.badBody)
+	case badBody != nil:
+		s.log.Warn("malformed request body", "path", r.URL.Path, "err", badBody)
 		req.fail(http.StatusBadRequest, "malformed request body\n")
 		return
 	default:
-		var pe *pybridge.Error
-		if errors.As(err, &pe) {
-			s.log.Error("app raised", "path", r.URL.Path, "type", pe.Type, "message", pe.Message, "traceback", pe.Traceback)
-		} else {
-			s.log.Error("app failed", "path", r.URL.Path, "err", err)
-		}
+		s.logAppError(r, err)
 		req.fail(http.StatusInternalServerError, "internal server error\n")
 		return
 	}
 	res, err := decodeResponse(out)
 	if err != nil {
-		s.log.Error("bad response from the app", "err", err)
+		s.log.Error("bad response from the app", "path", r.URL.Path, "err", err)
 		req.fail(http.StatusInternalServerError, "internal server error\n")
 		return
 	}
 	if !res.Streamed {
-		if !hasHeader(res.Headers, "Content-Length") {
-			// The whole body is here: say its length instead of chunking it.
-			w.Header().Set("Content-Length", strconv.Itoa(len(res.Body)))
+		if res.Body == nil {
+			res.Body = []byte{}
 		}
-		if err := req.start(fmt.Sprint(res.Status), res.Headers); err != nil {
-			s.log.Error("bad response from the app", "err", err)
+		if err := req.start(fmt.Sprint(res.Status), res.Headers, res.Body); err != nil {
+			s.log.Error("bad response from the app", "path", r.URL.Path, "err", err)
 			req.fail(http.StatusInternalServerError, "internal server error\n")
-			return
 		}
-		n, _ := w.Write(res.Body)
-		req.written += int64(n)
+	}
+}
+
+// bodyFailed answers a request whose body could not be read ahead.
+func (s *Server) bodyFailed(req *request, err error) {
+	badBody, slow := req.endBody(false)
+	switch {
+	case slow:
+		s.log.Info("request body too slow", "path", req.r.URL.Path, "remote", req.r.RemoteAddr, "body_timeout", s.cfg.BodyTimeout)
+		req.fail(http.StatusRequestTimeout, "request body too slow\n")
+	case badBody != nil:
+		s.log.Warn("malformed request body", "path", req.r.URL.Path, "err", badBody)
+		req.fail(http.StatusBadRequest, "malformed request body\n")
+	default: // the client went away
+		s.log.Debug("reading the request body", "path", req.r.URL.Path, "err", err)
+		req.end()
+	}
+}
+
+// logAppError logs an exception of the app with its traceback.
+func (s *Server) logAppError(r *http.Request, err error) {
+	var pe *pybridge.Error
+	if errors.As(err, &pe) {
+		s.log.Error("app raised", "path", r.URL.Path, "type", pe.Type, "message", pe.Message, "traceback", pe.Traceback)
+	} else {
+		s.log.Error("app failed", "path", r.URL.Path, "err", err)
+	}
+}
+
+// dropUnderscoreHeaders removes header names with an underscore: in a WSGI
+// environ (and in Django's META under ASGI) X_User and X-User are one name,
+// so a client could pass one for the other, as nginx and gunicorn prevent.
+func (s *Server) dropUnderscoreHeaders(r *http.Request) {
+	for k := range r.Header {
+		if strings.IndexByte(k, '_') >= 0 {
+			s.log.Debug("header with an underscore dropped", "header", k, "remote", r.RemoteAddr)
+			delete(r.Header, k)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 )
 
+// latin1 decodes bytes as ISO-8859-1, as PEP 3333 wants for native strings.
 func latin1(s string) string {
 	ascii := true
 	for i := 0; i < len(s); i++ {
@@ -26,7 +27,9 @@ func latin1(s string) string {
 	return string(r)
 }
 
-func (s *Server) environ(r *http.Request) map[string]any {
+// environ builds a WSGI environ; body is the request body read ahead, and
+// more says whether the app must read further (through http_read).
+func (s *Server) environ(r *http.Request, body []byte, more bool) map[string]any {
 	path, err := url.PathUnescape(r.URL.EscapedPath())
 	if err != nil {
 		path = r.URL.Path
@@ -65,6 +68,8 @@ func (s *Server) environ(r *http.Request) map[string]any {
 		env["CONTENT_LENGTH"] = strconv.FormatInt(r.ContentLength, 10)
 	}
 	env["hornbeam.content_length"] = length
+	env["hornbeam.body"], env["hornbeam.more"] = body, more
+	env["wsgi.multiprocess"] = s.cfg.Multiprocess
 	for k, vs := range r.Header {
 		v := latin1(strings.Join(vs, ","))
 		switch k {

@@ -188,6 +188,7 @@ func (o *startOptions) runWorker(w *supervisor.Worker, args []string, log *slog.
 		return errors.New("a worker process needs an APP")
 	}
 	cfg.Web.Listeners = w.Listeners
+	cfg.Web.Multiprocess = o.workers > 1
 	if o.maxRequests > 0 {
 		cfg.Web.MaxRequests = int64(o.maxRequests)
 		if o.maxRequestsJitter > 0 {
