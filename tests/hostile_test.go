@@ -243,5 +243,3 @@ func TestASGIReceiveWithoutBody(t *testing.T) {
 		t.Fatalf("got %d %q, want %q", code, got, want)
 	}
 }
-
-
