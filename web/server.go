@@ -71,7 +71,7 @@ type Config struct {
 type Server struct {
 	cfg       Config
 	log       *slog.Logger
-	py        atomic.Pointer[pybridge.Interpreter]
+	py        atomic.Value // caller
 	reqs      sync.Map // id -> *request, while Python holds the request
 	nextID    atomic.Uint64
 	sem       chan struct{}
@@ -147,8 +147,21 @@ func New(cfg Config) (*Server, error) {
 	return srv, nil
 }
 
+// caller runs a Python function: the interpreter, or a fake in unit tests.
+type caller interface {
+	Call(ctx context.Context, module, function string, args []byte) ([]byte, error)
+}
+
+// interp returns the caller given to Start.
+func (s *Server) interp() caller {
+	c, _ := s.py.Load().(caller)
+	return c
+}
+
 // Start runs the ASGI lifespan startup, then listens on every bind and serves with py.
-func (s *Server) Start(py *pybridge.Interpreter) error {
+func (s *Server) Start(py *pybridge.Interpreter) error { return s.start(py) }
+
+func (s *Server) start(py caller) error {
 	s.py.Store(py)
 	if s.cfg.Detect {
 		if err := s.detect(py); err != nil {
@@ -212,7 +225,7 @@ func (s *Server) Start(py *pybridge.Interpreter) error {
 }
 
 // detect loads the app to learn whether it is ASGI or WSGI (-k not given).
-func (s *Server) detect(py *pybridge.Interpreter) error {
+func (s *Server) detect(py caller) error {
 	args, _ := cbor.Marshal([]any{s.cfg.App})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -282,7 +295,7 @@ func (s *Server) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if py := s.py.Load(); s.cfg.ASGI && py != nil {
+	if py := s.interp(); s.cfg.ASGI && py != nil {
 		if _, err := py.Call(ctx, "_hornbeam_web.asgi", "lifespan_shutdown", nil); err != nil {
 			errs = append(errs, fmt.Errorf("web: ASGI lifespan shutdown: %w", err))
 		}
@@ -377,7 +390,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// WSGI app from its next write; only --timeout stops the app.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.Timeout)
 	defer cancel()
-	out, err := s.py.Load().Call(ctx, module, "handle", args)
+	out, err := s.interp().Call(ctx, module, "handle", args)
 	timedOut := errors.Is(err, context.DeadlineExceeded)
 	badBody, slow := req.endBody(timedOut)
 	switch {

@@ -170,7 +170,7 @@ func (s *Server) serveWebSocket(req *request) {
 		req.fail(http.StatusBadRequest, "bad request\n")
 		return
 	}
-	_, err = s.py.Load().Call(r.Context(), "_hornbeam_web.asgi", "handle_ws", args)
+	_, err = s.interp().Call(r.Context(), "_hornbeam_web.asgi", "handle_ws", args)
 	if err != nil && r.Context().Err() == nil {
 		s.logAppError(r, err)
 	}
