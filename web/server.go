@@ -72,7 +72,7 @@ type Server struct {
 	cfg       Config
 	log       *slog.Logger
 	py        atomic.Value // caller
-	reqs      sync.Map // id -> *request, while Python holds the request
+	reqs      sync.Map     // id -> *request, while Python holds the request
 	nextID    atomic.Uint64
 	sem       chan struct{}
 	https     []*http.Server
