@@ -73,3 +73,21 @@ async def asgi(scope, receive, send):
     # No content-type: the server must not invent one.
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"<html>no type given</html>"})
+
+
+async def slow_asgi(scope, receive, send):
+    """/slow answers after 1.5 s; the lifespan shutdown says it ran."""
+    import asyncio
+    if scope["type"] == "lifespan":
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.shutdown":
+                print("lifespan shutdown ran", flush=True)
+            await send({"type": msg["type"] + ".complete"})
+            if msg["type"] == "lifespan.shutdown":
+                return
+    if scope["path"] == "/slow":
+        print("slow request started", flush=True)
+        await asyncio.sleep(1.5)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"done"})

@@ -1,0 +1,44 @@
+package tests
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A terminal's Ctrl-C (or systemd's SIGTERM) reaches the whole process
+// group: with --workers the node still drains as when the supervisor alone
+// is signalled: the request in flight is answered and the lifespan
+// shutdown runs in every worker.
+func TestWorkersGroupSignal(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGINT, syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			p := serveApp(t, "", "hostileapp:slow_asgi", "-k", "asgi", "-w", "2", "-b", "127.0.0.1:0", "--pythonpath", webdir())
+			p.waitLog(t, "worker ready", 2, 30*time.Second)
+			res := make(chan string, 1)
+			go func() {
+				body, err := fetch(p.base + "/slow")
+				res <- fmt.Sprint(body, err)
+			}()
+			p.waitLog(t, "slow request started", 1, 10*time.Second)
+			syscall.Kill(-p.pid(), sig)
+			select {
+			case got := <-res:
+				if got != "done<nil>" {
+					t.Fatalf("request in flight: %s\n%s", got, p.logs())
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("the request in flight was never answered")
+			}
+			select {
+			case <-p.done:
+			case <-time.After(15 * time.Second):
+				t.Fatal("the node did not stop")
+			}
+			if n := p.count("lifespan shutdown ran"); n != 2 {
+				t.Fatalf("lifespan shutdown ran in %d of 2 workers:\n%s", n, p.logs())
+			}
+		})
+	}
+}
