@@ -64,7 +64,10 @@ type Config struct {
 	// negative = no pings.
 	WSPingInterval, WSPingTimeout time.Duration
 	AccessLog                     io.Writer // common log format; nil = none
-	Logger                        *slog.Logger
+	// Tracebacks, when set (a terminal), gets the app's tracebacks as
+	// Python prints them; else they are an attribute of the log line.
+	Tracebacks io.Writer
+	Logger     *slog.Logger
 }
 
 // Server serves one app.
@@ -163,10 +166,25 @@ func (s *Server) Start(py *pybridge.Interpreter) error { return s.start(py) }
 
 func (s *Server) start(py caller) error {
 	s.py.Store(py)
-	if s.cfg.Detect {
-		if err := s.detect(py); err != nil {
-			return err
+	// The binds first: a port in use is reported before the app is imported.
+	lns := s.cfg.Listeners
+	if lns == nil {
+		for _, b := range s.cfg.Binds {
+			ln, err := Listen(b)
+			if err != nil {
+				for _, ln := range lns {
+					ln.Close()
+				}
+				return err
+			}
+			lns = append(lns, ln)
 		}
+	}
+	if err := s.load(py); err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return err
 	}
 	if s.cfg.ASGI {
 		args, _ := cbor.Marshal([]any{s.cfg.App, s.cfg.Lifespan})
@@ -174,6 +192,10 @@ func (s *Server) start(py caller) error {
 		out, err := py.Call(ctx, "_hornbeam_web.asgi", "lifespan_startup", args)
 		cancel()
 		if err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			s.logPyError("ASGI lifespan startup failed", err)
 			return fmt.Errorf("web: ASGI lifespan startup: %w", err)
 		}
 		var how string
@@ -187,19 +209,6 @@ func (s *Server) start(py caller) error {
 			return fmt.Errorf("web: loading --certfile/--keyfile: %w", err)
 		}
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
-	}
-	lns := s.cfg.Listeners
-	if lns == nil {
-		for _, b := range s.cfg.Binds {
-			ln, err := Listen(b)
-			if err != nil {
-				for _, ln := range lns {
-					ln.Close()
-				}
-				return err
-			}
-			lns = append(lns, ln)
-		}
 	}
 	for _, ln := range lns {
 		hs := &http.Server{Handler: s, MaxHeaderBytes: s.cfg.MaxHeaderBytes,
@@ -224,14 +233,28 @@ func (s *Server) start(py caller) error {
 	return nil
 }
 
-// detect loads the app to learn whether it is ASGI or WSGI (-k not given).
-func (s *Server) detect(py caller) error {
-	args, _ := cbor.Marshal([]any{s.cfg.App})
+// load imports the app before anything is served, whatever -k: a worker
+// whose app is broken then fails to start (and a reload keeps the workers it
+// would have replaced) instead of answering 500 to every request. Without
+// -k it also learns whether the app is ASGI or WSGI.
+func (s *Server) load(py caller) error {
+	fn, args := "check", []any{s.cfg.App, "application"}
+	if s.cfg.ASGI {
+		args[1] = "app"
+	}
+	if s.cfg.Detect {
+		fn, args = "detect", []any{s.cfg.App}
+	}
+	data, _ := cbor.Marshal(args)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := py.Call(ctx, "_hornbeam_web", "detect", args)
+	out, err := py.Call(ctx, "_hornbeam_web", fn, data)
 	if err != nil {
+		s.logPyError("loading the app failed", err, "app", s.cfg.App)
 		return fmt.Errorf("web: loading %s: %w", s.cfg.App, err)
+	}
+	if !s.cfg.Detect {
+		return nil
 	}
 	var res []string
 	if err := cbor.Unmarshal(out, &res); err != nil || len(res) != 2 {
@@ -448,14 +471,31 @@ func (s *Server) bodyFailed(req *request, err error) {
 	}
 }
 
-// logAppError logs an exception of the app with its traceback.
+// logAppError logs an exception of the app while it served r.
 func (s *Server) logAppError(r *http.Request, err error) {
+	s.logPyError("app raised", err, "path", r.URL.Path)
+}
+
+// logPyError logs err with attrs; a Python exception comes with its
+// traceback, written as Python prints it to Config.Tracebacks when set (a
+// terminal), else as one attribute of the log line.
+func (s *Server) logPyError(msg string, err error, attrs ...any) {
 	var pe *pybridge.Error
-	if errors.As(err, &pe) {
-		s.log.Error("app raised", "path", r.URL.Path, "type", pe.Type, "message", pe.Message, "traceback", pe.Traceback)
-	} else {
-		s.log.Error("app failed", "path", r.URL.Path, "err", err)
+	if !errors.As(err, &pe) {
+		s.log.Error(msg, append(attrs, "err", err)...)
+		return
 	}
+	attrs = append(attrs, "type", pe.Type, "message", pe.Message)
+	if s.cfg.Tracebacks == nil || pe.Traceback == "" {
+		s.log.Error(msg, append(attrs, "traceback", pe.Traceback)...)
+		return
+	}
+	s.log.Error(msg, attrs...)
+	tb := pe.Traceback
+	if !strings.HasSuffix(tb, "\n") {
+		tb += "\n"
+	}
+	io.WriteString(s.cfg.Tracebacks, tb)
 }
 
 // dropUnderscoreHeaders removes header names with an underscore: in a WSGI

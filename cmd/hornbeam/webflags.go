@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -80,6 +83,15 @@ func (f *webFlags) config(app string, log *slog.Logger) (*web.Config, error) {
 			binds = []string{"0.0.0.0:" + p}
 		}
 	}
+	for _, b := range binds {
+		if err := checkBind(b); err != nil {
+			return nil, err
+		}
+	}
+	var tracebacks io.Writer
+	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		tracebacks = os.Stderr // a person reads it: tracebacks as Python prints them
+	}
 	var access io.Writer
 	switch f.accessLogFile {
 	case "":
@@ -96,7 +108,30 @@ func (f *webFlags) config(app string, log *slog.Logger) (*web.Config, error) {
 		LimitConcurrency: f.limitConcurrency, RootPath: f.rootPath, AccessLog: access, Logger: log,
 		KeepAlive: secDuration(f.keepAlive), CertFile: f.certFile, KeyFile: f.keyFile, Factory: f.factory, HeaderTimeout: secDuration(f.headerTimeout),
 		BodyTimeout: secDuration(f.bodyTimeout), NoServerHeader: f.noServerHeader, WSMax: f.wsMax,
-		WSPingInterval: wsPing, WSPingTimeout: secDuration(f.wsPingTimeout)}, nil
+		WSPingInterval: wsPing, WSPingTimeout: secDuration(f.wsPingTimeout), Tracebacks: tracebacks}, nil
 }
 
 func secDuration(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// checkBind refuses a --bind that cannot be listened on, before the app is
+// imported (a bare port such as 8004 is a common slip for :8004).
+func checkBind(b string) error {
+	if p, ok := strings.CutPrefix(b, "unix:"); ok {
+		if p == "" {
+			return fmt.Errorf("--bind %q: want unix:PATH", b)
+		}
+		return nil
+	}
+	_, port, err := net.SplitHostPort(b)
+	if err == nil {
+		var n int
+		n, err = strconv.Atoi(port)
+		if err == nil && (n < 0 || n > 65535) {
+			err = errors.New("port out of range")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("--bind %q: want HOST:PORT (e.g. 127.0.0.1:8000 or 0.0.0.0:%s) or unix:PATH", b, strings.TrimPrefix(b, ":"))
+	}
+	return nil
+}
