@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"fmt"
+	"net"
 	"os/exec"
 	"slices"
 	"strings"
@@ -64,6 +66,12 @@ func TestWorkersReloadFailureExplicitClass(t *testing.T) {
 func TestStartupErrors(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "bad.py", "import no_such_module_web9\n")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyPort := fmt.Sprint(busy.Addr().(*net.TCPAddr).Port)
 	for _, tc := range []struct {
 		name  string
 		args  []string
@@ -75,6 +83,8 @@ func TestStartupErrors(t *testing.T) {
 		{"import error, asgi", []string{"bad:app", "-k", "asgi", "-b", "127.0.0.1:0"},
 			[]string{"loading bad:app", "Traceback", "no_such_module_web9"}, "lifespan"},
 		{"bare port", []string{"bad:app", "-b", "8004"}, []string{`--bind "8004"`}, "Traceback"},
+		{"cluster port in use", []string{"--name", "web9busy@127.0.0.1", "--cookie", "c", "--cluster-port", busyPort},
+			[]string{"address already in use", busyPort}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := exec.Command(hornbeam, append([]string{"start"}, tc.args...)...)
@@ -95,7 +105,11 @@ func TestStartupErrors(t *testing.T) {
 				if c.ProcessState.ExitCode() == 0 {
 					t.Errorf("exit status 0")
 				}
-				t.Logf("exited in %v", time.Since(t0))
+				if took := time.Since(t0); took > 3*time.Second {
+					t.Errorf("exited after %v", took)
+				} else {
+					t.Logf("exited in %v", took)
+				}
 			case <-time.After(20 * time.Second):
 				c.Process.Kill()
 				t.Fatal("did not exit")
