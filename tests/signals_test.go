@@ -42,3 +42,24 @@ func TestWorkersGroupSignal(t *testing.T) {
 		})
 	}
 }
+
+// A worker that crashes on a request is replaced at once, again and again:
+// the node is never dark for longer than a worker's boot.
+func TestWorkerCrashRestartsQuickly(t *testing.T) {
+	p := serveApp(t, "", "hostileapp:crashing", "-k", "wsgi", "-w", "1", "-b", "127.0.0.1:0", "--pythonpath", webdir())
+	p.waitLog(t, "worker ready", 1, 30*time.Second)
+	for i := range 8 { // with a backoff doubling from 0.1 s, the 7th waits 6.4 s
+		fetch(p.base + "/crash") // the worker dies answering it
+		t0 := time.Now()
+		for {
+			if got, err := fetch(p.base + "/"); err == nil && got == "ok" {
+				break
+			}
+			if time.Since(t0) > 3*time.Second {
+				t.Fatalf("crash %d: no answer for %v\n%s", i+1, time.Since(t0), p.logs())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("crash %d: serving again after %v", i+1, time.Since(t0).Round(time.Millisecond))
+	}
+}

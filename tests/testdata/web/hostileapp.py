@@ -91,3 +91,13 @@ async def slow_asgi(scope, receive, send):
         await asyncio.sleep(1.5)
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"done"})
+
+
+def crashing(environ, start_response):
+    """/crash kills the worker as a segfault in an extension would."""
+    if environ["PATH_INFO"] == "/crash":
+        import os
+        import signal
+        os.kill(os.getpid(), signal.SIGSEGV)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
