@@ -135,8 +135,8 @@ func TestRunSignals(t *testing.T) {
 	dir := t.TempDir()
 	script := writeFile(t, dir, "loop.py", `
 import time
-print("ready", flush=True)
 try:
+    print("ready", flush=True)  # inside the try: a signal may come at once
     while True:
         time.sleep(0.02)
 finally:

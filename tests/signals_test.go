@@ -1,7 +1,10 @@
 package tests
 
 import (
+	"bufio"
+	"context"
 	"fmt"
+	"os/exec"
 	"syscall"
 	"testing"
 	"time"
@@ -61,5 +64,43 @@ func TestWorkerCrashRestartsQuickly(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		t.Logf("crash %d: serving again after %v", i+1, time.Since(t0).Round(time.Millisecond))
+	}
+}
+
+// Ctrl-C interrupts a script in a blocking call as it does under python3:
+// KeyboardInterrupt at once, caught by the script's except.
+func TestRunCtrlCInBlockingCall(t *testing.T) {
+	dir := t.TempDir()
+	script := writeFile(t, dir, "sleeper.py", `
+import time
+print("sleeping", flush=True)
+try:
+    time.sleep(30)
+except KeyboardInterrupt:
+    print("caught", flush=True)
+`)
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		cmd := exec.CommandContext(ctx, hornbeam, "run", script)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stdout)
+		if !sc.Scan() || sc.Text() != "sleeping" {
+			t.Fatalf("no sleeping line: %q", sc.Text())
+		}
+		time.Sleep(100 * time.Millisecond) // into the sleep
+		t0 := time.Now()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) // a terminal's Ctrl-C
+		caught := sc.Scan() && sc.Text() == "caught"
+		err := cmd.Wait()
+		cancel()
+		if !caught || err != nil || time.Since(t0) > 5*time.Second {
+			t.Fatalf("caught %v, exit %v, after %v", caught, err, time.Since(t0))
+		}
+		t.Logf("KeyboardInterrupt caught %v after Ctrl-C", time.Since(t0).Round(time.Millisecond))
 	}
 }
