@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -31,7 +32,8 @@ func isWebSocket(r *http.Request) bool {
 // pings go unanswered and the connection ends, as with uvicorn.
 type wsConn struct {
 	c      *websocket.Conn
-	msgs   chan wsMsg    // from the reader; closed after the last (a close)
+	msgs   chan wsMsg    // from the reader; closed after the last
+	code   atomic.Int32  // the close code, once the reader has stopped
 	gone   chan struct{} // closed when the connection ends
 	end    sync.Once
 	cancel context.CancelFunc
@@ -59,8 +61,8 @@ func (ws *wsConn) read(ctx context.Context) {
 	for {
 		typ, data, err := ws.c.Read(ctx)
 		if err == nil && typ == websocket.MessageText && !utf8.Valid(data) {
+			ws.code.Store(int32(websocket.StatusInvalidFramePayloadData))
 			ws.close(websocket.StatusInvalidFramePayloadData, "invalid UTF-8 in a text message")
-			ws.msgs <- wsMsg{close: int(websocket.StatusInvalidFramePayloadData)}
 			return
 		}
 		if err != nil {
@@ -75,9 +77,10 @@ func (ws *wsConn) read(ctx context.Context) {
 				// Not the connection failing: the client broke the protocol
 				// (an unmasked frame, a bad opcode): 1002, as RFC 6455 says.
 				code = int(websocket.StatusProtocolError)
+				ws.code.CompareAndSwap(0, int32(code))
 				ws.close(websocket.StatusProtocolError, "protocol error")
 			}
-			ws.msgs <- wsMsg{close: code}
+			ws.code.CompareAndSwap(0, int32(code))
 			return
 		}
 		select {
@@ -114,7 +117,11 @@ func (ws *wsConn) receive(ctx context.Context) wsMsg {
 	select {
 	case m, ok := <-ws.msgs:
 		if !ok {
-			return wsMsg{close: int(websocket.StatusAbnormalClosure)}
+			code := int(ws.code.Load())
+			if code == 0 {
+				code = int(websocket.StatusAbnormalClosure)
+			}
+			return wsMsg{close: code}
 		}
 		return m
 	case <-ctx.Done():
