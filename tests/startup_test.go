@@ -117,3 +117,30 @@ func TestStartupErrors(t *testing.T) {
 		})
 	}
 }
+
+// On a terminal the app's traceback is printed as Python prints it, one
+// frame per line (in a log file it is one traceback= field).
+func TestTracebackOnTerminal(t *testing.T) {
+	scriptBin, err := exec.LookPath("script") // util-linux: runs a command on a pseudo-terminal
+	if err != nil {
+		t.Skip("script(1) is not installed")
+	}
+	dir := t.TempDir()
+	writeFile(t, dir, "bad.py", "import no_such_module_web9\n")
+	c := exec.Command(scriptBin, "-qec", hornbeam+" start bad:application -k wsgi -b 127.0.0.1:0", "/dev/null")
+	c.Dir = dir
+	done := make(chan []byte, 1)
+	go func() { out, _ := c.CombinedOutput(); done <- out }()
+	select {
+	case out := <-done:
+		s := strings.ReplaceAll(string(out), "\r\n", "\n")
+		for _, want := range []string{"\nTraceback (most recent call last):\n  File ", "bad.py\", line 1, in <module>\n    import no_such_module_web9\n"} {
+			if !strings.Contains(s, want) {
+				t.Fatalf("output lacks %q:\n%s", want, s)
+			}
+		}
+	case <-time.After(20 * time.Second):
+		c.Process.Kill()
+		t.Fatal("did not exit")
+	}
+}
