@@ -143,6 +143,11 @@ func TestWSGIEnvironPEP3333(t *testing.T) {
 	if strings.Contains(got, "CONTENT_LENGTH") {
 		t.Errorf("a chunked request has a CONTENT_LENGTH: %s", got)
 	}
+	// As gunicorn: no CONTENT_LENGTH the client did not send, and RAW_URI.
+	got, _ = rawExchange(t, hostOf(p.base), "GET /environ?a=%20 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5*time.Second)
+	if strings.Contains(got, "CONTENT_LENGTH") || !strings.Contains(got, `"RAW_URI": "/environ?a=%20"`) {
+		t.Errorf("GET without a body: %s", got)
+	}
 }
 
 // Flask (Werkzeug) reads a chunked upload whole.

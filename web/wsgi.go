@@ -62,12 +62,12 @@ func (s *Server) environ(r *http.Request, body []byte, more bool) map[string]any
 	if ra, rp, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		env["REMOTE_ADDR"], env["REMOTE_PORT"] = ra, rp
 	}
-	var length any
-	if r.ContentLength >= 0 {
-		length = r.ContentLength
+	if _, sent := r.Header["Content-Length"]; sent && r.ContentLength >= 0 {
+		// Only what the client sent, as gunicorn: a GET without a body has
+		// no CONTENT_LENGTH rather than "0".
 		env["CONTENT_LENGTH"] = strconv.FormatInt(r.ContentLength, 10)
 	}
-	env["hornbeam.content_length"] = length
+	env["RAW_URI"] = latin1(r.RequestURI) // gunicorn's: the request target as sent
 	env["hornbeam.body"], env["hornbeam.more"] = body, more
 	env["wsgi.multiprocess"] = s.cfg.Multiprocess
 	for k, vs := range r.Header {

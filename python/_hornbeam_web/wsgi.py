@@ -74,7 +74,6 @@ def _check_headers(headers):
 def handle(req, app_spec, environ):
     """Run the app for one request; returns [status, headers, body, streamed]."""
     app = load(app_spec)
-    environ.pop("hornbeam.content_length", None)
     body = environ.pop("hornbeam.body", b"")
     if environ.pop("hornbeam.more", False):
         environ["wsgi.input"] = io.BufferedReader(Input(req, body), 65536)

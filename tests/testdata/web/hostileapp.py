@@ -11,7 +11,7 @@ def wsgi(environ, start_response):
         return [str(len(body)).encode()]
     if path == "/environ":
         keep = {k: v for k, v in environ.items() if k.startswith("HTTP_") or k in (
-            "wsgi.input_terminated", "wsgi.multiprocess", "wsgi.multithread", "CONTENT_LENGTH")}
+            "wsgi.input_terminated", "wsgi.multiprocess", "wsgi.multithread", "CONTENT_LENGTH", "RAW_URI")}
         start_response("200 OK", [("Content-Type", "application/json")])
         return [json.dumps(keep, sort_keys=True).encode()]
     if path == "/two-lengths":
