@@ -168,13 +168,15 @@ func TestFlaskChunkedUpload(t *testing.T) {
 // A header name with an underscore could pass for one with a dash
 // (X_Remote_User for X-Remote-User): it is dropped, under WSGI and ASGI.
 func TestUnderscoreHeadersDropped(t *testing.T) {
-	wbase := startApp(t, "hostileapp:wsgi", "--log-level", "debug")
+	wp := serveApp(t, "", "hostileapp:wsgi", "-b", "127.0.0.1:0", "--pythonpath", webdir(), "--log-level", "debug")
+	wbase := wp.base
 	for range 10 {
 		_, _, got := get(t, "GET", wbase+"/environ", nil, "X-Remote-User", "alice", "X_Remote_User", "admin")
 		if !strings.Contains(got, `"HTTP_X_REMOTE_USER": "alice"`) || strings.Contains(got, "admin") {
 			t.Fatalf("WSGI environ: %s", got)
 		}
 	}
+	wp.waitLog(t, "header with an underscore dropped", 10, 5*time.Second)
 	abase := startApp(t, "hostileapp:asgi", "-k", "asgi")
 	if _, _, got := get(t, "GET", abase+"/headers", nil, "X-Remote-User", "alice", "X_Remote_User", "admin"); strings.Contains(got, "x_remote_user") || !strings.Contains(got, "x-remote-user") {
 		t.Fatalf("ASGI headers: %s", got)

@@ -138,6 +138,22 @@ func TestWebSocketHostile(t *testing.T) {
 			t.Fatalf("ping seen %v, close code %d: want a ping, then 1011", sawPing, code)
 		}
 	})
+	t.Run("--ws-max", func(t *testing.T) {
+		p := serveApp(t, "", "asgiapp:ws_app", "-k", "asgi", "-b", "127.0.0.1:0", "--pythonpath", webdir(), "--ws-max", "2")
+		addr := hostOf(p.base)
+		for range 2 {
+			c, _ := wsOpen(t, addr, "/ws")
+			defer c.Close()
+		}
+		got, _ := rawExchange(t, addr, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 5*time.Second)
+		if !strings.HasPrefix(got, "HTTP/1.1 503 ") {
+			t.Fatalf("a third websocket under --ws-max 2: %q", firstLine(got))
+		}
+		if code, _, _ := get(t, "GET", p.base+"/", nil); code != 201 {
+			t.Fatalf("HTTP beside a full --ws-max: %d", code)
+		}
+	})
 	if strings.Contains(p.logs(), "ValueError") || strings.Contains(p.logs(), "app raised") {
 		t.Fatalf("the app saw an exception:\n%s", p.logs())
 	}
