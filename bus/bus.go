@@ -279,11 +279,22 @@ func (b *Bus) connect() error {
 	if err != nil {
 		return fmt.Errorf("bus: embedded NATS: %w", err)
 	}
-	srv.SetLoggerV2(&natsLogger{b: b}, false, false, false)
+	fatal := make(chan string, 1)
+	srv.SetLoggerV2(&natsLogger{b: b, fatal: fatal}, false, false, false)
 	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		return fmt.Errorf("bus: embedded NATS did not start (cluster listener %s:%d)", host, b.cfg.ClusterPort)
+	// Poll rather than wait the whole bound: a fatal error (the cluster port
+	// in use) ends the start at once, with its reason.
+	for deadline := time.Now().Add(10 * time.Second); !srv.ReadyForConnections(50 * time.Millisecond); {
+		select {
+		case why := <-fatal:
+			srv.Shutdown()
+			return fmt.Errorf("bus: embedded NATS did not start: %s", why)
+		default:
+		}
+		if time.Now().After(deadline) {
+			srv.Shutdown()
+			return fmt.Errorf("bus: embedded NATS did not start (cluster listener %s:%d)", host, b.cfg.ClusterPort)
+		}
 	}
 	b.srv = srv
 	b.sopts = sopts.Clone()
@@ -466,7 +477,10 @@ func (b *Bus) hbSubject() string             { return b.ns + ".hb" }
 // natsLogger forwards the embedded server's log to slog and remembers route
 // authorization and TLS handshake failures, so a wrong cookie is named in
 // Start's error.
-type natsLogger struct{ b *Bus }
+type natsLogger struct {
+	b     *Bus
+	fatal chan<- string // gets the first fatal error, for Start
+}
 
 func (l *natsLogger) note(msg string) {
 	lm := strings.ToLower(msg)
@@ -483,16 +497,21 @@ func (l *natsLogger) note(msg string) {
 		l.b.log.Error("cluster peer refused: wrong cookie or certificate, or not a hornbeam node", "nats", strings.TrimSpace(msg))
 		return
 	}
-	l.b.log.Warn("nats", "msg", strings.TrimSpace(msg))
+	l.b.log.Warn("nats", "detail", strings.TrimSpace(msg))
 }
 
 func (l *natsLogger) Noticef(format string, v ...any) {
-	l.b.log.Debug("nats", "msg", fmt.Sprintf(format, v...))
+	l.b.log.Debug("nats", "detail", fmt.Sprintf(format, v...))
 }
 func (l *natsLogger) Warnf(format string, v ...any)  { l.note(fmt.Sprintf(format, v...)) }
 func (l *natsLogger) Errorf(format string, v ...any) { l.note(fmt.Sprintf(format, v...)) }
 func (l *natsLogger) Fatalf(format string, v ...any) {
-	l.b.log.Error("nats fatal", "msg", fmt.Sprintf(format, v...))
+	msg := fmt.Sprintf(format, v...)
+	l.b.log.Error("nats fatal", "detail", msg)
+	select {
+	case l.fatal <- msg:
+	default:
+	}
 }
 func (l *natsLogger) Debugf(format string, v ...any) {}
 func (l *natsLogger) Tracef(format string, v ...any) {}

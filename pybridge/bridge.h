@@ -100,6 +100,8 @@ void hb_worker_delete(hb_worker *w);     /* on the worker's own thread; GIL not 
 /* Runs a script (kind 0), module (kind 1) or code string (kind 2) as __main__ on
  * the main thread; returns an exit status. GIL not held. */
 int hb_run_main(PyThreadState *ts, int kind, const char *target);
+void hb_sigint_setup(void);
+int hb_sigint_main(void);
 unsigned long hb_main_tid(void);
 /* Requests that the thread whose ident is tid raises exc_kind (0 KeyboardInterrupt,
  * 1 TimeoutError, 2 SystemExit) at its next bytecode boundary. GIL held. */

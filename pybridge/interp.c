@@ -168,6 +168,7 @@ static const char *RUN_CODE =
 
 int hb_run_main(PyThreadState *ts, int kind, const char *target) {
     PyEval_RestoreThread(ts);
+    hb_sigint_setup();
     int rc = 0;
     PyObject *g = PyDict_New();
     PyObject *t = PyUnicode_DecodeFSDefault(target);

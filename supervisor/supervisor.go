@@ -67,6 +67,7 @@ type worker struct {
 	gen     int
 	cmd     *exec.Cmd
 	started time.Time
+	readyAt time.Time
 	phase   phase
 }
 
@@ -93,6 +94,9 @@ type Supervisor struct {
 	notBefore  time.Time
 	retry      *time.Timer
 	firstReady bool
+	// crashLoop counts the served workers in a row that died soon after
+	// they became ready: past a few, respawns back off.
+	crashLoop int
 }
 
 // New makes a Supervisor; Run starts it.
@@ -184,7 +188,7 @@ func (s *Supervisor) handle(e event) error {
 	switch e.kind {
 	case "ready":
 		if w.phase == booting && s.workers[w] {
-			w.phase = ready
+			w.phase, w.readyAt = ready, time.Now()
 			s.log.Info("worker ready", "worker", w.id, "pid", w.cmd.Process.Pid, "boot", time.Since(w.started).Round(time.Millisecond))
 			if !s.firstReady {
 				s.firstReady = true
@@ -219,10 +223,18 @@ func (s *Supervisor) handle(e event) error {
 		default:
 			s.log.Error("worker died; replacing it", "worker", w.id, "pid", pid, "status", status(e.err),
 				"lived", time.Since(w.started).Round(time.Millisecond))
-			if time.Since(w.started) < 10*time.Second {
-				s.delay()
-			} else {
-				s.backoff = 0
+			// A worker that served dies of a request (a segfault in an
+			// extension): replace it at once, as gunicorn does, so the node
+			// is not left dark; back off only when workers keep dying as
+			// soon as they are ready.
+			switch {
+			case time.Since(w.readyAt) < crashWindow:
+				s.crashLoop++
+				if s.crashLoop > crashesBeforeBackoff {
+					s.delay()
+				}
+			default:
+				s.crashLoop, s.backoff = 0, 0
 			}
 		}
 	}
@@ -250,6 +262,14 @@ func (s *Supervisor) abandonReload(failed *worker) {
 		}
 	}
 }
+
+// A served worker that dies within crashWindow of becoming ready counts
+// toward a crash loop; respawns back off after crashesBeforeBackoff such
+// deaths in a row.
+const (
+	crashWindow          = time.Second
+	crashesBeforeBackoff = 5
+)
 
 // delay backs off respawning a worker that keeps dying: 0.1 s doubling to 10 s.
 func (s *Supervisor) delay() {

@@ -136,8 +136,7 @@ func TestRunSignals(t *testing.T) {
 	script := writeFile(t, dir, "loop.py", `
 import time
 try:
-    # Inside the try: the signal may land before print returns.
-    print("ready", flush=True)
+    print("ready", flush=True)  # inside the try: a signal may come at once
     while True:
         time.sleep(0.02)
 finally:

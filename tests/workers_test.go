@@ -391,9 +391,12 @@ func TestWorkersReloadFailureKeepsServing(t *testing.T) {
 	writeFile(t, dir, "app.py", "raise ImportError('broken on purpose')\n")
 	syscall.Kill(master, syscall.SIGHUP)
 	s.waitLog(t, "reload failed: keeping the running workers", 1, 20*time.Second)
-	time.Sleep(500 * time.Millisecond) // the failed set's other worker goes
-	if now := children(master); !slices.Equal(now, first) {
-		t.Fatalf("workers after a failed reload: %v, before %v\n%s", now, first, s.logs())
+	deadline := time.Now().Add(10 * time.Second) // the failed set's other worker goes
+	for now := children(master); !slices.Equal(now, first); now = children(master) {
+		if time.Now().After(deadline) {
+			t.Fatalf("workers after a failed reload: %v, before %v\n%s", now, first, s.logs())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	for range 10 {
 		if got := mustFetch(t, s.base+"/"); got != "v1" {

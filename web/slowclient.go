@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,15 @@ type clockedConn struct {
 	timer   *time.Timer
 	plain   bool // not TLS: a 408 can be written as is, and it can be drained
 	expired bool
+	framer  atomic.Pointer[framer] // plain HTTP/1 only: see framing.go
+}
+
+func (c *clockedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if fr := c.framer.Load(); fr != nil && n > 0 {
+		fr.feed(b[:n])
+	}
+	return n, err
 }
 
 const response408 = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n" +
@@ -93,6 +103,7 @@ func clockOf(c net.Conn) (*clockedConn, bool) {
 // the state of every open connection.
 type connTracker struct {
 	headerTimeout time.Duration
+	maxHeader     int
 	mu            sync.Mutex
 	conns         map[*clockedConn]connEntry
 }
@@ -102,8 +113,8 @@ type connEntry struct {
 	since time.Time
 }
 
-func newConnTracker(headerTimeout time.Duration) *connTracker {
-	return &connTracker{headerTimeout: headerTimeout, conns: map[*clockedConn]connEntry{}}
+func newConnTracker(headerTimeout time.Duration, maxHeader int) *connTracker {
+	return &connTracker{headerTimeout: headerTimeout, maxHeader: maxHeader, conns: map[*clockedConn]connEntry{}}
 }
 
 func (t *connTracker) connState(c net.Conn, st http.ConnState) {
@@ -124,12 +135,18 @@ func (t *connTracker) connState(c net.Conn, st http.ConnState) {
 		cc.mu.Lock()
 		cc.plain = plain
 		cc.mu.Unlock()
+		if plain {
+			cc.framer.Store(newFramer(t.maxHeader))
+		}
 		cc.start(t.headerTimeout)
 	case http.StateActive:
 		// Active comes with the first byte of a request on a kept-alive
 		// connection (idle time is --keep-alive's business) and stays so
 		// while the handler runs, which stops the clock.
 		cc.start(t.headerTimeout)
+	case http.StateHijacked:
+		cc.framer.Store(nil) // a websocket now: no more requests
+		cc.stop()
 	default:
 		cc.stop()
 	}
@@ -166,9 +183,18 @@ func withClock(ctx context.Context, c net.Conn) context.Context {
 	return ctx
 }
 
-// headersRead stops r's connection clock: the handler has its headers.
-func headersRead(r *http.Request) {
-	if cc, ok := r.Context().Value(clockKey{}).(*clockedConn); ok {
-		cc.stop()
+// headersRead stops r's connection clock: the handler has its headers. It
+// returns what the connection's framer found wrong with the request's
+// framing ("" when nothing, or when the request is not followed).
+func headersRead(r *http.Request) string {
+	cc, ok := r.Context().Value(clockKey{}).(*clockedConn)
+	if !ok {
+		return ""
 	}
+	cc.stop()
+	if fr := cc.framer.Load(); fr != nil && r.ProtoMajor == 1 {
+		note, _ := fr.next()
+		return note
+	}
+	return ""
 }

@@ -1,8 +1,17 @@
 package web
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/fxamacker/cbor/v2"
@@ -16,9 +25,133 @@ func isWebSocket(r *http.Request) bool {
 		strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade")
 }
 
+// wsConn is an accepted websocket. One goroutine reads it (so pongs and
+// close frames are seen even while the app is busy) and hands the app one
+// message at a time: a client cannot make the node buffer more than one
+// message per connection; while the app does not receive, the reader stops,
+// pings go unanswered and the connection ends, as with uvicorn.
+type wsConn struct {
+	c      *websocket.Conn
+	msgs   chan wsMsg    // from the reader; closed after the last
+	code   atomic.Int32  // the close code, once the reader has stopped
+	gone   chan struct{} // closed when the connection ends
+	end    sync.Once
+	cancel context.CancelFunc
+}
+
+// wsMsg is a message for the app, or its end (close is the code).
+type wsMsg struct {
+	typ   websocket.MessageType
+	data  []byte
+	close int
+}
+
+func newWSConn(c *websocket.Conn, pingInterval, pingTimeout time.Duration) *wsConn {
+	ctx, cancel := context.WithCancel(context.Background())
+	ws := &wsConn{c: c, msgs: make(chan wsMsg, 1), gone: make(chan struct{}), cancel: cancel}
+	go ws.read(ctx)
+	if pingInterval > 0 {
+		go ws.ping(ctx, pingInterval, pingTimeout)
+	}
+	return ws
+}
+
+func (ws *wsConn) read(ctx context.Context) {
+	defer close(ws.msgs)
+	for {
+		typ, data, err := ws.c.Read(ctx)
+		if err == nil && typ == websocket.MessageText && !utf8.Valid(data) {
+			ws.code.Store(int32(websocket.StatusInvalidFramePayloadData))
+			ws.close(websocket.StatusInvalidFramePayloadData, "invalid UTF-8 in a text message")
+			return
+		}
+		if err != nil {
+			code := int(websocket.CloseStatus(err))
+			var ne net.Error
+			switch {
+			case code >= 0: // the client closed (or we did, with this code)
+			case errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+				errors.Is(err, context.Canceled), errors.As(err, &ne):
+				code = int(websocket.StatusAbnormalClosure)
+			default:
+				// Not the connection failing: the client broke the protocol
+				// (an unmasked frame, a bad opcode): 1002, as RFC 6455 says.
+				code = int(websocket.StatusProtocolError)
+				ws.code.CompareAndSwap(0, int32(code))
+				ws.close(websocket.StatusProtocolError, "protocol error")
+			}
+			ws.code.CompareAndSwap(0, int32(code))
+			return
+		}
+		select {
+		case ws.msgs <- wsMsg{typ: typ, data: data}:
+		case <-ws.gone:
+			return
+		}
+	}
+}
+
+// ping sends a ping every interval; a pong late by more than timeout ends
+// the connection (1011), as uvicorn's --ws-ping-interval/--ws-ping-timeout.
+func (ws *wsConn) ping(ctx context.Context, interval, timeout time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ws.gone:
+			return
+		}
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		err := ws.c.Ping(pctx)
+		cancel()
+		if err != nil {
+			ws.close(websocket.StatusInternalError, "keepalive ping timeout")
+			return
+		}
+	}
+}
+
+// receive waits for the next message for the app.
+func (ws *wsConn) receive(ctx context.Context) wsMsg {
+	select {
+	case m, ok := <-ws.msgs:
+		if !ok {
+			code := int(ws.code.Load())
+			if code == 0 {
+				code = int(websocket.StatusAbnormalClosure)
+			}
+			return wsMsg{close: code}
+		}
+		return m
+	case <-ctx.Done():
+		return wsMsg{close: int(websocket.StatusAbnormalClosure)}
+	}
+}
+
+// close ends the connection once, with code.
+func (ws *wsConn) close(code websocket.StatusCode, reason string) {
+	ws.end.Do(func() {
+		close(ws.gone)
+		ws.c.Close(code, reason)
+		ws.cancel()
+	})
+}
+
 // serveWebSocket runs an ASGI websocket connection. It is not bound by
-// --timeout: a websocket lives as long as both ends want.
-func (s *Server) serveWebSocket(req *request, id uint64) {
+// --timeout nor by --limit-concurrency (an idle websocket must not lock out
+// HTTP): --ws-max bounds them.
+func (s *Server) serveWebSocket(req *request) {
+	select {
+	case s.wsSem <- struct{}{}:
+		defer func() { <-s.wsSem }()
+	default:
+		req.fail(http.StatusServiceUnavailable, "server busy: --ws-max websockets open\n")
+		return
+	}
+	id := s.nextID.Add(1)
+	s.reqs.Store(id, req)
+	defer s.reqs.Delete(id)
 	r := req.r
 	sc := s.scope(r)
 	sc["type"] = "websocket"
@@ -44,15 +177,123 @@ func (s *Server) serveWebSocket(req *request, id uint64) {
 		req.fail(http.StatusBadRequest, "bad request\n")
 		return
 	}
-	_, err = s.py.Load().Call(r.Context(), "_hornbeam_web.asgi", "handle_ws", args)
+	_, err = s.interp().Call(r.Context(), "_hornbeam_web.asgi", "handle_ws", args)
 	if err != nil && r.Context().Err() == nil {
-		s.log.Error("websocket app failed", "path", r.URL.Path, "err", err)
+		s.logAppError(r, err)
 	}
+	req.mu.Lock()
+	ws, started := req.ws, req.started
+	req.mu.Unlock()
 	switch {
-	case req.ws != nil:
-		req.ws.Close(websocket.StatusNormalClosure, "")
-	case !req.started:
+	case ws != nil:
+		ws.close(websocket.StatusNormalClosure, "")
+	case !started:
 		// Closed (or failed) before accepting: the handshake is refused.
 		req.fail(http.StatusForbidden, "websocket refused\n")
 	}
+}
+
+func (s *Server) pyWSAccept(_ context.Context, data []byte) ([]byte, error) {
+	var sub *string
+	var headers [][2]string
+	req, err := s.decode("ws_accept", data, &sub, &headers)
+	if err != nil {
+		return nil, err
+	}
+	req.mu.Lock()
+	defer req.mu.Unlock()
+	if req.ws != nil || req.started || req.ended {
+		return nil, errors.New("websocket.accept sent twice, or after the connection ended")
+	}
+	for _, kv := range headers {
+		req.w.Header().Add(kv[0], kv[1])
+	}
+	opts := &websocket.AcceptOptions{}
+	if sub != nil {
+		opts.Subprotocols = []string{*sub}
+	}
+	c, err := websocket.Accept(req.w, req.r, opts)
+	if err != nil {
+		req.started = true // the handshake has been answered
+		return nil, fmt.Errorf("websocket handshake: %w", err)
+	}
+	c.SetReadLimit(maxMessageBytes)
+	req.ws, req.started, req.status = newWSConn(c, s.cfg.WSPingInterval, s.cfg.WSPingTimeout), true, http.StatusSwitchingProtocols
+	return cborNil, nil
+}
+
+// openWS returns the request's accepted websocket, or nil.
+func (req *request) openWS() *wsConn {
+	req.mu.Lock()
+	defer req.mu.Unlock()
+	return req.ws
+}
+
+// pyWSReceive returns ["text", str], ["bytes", bytes] or ["close", code, reason].
+func (s *Server) pyWSReceive(ctx context.Context, data []byte) ([]byte, error) {
+	req, err := s.decode("ws_receive", data)
+	if err != nil && !errors.Is(err, errEnded) {
+		return nil, err
+	}
+	var ws *wsConn
+	if req != nil {
+		ws = req.openWS()
+	}
+	if ws == nil {
+		return cbor.Marshal([]any{"close", 1006, ""})
+	}
+	m := ws.receive(ctx)
+	switch {
+	case m.close != 0:
+		return cbor.Marshal([]any{"close", m.close, ""})
+	case m.typ == websocket.MessageText:
+		return cbor.Marshal([]any{"text", string(m.data)})
+	default:
+		return cbor.Marshal([]any{"bytes", m.data})
+	}
+}
+
+// pyWSSend sends text when it is not None, else the bytes.
+func (s *Server) pyWSSend(_ context.Context, data []byte) ([]byte, error) {
+	var text *string
+	var bin []byte
+	req, err := s.decode("ws_send", data, &text, &bin)
+	if err != nil {
+		return nil, err
+	}
+	ws := req.openWS()
+	if ws == nil {
+		return nil, errors.New("websocket is not open")
+	}
+	ctx, cancel := context.WithTimeout(req.r.Context(), 30*time.Second)
+	defer cancel()
+	if text != nil {
+		err = ws.c.Write(ctx, websocket.MessageText, []byte(*text))
+	} else {
+		err = ws.c.Write(ctx, websocket.MessageBinary, bin)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("websocket send: %w", err)
+	}
+	return cborNil, nil
+}
+
+// pyWSClose closes an accepted websocket, or refuses the handshake (403).
+func (s *Server) pyWSClose(_ context.Context, data []byte) ([]byte, error) {
+	var code int
+	var reason string
+	req, err := s.decode("ws_close", data, &code, &reason)
+	if errors.Is(err, errEnded) {
+		return cborNil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ws := req.openWS()
+	if ws == nil {
+		req.fail(http.StatusForbidden, "websocket refused\n")
+		return cborNil, nil
+	}
+	ws.close(websocket.StatusCode(code), reason)
+	return cborNil, nil
 }

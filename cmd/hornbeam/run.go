@@ -132,7 +132,9 @@ func handleSignals(py *pybridge.Interpreter) func() os.Signal {
 			return
 		}
 		first <- sig
-		py.InterruptMain(false)
+		if sig != syscall.SIGINT || !py.InterruptMainSIGINT() {
+			py.InterruptMain(false)
+		}
 		status := 130
 		if sig == syscall.SIGTERM {
 			status = 143

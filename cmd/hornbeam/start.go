@@ -188,6 +188,7 @@ func (o *startOptions) runWorker(w *supervisor.Worker, args []string, log *slog.
 		return errors.New("a worker process needs an APP")
 	}
 	cfg.Web.Listeners = w.Listeners
+	cfg.Web.Multiprocess = o.workers > 1
 	if o.maxRequests > 0 {
 		cfg.Web.MaxRequests = int64(o.maxRequests)
 		if o.maxRequestsJitter > 0 {
@@ -211,11 +212,15 @@ func (o *startOptions) runWorker(w *supervisor.Worker, args []string, log *slog.
 		cfg.Cluster.NATSURL, cfg.Cluster.NATSToken = natsURL, natsToken
 	}
 	// Signals first: a SIGTERM while booting must still stop us gracefully.
+	// SIGTERM (from the supervisor, or from systemd to the whole group)
+	// drains; it stays caught afterwards, so that the second one, which the
+	// supervisor sends when the first came to the group, does not kill us
+	// mid-drain.
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGTERM)
 	// These are the supervisor's to act on; a terminal sends them to the
-	// whole process group.
-	signal.Ignore(syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU)
+	// whole process group (Ctrl-C is SIGINT): the supervisor drives the drain.
+	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU)
 	node, err := host.New(cfg)
 	if err != nil {
 		return err
@@ -231,7 +236,6 @@ func (o *startOptions) runWorker(w *supervisor.Worker, args []string, log *slog.
 	case <-node.Exhausted():
 		log.Info("worker served --max-requests; retiring")
 	}
-	signal.Stop(sig)
 	return node.Close()
 }
 

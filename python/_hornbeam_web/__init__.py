@@ -44,3 +44,10 @@ def detect(spec):
     call = app if inspect.isfunction(app) or inspect.ismethod(app) else getattr(type(app), "__call__", None)
     asgi = inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(getattr(call, "__func__", None))
     return [resolved, "asgi" if asgi else "wsgi"]
+
+
+def check(spec, default_attr):
+    """Import the app now (``-k`` given), so that a broken app stops the
+    worker at start, before it replaces a good one, rather than failing
+    every request."""
+    load(spec, default_attr)

@@ -27,16 +27,23 @@ async def _go(name, *args):
     return await fut
 
 
-async def handle(req, app_spec, scope, has_body):
+async def handle(req, app_spec, scope, head, more_body):
+    """Run the app for one request: ``head`` is the body the host read ahead
+    (all of it unless ``more_body``)."""
     app = load(app_spec)
     scope["headers"] = [(k, v) for k, v in scope["headers"]]  # tuples, as uvicorn gives
     scope["state"] = dict(_lifespan_state)
-    st = {"body_done": not has_body, "start": None, "sent": False, "final": None, "done": False}
+    st = {"head": head, "more": more_body, "start": None, "sent": False, "final": None, "done": False}
 
     async def receive():
-        if not st["body_done"]:
+        # The first message is http.request even for a request without a
+        # body (b"", more_body False): apps such as Django read it first.
+        if st["head"] is not None:
+            chunk, st["head"] = st["head"], None
+            return {"type": "http.request", "body": chunk, "more_body": st["more"]}
+        if st["more"]:
             chunk, more = await _go("http_read", req, 65536)
-            st["body_done"] = not more
+            st["more"] = more
             return {"type": "http.request", "body": chunk, "more_body": more}
         if st["done"]:
             return {"type": "http.disconnect"}

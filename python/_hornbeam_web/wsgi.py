@@ -20,23 +20,29 @@ def load(spec):
 
 
 class Input(io.RawIOBase):
-    """wsgi.input: reads the request body from the host as the app asks."""
+    """wsgi.input: the body the host read ahead, then the rest as the app asks.
 
-    def __init__(self, req, length):
+    It ends where the body ends (``wsgi.input_terminated``), chunked or not.
+    """
+
+    def __init__(self, req, head):
         self._req = req
-        self._left = length  # None: unknown (chunked)
+        self._head = memoryview(head)
+        self._more = True
 
     def readable(self):
         return True
 
     def readinto(self, b):
-        if self._left == 0:
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        if not self._more:
             return 0
-        n = len(b) if self._left is None else min(len(b), self._left)
-        data, _more = _hornbeam.call("http_read", self._req, n)
+        data, self._more = _hornbeam.call("http_read", self._req, len(b))
         b[: len(data)] = data
-        if self._left is not None:
-            self._left -= len(data)
         return len(data)
 
 
@@ -68,12 +74,15 @@ def _check_headers(headers):
 def handle(req, app_spec, environ):
     """Run the app for one request; returns [status, headers, body, streamed]."""
     app = load(app_spec)
-    length = environ.pop("hornbeam.content_length", None)
-    environ["wsgi.input"] = io.BufferedReader(Input(req, length), 65536)
+    body = environ.pop("hornbeam.body", b"")
+    if environ.pop("hornbeam.more", False):
+        environ["wsgi.input"] = io.BufferedReader(Input(req, body), 65536)
+    else:
+        environ["wsgi.input"] = io.BytesIO(body)  # the whole body came with the request
+    environ["wsgi.input_terminated"] = True
     environ["wsgi.errors"] = sys.stderr
     environ["wsgi.version"] = (1, 0)
     environ["wsgi.multithread"] = True
-    environ["wsgi.multiprocess"] = False
     environ["wsgi.run_once"] = False
     environ["wsgi.file_wrapper"] = FileWrapper
     state = {"status": None, "headers": None, "sent": False}

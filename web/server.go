@@ -11,15 +11,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/hornbeam-go/hornbeam/pybridge"
@@ -50,17 +47,35 @@ type Config struct {
 	KeepAlive        time.Duration // idle time of a kept-alive connection
 	CertFile         string        // with KeyFile: serve TLS, and HTTP/2 by ALPN
 	KeyFile          string
-	Factory          bool      // App is a callable that returns the app
-	AccessLog        io.Writer // common log format; nil = none
-	Logger           *slog.Logger
+	Factory          bool // App is a callable that returns the app
+	// BodyTimeout bounds how long a client may stall while sending a
+	// request body; past it the client gets 408 and the app's read fails.
+	// 0 = 30 s.
+	BodyTimeout time.Duration
+	// NoServerHeader: send no Server header (else "Server: hornbeam" unless
+	// the app sets one).
+	NoServerHeader bool
+	// Multiprocess: the app runs in several processes (wsgi.multiprocess).
+	Multiprocess bool
+	// WSMax bounds the websockets open at once (beyond, 503); 0 = 4096.
+	WSMax int
+	// WSPingInterval: a ping every this often on each websocket, and
+	// WSPingTimeout for its pong, else the connection ends; 0 = 20 s each,
+	// negative = no pings.
+	WSPingInterval, WSPingTimeout time.Duration
+	AccessLog                     io.Writer // common log format; nil = none
+	// Tracebacks, when set (a terminal), gets the app's tracebacks as
+	// Python prints them; else they are an attribute of the log line.
+	Tracebacks io.Writer
+	Logger     *slog.Logger
 }
 
 // Server serves one app.
 type Server struct {
 	cfg       Config
 	log       *slog.Logger
-	py        atomic.Pointer[pybridge.Interpreter]
-	reqs      sync.Map // id -> *request, while Python holds the request
+	py        atomic.Value // caller
+	reqs      sync.Map     // id -> *request, while Python holds the request
 	nextID    atomic.Uint64
 	sem       chan struct{}
 	https     []*http.Server
@@ -70,17 +85,9 @@ type Server struct {
 	serving   sync.WaitGroup // the accept loops
 	exhausted chan struct{}
 	exhaust   sync.Once
-}
-
-type request struct {
-	w       http.ResponseWriter
-	r       *http.Request
-	done    chan struct{} // closed when ServeHTTP returns
-	ws      *websocket.Conn
-	started bool
-	status  int
-	written int64
-	badBody error // the body could not be read: malformed (chunking, length)
+	wsSem     chan struct{}
+	// serverHeader is the Server header sent, "" for none.
+	serverHeader string
 }
 
 // New makes a Server; its Funcs must be given to the interpreter, then Start.
@@ -122,17 +129,62 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Factory {
 		cfg.App += "()" // tells _hornbeam_web to call it once for the app
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.LimitConcurrency),
-		exhausted: make(chan struct{}), conns: newConnTracker(cfg.HeaderTimeout)}, nil
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 30 * time.Second
+	}
+	if cfg.WSMax <= 0 {
+		cfg.WSMax = 4096
+	}
+	if cfg.WSPingInterval == 0 {
+		cfg.WSPingInterval = 20 * time.Second
+	}
+	if cfg.WSPingTimeout <= 0 {
+		cfg.WSPingTimeout = 20 * time.Second
+	}
+	srv := &Server{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.LimitConcurrency),
+		wsSem: make(chan struct{}, cfg.WSMax), exhausted: make(chan struct{}),
+		conns: newConnTracker(cfg.HeaderTimeout, cfg.MaxHeaderBytes), serverHeader: "hornbeam"}
+	if cfg.NoServerHeader {
+		srv.serverHeader = ""
+	}
+	return srv, nil
+}
+
+// caller runs a Python function: the interpreter, or a fake in unit tests.
+type caller interface {
+	Call(ctx context.Context, module, function string, args []byte) ([]byte, error)
+}
+
+// interp returns the caller given to Start.
+func (s *Server) interp() caller {
+	c, _ := s.py.Load().(caller)
+	return c
 }
 
 // Start runs the ASGI lifespan startup, then listens on every bind and serves with py.
-func (s *Server) Start(py *pybridge.Interpreter) error {
+func (s *Server) Start(py *pybridge.Interpreter) error { return s.start(py) }
+
+func (s *Server) start(py caller) error {
 	s.py.Store(py)
-	if s.cfg.Detect {
-		if err := s.detect(py); err != nil {
-			return err
+	// The binds first: a port in use is reported before the app is imported.
+	lns := s.cfg.Listeners
+	if lns == nil {
+		for _, b := range s.cfg.Binds {
+			ln, err := Listen(b)
+			if err != nil {
+				for _, ln := range lns {
+					ln.Close()
+				}
+				return err
+			}
+			lns = append(lns, ln)
 		}
+	}
+	if err := s.load(py); err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return err
 	}
 	if s.cfg.ASGI {
 		args, _ := cbor.Marshal([]any{s.cfg.App, s.cfg.Lifespan})
@@ -140,6 +192,10 @@ func (s *Server) Start(py *pybridge.Interpreter) error {
 		out, err := py.Call(ctx, "_hornbeam_web.asgi", "lifespan_startup", args)
 		cancel()
 		if err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			s.logPyError("ASGI lifespan startup failed", err)
 			return fmt.Errorf("web: ASGI lifespan startup: %w", err)
 		}
 		var how string
@@ -153,19 +209,6 @@ func (s *Server) Start(py *pybridge.Interpreter) error {
 			return fmt.Errorf("web: loading --certfile/--keyfile: %w", err)
 		}
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
-	}
-	lns := s.cfg.Listeners
-	if lns == nil {
-		for _, b := range s.cfg.Binds {
-			ln, err := Listen(b)
-			if err != nil {
-				for _, ln := range lns {
-					ln.Close()
-				}
-				return err
-			}
-			lns = append(lns, ln)
-		}
 	}
 	for _, ln := range lns {
 		hs := &http.Server{Handler: s, MaxHeaderBytes: s.cfg.MaxHeaderBytes,
@@ -190,14 +233,28 @@ func (s *Server) Start(py *pybridge.Interpreter) error {
 	return nil
 }
 
-// detect loads the app to learn whether it is ASGI or WSGI (-k not given).
-func (s *Server) detect(py *pybridge.Interpreter) error {
-	args, _ := cbor.Marshal([]any{s.cfg.App})
+// load imports the app before anything is served, whatever -k: a worker
+// whose app is broken then fails to start (and a reload keeps the workers it
+// would have replaced) instead of answering 500 to every request. Without
+// -k it also learns whether the app is ASGI or WSGI.
+func (s *Server) load(py caller) error {
+	fn, args := "check", []any{s.cfg.App, "application"}
+	if s.cfg.ASGI {
+		args[1] = "app"
+	}
+	if s.cfg.Detect {
+		fn, args = "detect", []any{s.cfg.App}
+	}
+	data, _ := cbor.Marshal(args)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := py.Call(ctx, "_hornbeam_web", "detect", args)
+	out, err := py.Call(ctx, "_hornbeam_web", fn, data)
 	if err != nil {
+		s.logPyError("loading the app failed", err, "app", s.cfg.App)
 		return fmt.Errorf("web: loading %s: %w", s.cfg.App, err)
+	}
+	if !s.cfg.Detect {
+		return nil
 	}
 	var res []string
 	if err := cbor.Unmarshal(out, &res); err != nil || len(res) != 2 {
@@ -261,7 +318,7 @@ func (s *Server) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if py := s.py.Load(); s.cfg.ASGI && py != nil {
+	if py := s.interp(); s.cfg.ASGI && py != nil {
 		if _, err := py.Call(ctx, "_hornbeam_web.asgi", "lifespan_shutdown", nil); err != nil {
 			errs = append(errs, fmt.Errorf("web: ASGI lifespan shutdown: %w", err))
 		}
@@ -283,9 +340,14 @@ func (s *Server) Funcs() map[string]pybridge.GoFunc {
 	}
 }
 
+// readAheadBytes is how much of a request body is read before the app is
+// called (all of a body up to this size): the app then never waits on a
+// slow client for it.
+const readAheadBytes = 64 << 10
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t0 := time.Now()
-	headersRead(r)
+	note := headersRead(r)
 	if m := s.cfg.MaxRequests; m > 0 && s.served.Add(1) == m {
 		// Stop accepting at once (other workers, or this one's successor,
 		// take new connections from the shared socket); Close finishes the rest.
@@ -296,8 +358,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			close(s.exhausted)
 		})
 	}
-	req := &request{w: w, r: r, done: make(chan struct{})}
-	defer func() { close(req.done); s.access(req, t0) }()
+	req := &request{w: w, r: r, rc: http.NewResponseController(w), done: make(chan struct{}),
+		server: s.serverHeader, bodyTimeout: s.cfg.BodyTimeout}
+	defer func() { req.end(); close(req.done); s.access(req, t0) }()
+	if note != "" {
+		s.log.Warn("request refused: ambiguous framing", "remote", r.RemoteAddr, "why", note)
+		req.fail(http.StatusBadRequest, "bad request: "+note+"\n")
+		return
+	}
+	s.dropUnderscoreHeaders(r)
+	if s.cfg.ASGI && isWebSocket(r) {
+		s.serveWebSocket(req)
+		return
+	}
 	select {
 	case s.sem <- struct{}{}:
 		defer func() { <-s.sem }()
@@ -305,19 +378,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.fail(http.StatusServiceUnavailable, "server busy: concurrency limit reached\n")
 		return
 	}
+	whole, more := true, false
+	if r.ContentLength != 0 {
+		var err error
+		if whole, err = req.readAhead(readAheadBytes); err != nil {
+			s.bodyFailed(req, err)
+			return
+		}
+		more = !whole
+	}
 	id := s.nextID.Add(1)
 	s.reqs.Store(id, req)
 	defer s.reqs.Delete(id)
-	if s.cfg.ASGI && isWebSocket(r) {
-		s.serveWebSocket(req, id)
-		return
-	}
 	module, args, err := "_hornbeam_web.wsgi", []byte(nil), error(nil)
+	req.readMu.Lock()
+	pre := req.pre
+	if pre == nil {
+		pre = []byte{} // b"", not None
+	}
+	req.pre = nil // handed to the app with the request
+	req.readMu.Unlock()
 	if s.cfg.ASGI {
 		module = "_hornbeam_web.asgi"
-		args, err = cbor.Marshal([]any{id, s.cfg.App, s.scope(r), r.ContentLength != 0})
+		args, err = cbor.Marshal([]any{id, s.cfg.App, s.scope(r), pre, more})
 	} else {
-		args, err = cbor.Marshal([]any{id, s.cfg.App, s.environ(r)})
+		args, err = cbor.Marshal([]any{id, s.cfg.App, s.environ(r, pre, more)})
 	}
 	if err != nil {
 		req.fail(http.StatusBadRequest, "bad request\n")
@@ -328,144 +413,101 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// WSGI app from its next write; only --timeout stops the app.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.Timeout)
 	defer cancel()
-	out, err := s.py.Load().Call(ctx, module, "handle", args)
+	out, err := s.interp().Call(ctx, module, "handle", args)
+	timedOut := errors.Is(err, context.DeadlineExceeded)
+	badBody, slow := req.endBody(timedOut)
 	switch {
 	case err == nil:
-	case errors.Is(err, context.DeadlineExceeded):
+	case timedOut:
 		s.log.Warn("app timed out", "path", r.URL.Path, "timeout", s.cfg.Timeout)
-		req.fail(http.StatusGatewayTimeout, "the app did not answer in time\n")
+		req.abort(http.StatusGatewayTimeout, "the app did not answer in time\n")
+		return
+	case slow:
+		s.log.Info("request body too slow", "path", r.URL.Path, "remote", r.RemoteAddr, "body_timeout", s.cfg.BodyTimeout)
+		req.fail(http.StatusRequestTimeout, "request body too slow\n")
 		return
 	case r.Context().Err() != nil:
+		req.end()
 		return // the client went away
-	case req.badBody != nil:
-		s.log.Warn("malformed request body", "path", r.URL.Path, "err", req.badBody)
+	case badBody != nil:
+		s.log.Warn("malformed request body", "path", r.URL.Path, "err", badBody)
 		req.fail(http.StatusBadRequest, "malformed request body\n")
 		return
 	default:
-		var pe *pybridge.Error
-		if errors.As(err, &pe) {
-			s.log.Error("app raised", "path", r.URL.Path, "type", pe.Type, "message", pe.Message, "traceback", pe.Traceback)
-		} else {
-			s.log.Error("app failed", "path", r.URL.Path, "err", err)
-		}
+		s.logAppError(r, err)
 		req.fail(http.StatusInternalServerError, "internal server error\n")
 		return
 	}
 	res, err := decodeResponse(out)
 	if err != nil {
-		s.log.Error("bad response from the app", "err", err)
+		s.log.Error("bad response from the app", "path", r.URL.Path, "err", err)
 		req.fail(http.StatusInternalServerError, "internal server error\n")
 		return
 	}
 	if !res.Streamed {
-		if !hasHeader(res.Headers, "Content-Length") {
-			// The whole body is here: say its length instead of chunking it.
-			w.Header().Set("Content-Length", strconv.Itoa(len(res.Body)))
+		if res.Body == nil {
+			res.Body = []byte{}
 		}
-		if err := req.start(fmt.Sprint(res.Status), res.Headers); err != nil {
-			s.log.Error("bad response from the app", "err", err)
+		if err := req.start(fmt.Sprint(res.Status), res.Headers, res.Body); err != nil {
+			s.log.Error("bad response from the app", "path", r.URL.Path, "err", err)
 			req.fail(http.StatusInternalServerError, "internal server error\n")
-			return
 		}
-		n, _ := w.Write(res.Body)
-		req.written += int64(n)
 	}
 }
 
-func (req *request) fail(code int, msg string) {
-	if req.started {
-		return // too late for a status: the client sees a cut response
+// bodyFailed answers a request whose body could not be read ahead.
+func (s *Server) bodyFailed(req *request, err error) {
+	badBody, slow := req.endBody(false)
+	switch {
+	case slow:
+		s.log.Info("request body too slow", "path", req.r.URL.Path, "remote", req.r.RemoteAddr, "body_timeout", s.cfg.BodyTimeout)
+		req.fail(http.StatusRequestTimeout, "request body too slow\n")
+	case badBody != nil:
+		s.log.Warn("malformed request body", "path", req.r.URL.Path, "err", badBody)
+		req.fail(http.StatusBadRequest, "malformed request body\n")
+	default: // the client went away
+		s.log.Debug("reading the request body", "path", req.r.URL.Path, "err", err)
+		req.end()
 	}
-	req.started, req.status = true, code
-	req.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	req.w.WriteHeader(code)
-	n, _ := io.WriteString(req.w, msg)
-	req.written += int64(n)
 }
 
-func (req *request) start(status string, headers [][2]string) error {
-	code, err := strconv.Atoi(status[:min(3, len(status))])
-	if err != nil || code < 100 || code > 999 {
-		return fmt.Errorf("bad status %q", status)
-	}
-	h := req.w.Header()
-	for _, kv := range headers {
-		h.Add(kv[0], kv[1])
-	}
-	req.started, req.status = true, code
-	req.w.WriteHeader(code)
-	return nil
+// logAppError logs an exception of the app while it served r.
+func (s *Server) logAppError(r *http.Request, err error) {
+	s.logPyError("app raised", err, "path", r.URL.Path)
 }
 
-// latin1 decodes bytes as ISO-8859-1, as PEP 3333 wants for native strings.
-func latin1(s string) string {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			ascii = false
-			break
-		}
+// logPyError logs err with attrs; a Python exception comes with its
+// traceback, written as Python prints it to Config.Tracebacks when set (a
+// terminal), else as one attribute of the log line.
+func (s *Server) logPyError(msg string, err error, attrs ...any) {
+	var pe *pybridge.Error
+	if !errors.As(err, &pe) {
+		s.log.Error(msg, append(attrs, "err", err)...)
+		return
 	}
-	if ascii {
-		return s
+	attrs = append(attrs, "type", pe.Type, "message", pe.Message)
+	if s.cfg.Tracebacks == nil || pe.Traceback == "" {
+		s.log.Error(msg, append(attrs, "traceback", pe.Traceback)...)
+		return
 	}
-	r := make([]rune, len(s))
-	for i := 0; i < len(s); i++ {
-		r[i] = rune(s[i])
+	s.log.Error(msg, attrs...)
+	tb := pe.Traceback
+	if !strings.HasSuffix(tb, "\n") {
+		tb += "\n"
 	}
-	return string(r)
+	io.WriteString(s.cfg.Tracebacks, tb)
 }
 
-func (s *Server) environ(r *http.Request) map[string]any {
-	path, err := url.PathUnescape(r.URL.EscapedPath())
-	if err != nil {
-		path = r.URL.Path
-	}
-	script := strings.TrimSuffix(s.cfg.RootPath, "/")
-	if script != "" && (path == script || strings.HasPrefix(path, script+"/")) {
-		path = path[len(script):]
-	}
-	host, port, err := net.SplitHostPort(r.Host)
-	if err != nil {
-		host, port = r.Host, "80"
-		if r.TLS != nil {
-			port = "443"
+// dropUnderscoreHeaders removes header names with an underscore: in a WSGI
+// environ (and in Django's META under ASGI) X_User and X-User are one name,
+// so a client could pass one for the other, as nginx and gunicorn prevent.
+func (s *Server) dropUnderscoreHeaders(r *http.Request) {
+	for k := range r.Header {
+		if strings.IndexByte(k, '_') >= 0 {
+			s.log.Debug("header with an underscore dropped", "header", k, "remote", r.RemoteAddr)
+			delete(r.Header, k)
 		}
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	env := map[string]any{
-		"REQUEST_METHOD":  r.Method,
-		"SCRIPT_NAME":     latin1(script),
-		"PATH_INFO":       latin1(path),
-		"QUERY_STRING":    latin1(r.URL.RawQuery),
-		"SERVER_NAME":     latin1(host),
-		"SERVER_PORT":     port,
-		"SERVER_PROTOCOL": r.Proto,
-		"wsgi.url_scheme": scheme,
-	}
-	if ra, rp, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		env["REMOTE_ADDR"], env["REMOTE_PORT"] = ra, rp
-	}
-	var length any
-	if r.ContentLength >= 0 {
-		length = r.ContentLength
-		env["CONTENT_LENGTH"] = strconv.FormatInt(r.ContentLength, 10)
-	}
-	env["hornbeam.content_length"] = length
-	for k, vs := range r.Header {
-		v := latin1(strings.Join(vs, ","))
-		switch k {
-		case "Content-Type":
-			env["CONTENT_TYPE"] = v
-		case "Content-Length":
-		default:
-			env["HTTP_"+strings.ReplaceAll(strings.ToUpper(k), "-", "_")] = v
-		}
-	}
-	return env
 }
 
 // access writes a common log format line.
@@ -478,121 +520,4 @@ func (s *Server) access(req *request, t0 time.Time) {
 	fmt.Fprintf(s.cfg.AccessLog, "%s - - [%s] \"%s %s %s\" %d %d %.6f\n", host,
 		t0.Format("02/Jan/2006:15:04:05 -0700"), r.Method, r.URL.RequestURI(), r.Proto,
 		req.status, req.written, time.Since(t0).Seconds())
-}
-
-// scope builds an ASGI 3 http scope. net/http keeps the order of values of one
-// header name but not the order across names.
-func (s *Server) scope(r *http.Request) map[string]any {
-	path, err := url.PathUnescape(r.URL.EscapedPath())
-	if err != nil {
-		path = r.URL.Path
-	}
-	root := strings.TrimSuffix(s.cfg.RootPath, "/")
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	// As uvicorn: a proxy that mounts the app at root_path strips it from the
-	// request, and path gets it back; a path that still has it keeps it once.
-	raw := r.URL.EscapedPath()
-	if root != "" && path != root && !strings.HasPrefix(path, root+"/") {
-		path, raw = root+path, root+raw
-	}
-	headers := make([][2][]byte, 0, len(r.Header)+1)
-	headers = append(headers, [2][]byte{[]byte("host"), []byte(r.Host)})
-	for k, vs := range r.Header {
-		lk := []byte(strings.ToLower(k))
-		for _, v := range vs {
-			headers = append(headers, [2][]byte{lk, []byte(v)})
-		}
-	}
-	sc := map[string]any{
-		"type":         "http",
-		"asgi":         map[string]string{"version": "3.0", "spec_version": "2.3"},
-		"http_version": strings.TrimPrefix(strings.TrimSuffix(r.Proto, ".0"), "HTTP/"),
-		"method":       r.Method,
-		"scheme":       scheme,
-		"path":         path,
-		"raw_path":     []byte(raw),
-		"query_string": []byte(r.URL.RawQuery),
-		"root_path":    root,
-		"headers":      headers,
-	}
-	if h, p, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		pn, _ := strconv.Atoi(p)
-		sc["client"] = []any{h, pn}
-	}
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if h, p, err := net.SplitHostPort(la.String()); err == nil {
-			pn, _ := strconv.Atoi(p)
-			sc["server"] = []any{h, pn}
-		}
-	}
-	return sc
-}
-
-func hasHeader(headers [][2]string, name string) bool {
-	for _, kv := range headers {
-		if strings.EqualFold(kv[0], name) {
-			return true
-		}
-	}
-	return false
-}
-
-// appResponse is what handle returns: [status, headers, body, streamed].
-type appResponse struct {
-	_        struct{} `cbor:",toarray"`
-	Status   any      // "200 OK" (WSGI) or 200 (ASGI)
-	Headers  [][2]string
-	Body     []byte
-	Streamed bool
-}
-
-// decodeResponse decodes handle's result with the body aliasing out rather
-// than copied: a whole body is often large, and each copy is garbage.
-func decodeResponse(out []byte) (appResponse, error) {
-	var res appResponse
-	if len(out) > 0 && out[0] == 0x84 {
-		rest, err := cbor.UnmarshalFirst(out[1:], &res.Status)
-		if err == nil {
-			rest, err = cbor.UnmarshalFirst(rest, &res.Headers)
-		}
-		if err == nil {
-			if body, after, ok := byteString(rest); ok {
-				res.Body = body
-				if _, err = cbor.UnmarshalFirst(after, &res.Streamed); err == nil {
-					return res, nil
-				}
-			}
-		}
-	}
-	res = appResponse{}
-	return res, cbor.Unmarshal(out, &res)
-}
-
-// byteString splits a definite-length CBOR byte string off the front of b.
-func byteString(b []byte) (s, rest []byte, ok bool) {
-	if len(b) == 0 || b[0]>>5 != 2 {
-		return nil, nil, false
-	}
-	n, h := uint64(b[0]&0x1f), 1
-	switch {
-	case n < 24:
-	case n <= 27:
-		h += 1 << (n - 24)
-		if len(b) < h {
-			return nil, nil, false
-		}
-		n = 0
-		for _, c := range b[1:h] {
-			n = n<<8 | uint64(c)
-		}
-	default:
-		return nil, nil, false
-	}
-	if uint64(len(b)-h) < n {
-		return nil, nil, false
-	}
-	return b[h : h+int(n) : h+int(n)], b[h+int(n):], true
 }

@@ -1,0 +1,219 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// fakePy stands in for the interpreter: its "apps" are Go functions that
+// call the server's callbacks from their own goroutines, as Python threads
+// and tasks do, so that the race detector sees every callback against
+// ServeHTTP. Like pybridge, Call returns when ctx ends even though the
+// "Python" side goes on.
+type fakePy struct {
+	s    *Server
+	app  func(ctx context.Context, id uint64, path string) ([]byte, error)
+	wg   sync.WaitGroup // the apps' goroutines
+	done chan struct{}  // closed by the test: the apps stop
+}
+
+func (f *fakePy) Call(ctx context.Context, module, fn string, args []byte) ([]byte, error) {
+	var raw []cbor.RawMessage
+	if err := cbor.Unmarshal(args, &raw); err != nil {
+		return nil, err
+	}
+	var id uint64
+	cbor.Unmarshal(raw[0], &id)
+	var scope map[string]any
+	cbor.Unmarshal(raw[2], &scope)
+	path, _ := scope["PATH_INFO"].(string)
+	if p, ok := scope["path"].(string); ok {
+		path = p
+	}
+	type result struct {
+		out []byte
+		err error
+	}
+	res := make(chan result, 1)
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		out, err := f.app(context.WithoutCancel(ctx), id, path)
+		res <- result{out, err}
+	}()
+	select {
+	case r := <-res:
+		return r.out, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// cb calls the server's Go function name with [id, args...].
+func (f *fakePy) cb(name string, id uint64, args ...any) ([]byte, error) {
+	data, _ := cbor.Marshal(append([]any{id}, args...))
+	return f.s.Funcs()[name](context.Background(), data)
+}
+
+func newFake(t *testing.T, cfg Config, app func(f *fakePy, ctx context.Context, id uint64, path string) ([]byte, error)) (*fakePy, *httptest.Server) {
+	t.Helper()
+	cfg.App = "fake:app"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakePy{s: s, done: make(chan struct{})}
+	f.app = func(ctx context.Context, id uint64, path string) ([]byte, error) { return app(f, ctx, id, path) }
+	s.py.Store(caller(f))
+	ts := httptest.NewServer(s)
+	t.Cleanup(func() {
+		close(f.done)
+		ts.CloseClientConnections()
+		ts.Close()
+		f.wg.Wait()
+	})
+	return f, ts
+}
+
+// A 504 while the app streams its response and reads its body: the app's
+// writes and reads after it get errEnded and never touch the response.
+func TestTimeoutDuringStreaming(t *testing.T) {
+	var afterEnd atomic.Int64
+	f, ts := newFake(t, Config{Timeout: 300 * time.Millisecond}, func(f *fakePy, ctx context.Context, id uint64, path string) ([]byte, error) {
+		if _, err := f.cb("http_start", id, "200 OK", [][2]string{{"Content-Type", "text/plain"}}); err != nil {
+			return nil, err
+		}
+		for {
+			_, werr := f.cb("http_write", id, []byte("chunk\n"))
+			_, rerr := f.cb("http_read", id, 10)
+			if errors.Is(werr, errEnded) && errors.Is(rerr, errEnded) {
+				afterEnd.Add(1)
+				return nil, werr
+			}
+			select {
+			case <-f.done:
+				return nil, errors.New("test over")
+			case <-time.After(time.Millisecond):
+			}
+		}
+	})
+	for range 5 {
+		pr, pw := io.Pipe()
+		go func() { // more than is read ahead, then a stall
+			pw.Write([]byte(strings.Repeat("b", readAheadBytes+1000)))
+			<-f.done
+			pw.Close()
+		}()
+		resp, err := http.Post(ts.URL+"/stream", "text/plain", pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || err == nil || !strings.HasPrefix(string(body), "chunk\n") {
+			t.Fatalf("got %d, %d bytes, %v: want a cut 200", resp.StatusCode, len(body), err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for afterEnd.Load() < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 5 apps saw their request end", afterEnd.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A 504 before the app answered: the client gets it, and the app's late
+// answer is refused.
+func TestTimeoutBeforeStart(t *testing.T) {
+	late := make(chan error, 1)
+	_, ts := newFake(t, Config{Timeout: 200 * time.Millisecond}, func(f *fakePy, ctx context.Context, id uint64, path string) ([]byte, error) {
+		time.Sleep(400 * time.Millisecond)
+		_, err := f.cb("http_start", id, "200 OK", [][2]string{})
+		late <- err
+		return nil, err
+	})
+	resp, err := http.Get(ts.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("status %d, want 504", resp.StatusCode)
+	}
+	if err := <-late; !errors.Is(err, errEnded) {
+		t.Fatalf("the late start: %v, want errEnded", err)
+	}
+}
+
+// Send and receive on one websocket at once, and a close while a receive
+// waits.
+func TestWebSocketConcurrentSendReceive(t *testing.T) {
+	const n = 200
+	_, ts := newFake(t, Config{ASGI: true}, func(f *fakePy, ctx context.Context, id uint64, path string) ([]byte, error) {
+		if _, err := f.cb("ws_accept", id, nil, [][2]string{}); err != nil {
+			return nil, err
+		}
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { // echo what comes in
+			defer wg.Done()
+			for {
+				out, err := f.cb("ws_receive", id)
+				var msg []any
+				if err != nil || cbor.Unmarshal(out, &msg) != nil || msg[0] == "close" {
+					return
+				}
+				f.cb("ws_send", id, nil, []byte("echo"))
+			}
+		}()
+		go func() { // and talk meanwhile
+			defer wg.Done()
+			for range n {
+				f.cb("ws_send", id, "tick", nil)
+			}
+			f.cb("ws_close", id, 1000, "bye") // while the receiver waits
+		}()
+		wg.Wait()
+		return nil, nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range n {
+			if c.Write(ctx, websocket.MessageBinary, []byte("ping")) != nil {
+				return
+			}
+		}
+	}()
+	ticks := 0
+	for {
+		_, msg, err := c.Read(ctx)
+		if err != nil {
+			if websocket.CloseStatus(err) != websocket.StatusNormalClosure || ticks != n {
+				t.Fatalf("after %d ticks: %v", ticks, err)
+			}
+			return
+		}
+		if string(msg) == "tick" {
+			ticks++
+		}
+	}
+}

@@ -1,0 +1,316 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// request is one request's state while the app runs it. ServeHTTP and the
+// callbacks of the app's thread (or task) both use it, so, as net/http's
+// TimeoutHandler does, it has one owner at a time: mu guards the response
+// (and every use of w), readMu the request body. Once ended (ServeHTTP has
+// answered or is returning), callbacks get errEnded and never touch w.
+type request struct {
+	w      http.ResponseWriter
+	r      *http.Request
+	rc     *http.ResponseController
+	done   chan struct{} // closed when ServeHTTP returns
+	server string        // the Server header, "" for none
+
+	readMu      sync.Mutex
+	bodyTimeout time.Duration
+	pre         []byte // the body read ahead and not yet given to the app
+	bodyEOF     bool   // the whole body has been read
+	bodyEnded   bool   // ServeHTTP is returning: the body is no longer ours
+	badBody     error  // the body could not be read: malformed (chunking, length)
+	slowBody    bool   // the client stalled longer than the body timeout
+
+	mu      sync.Mutex
+	ended   bool
+	ws      *wsConn
+	started bool
+	status  int
+	written int64
+}
+
+// errFraming reports app-set headers that contradict the response.
+var errFraming = errors.New("framing headers contradict the response")
+
+// readBody reads up to len(p) bytes of the body, waiting at most the body
+// timeout for each piece. Reads of one request are serialised.
+func (req *request) readBody(p []byte) (int, bool, error) {
+	req.readMu.Lock()
+	defer req.readMu.Unlock()
+	if req.bodyEnded {
+		return 0, false, errEnded
+	}
+	got := 0
+	if len(req.pre) > 0 {
+		got = copy(p, req.pre)
+		req.pre = req.pre[got:]
+	}
+	for got < len(p) && !req.bodyEOF {
+		req.rc.SetReadDeadline(time.Now().Add(req.bodyTimeout))
+		n, err := req.r.Body.Read(p[got:])
+		got += n
+		if err == io.EOF {
+			req.bodyEOF = true
+		} else if err != nil {
+			var ne net.Error
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+				req.slowBody = true
+			case !errors.As(err, &ne):
+				// Not the connection failing: the body itself is malformed,
+				// which the client is told with 400 unless the app has answered.
+				req.badBody = err
+			}
+			req.bodyEOF = true
+			return got, false, fmt.Errorf("reading the request body: %w", err)
+		}
+	}
+	if req.bodyEOF {
+		// net/http now reads ahead to see the client leave: no deadline for it.
+		req.rc.SetReadDeadline(time.Time{})
+	}
+	return got, !req.bodyEOF || len(req.pre) > 0, nil
+}
+
+// readAhead reads up to limit bytes of the body before the app is called,
+// so that a client sending slowly costs no thread of the app's; it reports
+// whether the whole body fitted.
+func (req *request) readAhead(limit int) (bool, error) {
+	size := limit
+	if cl := req.r.ContentLength; cl >= 0 && cl < int64(limit) {
+		size = int(cl)
+	}
+	buf := make([]byte, size)
+	n, more, err := req.readBody(buf)
+	if err != nil {
+		return false, err
+	}
+	req.readMu.Lock()
+	defer req.readMu.Unlock()
+	req.pre = buf[:n]
+	return !more || req.r.ContentLength == int64(n), nil
+}
+
+// endBody ends the app's use of the body; with interrupt, a read in flight
+// is cut short (the app is past its time).
+func (req *request) endBody(interrupt bool) (badBody error, slow bool) {
+	if interrupt {
+		req.rc.SetReadDeadline(time.Now())
+	}
+	req.readMu.Lock()
+	defer req.readMu.Unlock()
+	req.bodyEnded = true
+	return req.badBody, req.slowBody
+}
+
+// fail answers code unless the response has started; either way the
+// request has ended for the app's callbacks.
+func (req *request) fail(code int, msg string) {
+	req.mu.Lock()
+	defer req.mu.Unlock()
+	req.failLocked(code, msg)
+}
+
+func (req *request) failLocked(code int, msg string) {
+	req.ended = true
+	if req.started {
+		return // too late for a status: the client sees a cut response
+	}
+	req.started, req.status = true, code
+	h := req.w.Header()
+	for k := range h {
+		delete(h, k)
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	if req.server != "" {
+		h.Set("Server", req.server)
+	}
+	if code == http.StatusRequestTimeout || code == http.StatusBadRequest {
+		h.Set("Connection", "close")
+	}
+	req.w.WriteHeader(code)
+	n, _ := io.WriteString(req.w, msg)
+	req.written += int64(n)
+}
+
+// abort ends the request from ServeHTTP's side while the app may still be
+// writing (a timeout): a write blocked on the client is cut, then code is
+// answered if the response has not started.
+func (req *request) abort(code int, msg string) {
+	req.mu.Lock()
+	started := req.started
+	req.mu.Unlock()
+	if started {
+		req.rc.SetWriteDeadline(time.Now())
+	}
+	req.fail(code, msg)
+}
+
+// start sends the status and the app's headers; body is the whole body, or
+// nil when it streams.
+func (req *request) start(status string, headers [][2]string, body []byte) error {
+	req.mu.Lock()
+	defer req.mu.Unlock()
+	if req.ended {
+		return errEnded
+	}
+	if req.started {
+		return errors.New("the response has already started")
+	}
+	code, err := strconv.Atoi(status[:min(3, len(status))])
+	if err != nil || code < 100 || code > 999 {
+		return fmt.Errorf("bad status %q", status)
+	}
+	h := req.w.Header()
+	if err := checkFraming(req.r.Method, code, headers, body, h); err != nil {
+		return err
+	}
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil // as the app said: no type (net/http would sniff one)
+	}
+	if req.server != "" && h.Get("Server") == "" {
+		h.Set("Server", req.server)
+	}
+	req.started, req.status = true, code
+	req.w.WriteHeader(code)
+	if body != nil {
+		n, _ := req.w.Write(body)
+		req.written += int64(n)
+	}
+	return nil
+}
+
+// write sends a piece of a streamed body.
+func (req *request) write(body []byte) error {
+	req.mu.Lock()
+	defer req.mu.Unlock()
+	if req.ended {
+		return errEnded
+	}
+	if !req.started {
+		return errors.New("body before the status")
+	}
+	n, err := req.w.Write(body)
+	req.written += int64(n)
+	if err == nil {
+		err = req.rc.Flush()
+	}
+	if err != nil {
+		return fmt.Errorf("client gone: %w", err)
+	}
+	return nil
+}
+
+// end marks the request ended for the callbacks; ServeHTTP is returning.
+func (req *request) end() {
+	req.mu.Lock()
+	req.ended = true
+	req.mu.Unlock()
+}
+
+// checkFraming copies the app's headers into h, refusing framing headers
+// that contradict each other or the body (body nil: streamed): the server
+// frames the response, and two parsers must never read it differently.
+func checkFraming(method string, code int, headers [][2]string, body []byte, h http.Header) error {
+	if code < 200 {
+		return fmt.Errorf("%w: status %d outside an upgrade", errFraming, code)
+	}
+	length := int64(-1)
+	for _, kv := range headers {
+		switch {
+		case strings.EqualFold(kv[0], "Content-Length"):
+			n, err := strconv.ParseInt(strings.TrimSpace(kv[1]), 10, 64)
+			if err != nil || n < 0 || (length >= 0 && n != length) {
+				return fmt.Errorf("%w: Content-Length %q", errFraming, kv[1])
+			}
+			length = n
+		case strings.EqualFold(kv[0], "Transfer-Encoding"):
+			if !strings.EqualFold(strings.TrimSpace(kv[1]), "chunked") {
+				return fmt.Errorf("%w: Transfer-Encoding %q (the server frames the body)", errFraming, kv[1])
+			}
+		default:
+			h.Add(kv[0], kv[1])
+		}
+	}
+	bodyless := method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified
+	switch {
+	case length >= 0 && body != nil && !bodyless && int64(len(body)) != length:
+		return fmt.Errorf("%w: Content-Length %d with a body of %d bytes", errFraming, length, len(body))
+	case length >= 0:
+		h.Set("Content-Length", strconv.FormatInt(length, 10))
+	case body != nil && !bodyless:
+		// The whole body is here: say its length instead of chunking it.
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+	}
+	return nil
+}
+
+// appResponse is what handle returns: [status, headers, body, streamed].
+type appResponse struct {
+	_        struct{} `cbor:",toarray"`
+	Status   any      // "200 OK" (WSGI) or 200 (ASGI)
+	Headers  [][2]string
+	Body     []byte
+	Streamed bool
+}
+
+// decodeResponse decodes handle's result with the body aliasing out rather
+// than copied: a whole body is often large, and each copy is garbage.
+func decodeResponse(out []byte) (appResponse, error) {
+	var res appResponse
+	if len(out) > 0 && out[0] == 0x84 {
+		rest, err := cbor.UnmarshalFirst(out[1:], &res.Status)
+		if err == nil {
+			rest, err = cbor.UnmarshalFirst(rest, &res.Headers)
+		}
+		if err == nil {
+			if body, after, ok := byteString(rest); ok {
+				res.Body = body
+				if _, err = cbor.UnmarshalFirst(after, &res.Streamed); err == nil {
+					return res, nil
+				}
+			}
+		}
+	}
+	res = appResponse{}
+	return res, cbor.Unmarshal(out, &res)
+}
+
+// byteString splits a definite-length CBOR byte string off the front of b.
+func byteString(b []byte) (s, rest []byte, ok bool) {
+	if len(b) == 0 || b[0]>>5 != 2 {
+		return nil, nil, false
+	}
+	n, h := uint64(b[0]&0x1f), 1
+	switch {
+	case n < 24:
+	case n <= 27:
+		h += 1 << (n - 24)
+		if len(b) < h {
+			return nil, nil, false
+		}
+		n = 0
+		for _, c := range b[1:h] {
+			n = n<<8 | uint64(c)
+		}
+	default:
+		return nil, nil, false
+	}
+	if uint64(len(b)-h) < n {
+		return nil, nil, false
+	}
+	return b[h : h+int(n) : h+int(n)], b[h+int(n):], true
+}
