@@ -292,6 +292,8 @@ static PyMethodDef methods[] = {
     {"call", (PyCFunction)(void (*)(void))call, METH_FASTCALL, "call(name, *args)"},
     {"call_async", (PyCFunction)(void (*)(void))call_async, METH_FASTCALL,
      "call_async(future, name, *args)"},
+    {"register_tag", (PyCFunction)(void (*)(void))hb_ext_register, METH_FASTCALL,
+     "register_tag(cls, tag, decode): instances of cls travel as CBOR tag `tag`"},
     {NULL, NULL, 0, NULL},
 };
 
