@@ -57,7 +57,8 @@ func (p *Pid) UnmarshalCBOR(b []byte) error {
 	if err := decMode.Unmarshal(t.Content, &c); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadPid, err)
 	}
-	if c.Node == "" || strings.ContainsAny(c.Node, " \t\r\n") {
+	// The zero Pid (no process) is ["", 0]; any other names a node.
+	if (c.Node == "" && c.ID != 0) || strings.ContainsAny(c.Node, " \t\r\n") {
 		return fmt.Errorf("%w: bad node %q", ErrBadPid, c.Node)
 	}
 	p.Node, p.ID = c.Node, c.ID

@@ -8,6 +8,8 @@ task that calls ``self()`` becomes a process too.
 """
 
 import asyncio
+import contextvars
+import functools
 import importlib
 import inspect
 import sys
@@ -80,7 +82,9 @@ _hornbeam.register_tag(Pid, TAG_PID, Pid._from_cbor)
 # ---- identity -----------------------------------------------------------------
 
 _local = threading.local()
-_task_pids: Dict[asyncio.Task, Pid] = {}
+# A task's process: inherited by the tasks it creates (asyncio.wait_for,
+# gather), which act for the same process, as helpers of one Erlang process.
+_ctx_pid: "contextvars.ContextVar[Optional[Pid]]" = contextvars.ContextVar("hornbeam_pid", default=None)
 _tasks: Dict[int, asyncio.Task] = {}  # process id -> its task (spawned or adopted)
 _killed: Dict[int, str] = {}  # process id -> the reason it was cancelled for
 _node_loop: Optional[asyncio.AbstractEventLoop] = None
@@ -103,27 +107,27 @@ class _Owner:
                 pass
 
 
-def _adopted_task_done(task: asyncio.Task) -> None:
-    pid = _task_pids.pop(task, None)
-    if pid is not None:
-        _tasks.pop(pid.id, None)
-        _call("proc_exit", pid.id, "normal")
+def _adopted_done(pid: Pid, task: asyncio.Task) -> None:
+    if _tasks.get(pid.id) is task:
+        del _tasks[pid.id]
+    _call("proc_exit", pid.id, "normal")
 
 
 def self() -> Pid:
     """The calling process's pid. A thread or task that is not a spawned
     process gets a pid and a mailbox on its first call, as Erlang's shell is a
-    process; it keeps them until it ends."""
+    process; it keeps them until it ends. Tasks a process creates act for it."""
+    pid = _ctx_pid.get()
+    if pid is not None:
+        return pid
     loop = asyncio._get_running_loop()
     if loop is not None:
         task = asyncio.current_task(loop)
         if task is not None:
-            pid = _task_pids.get(task)
-            if pid is None:
-                pid = _call("proc_new", _ADOPTED, None)
-                _task_pids[task] = pid
-                _tasks[pid.id] = task
-                task.add_done_callback(_adopted_task_done)
+            pid = _call("proc_new", _ADOPTED, None)
+            _ctx_pid.set(pid)
+            _tasks[pid.id] = task
+            task.add_done_callback(functools.partial(_adopted_done, pid))
             return pid
     o = getattr(_local, "owner", None)
     if o is None:
@@ -135,13 +139,9 @@ def self() -> Pid:
 def _forget_self(pid: Pid) -> None:
     """After ProcessExit: the caller's process is over; an adopted thread or
     task gets a new one if it calls self() again."""
-    loop = asyncio._get_running_loop()
-    task = asyncio.current_task(loop) if loop is not None else None
-    if task is not None and _task_pids.get(task) == pid:
-        if task.remove_done_callback(_adopted_task_done):
-            del _task_pids[task]
-            _tasks.pop(pid.id, None)
-            _call("proc_exit", pid.id, "killed")
+    if _ctx_pid.get() == pid:
+        _ctx_pid.set(None)
+        _call("proc_exit", pid.id, "killed")
         return
     o = getattr(_local, "owner", None)
     if o is not None and o.pid == pid and o.adopted:
@@ -206,9 +206,9 @@ def _spawn_remote(module: str, function: str, args: list, link: Optional[Pid]) -
 
 
 def _create_task(pid: Pid, fn: Callable, args: list) -> None:
-    task = _node_loop.create_task(_task_body(pid, fn, args), name=f"process {pid}")
-    _task_pids[task] = pid
-    _tasks[pid.id] = task
+    ctx = contextvars.copy_context()
+    ctx.run(_ctx_pid.set, pid)
+    _tasks[pid.id] = _node_loop.create_task(_task_body(pid, fn, args), name=f"process {pid}", context=ctx)
 
 
 def _crash(pid: Pid, e: BaseException) -> None:
@@ -228,8 +228,6 @@ async def _task_body(pid: Pid, fn: Callable, args: list) -> None:
         reason = _reason(e)
         _crash(pid, e)
     finally:
-        task = asyncio.current_task()
-        _task_pids.pop(task, None)
         _tasks.pop(pid.id, None)
         _killed.pop(pid.id, None)
         _call("proc_exit", pid.id, reason)
