@@ -22,7 +22,8 @@ import _hornbeam
 
 from .errors import BadRPC, ProcessExit, ReceiveTimeout
 
-_call = _hornbeam.call
+_call = _hornbeam.call  # may wait: the GIL is released
+_fast = _hornbeam.call_fast  # never waits: the GIL is kept
 _node = _hornbeam.node
 
 TAG_PID = 0x48420002  # CBOR tag of a Pid: [node, id]
@@ -102,7 +103,7 @@ class _Owner:
     def __del__(self) -> None:
         if self.adopted:
             try:
-                _call("proc_exit", self.pid.id, "normal")
+                _fast("proc_exit", self.pid.id, "normal")
             except BaseException:
                 pass
 
@@ -110,7 +111,7 @@ class _Owner:
 def _adopted_done(pid: Pid, task: asyncio.Task) -> None:
     if _tasks.get(pid.id) is task:
         del _tasks[pid.id]
-    _call("proc_exit", pid.id, "normal")
+    _fast("proc_exit", pid.id, "normal")
 
 
 def self() -> Pid:
@@ -124,14 +125,14 @@ def self() -> Pid:
     if loop is not None:
         task = asyncio.current_task(loop)
         if task is not None:
-            pid = _call("proc_new", _ADOPTED, None)
+            pid = _fast("proc_new", _ADOPTED, None)
             _ctx_pid.set(pid)
             _tasks[pid.id] = task
             task.add_done_callback(functools.partial(_adopted_done, pid))
             return pid
     o = getattr(_local, "owner", None)
     if o is None:
-        o = _Owner(_call("proc_new", _ADOPTED, None), True)
+        o = _Owner(_fast("proc_new", _ADOPTED, None), True)
         _local.owner = o
     return o.pid
 
@@ -141,13 +142,13 @@ def _forget_self(pid: Pid) -> None:
     task gets a new one if it calls self() again."""
     if _ctx_pid.get() == pid:
         _ctx_pid.set(None)
-        _call("proc_exit", pid.id, "killed")
+        _fast("proc_exit", pid.id, "killed")
         return
     o = getattr(_local, "owner", None)
     if o is not None and o.pid == pid and o.adopted:
         o.adopted = False
         _local.owner = None
-        _call("proc_exit", pid.id, "killed")
+        _fast("proc_exit", pid.id, "killed")
 
 
 def node(item: Optional[Pid] = None) -> str:
@@ -183,19 +184,19 @@ def _resolve(module: str, function: str) -> Callable:
 def _spawn_here(module: str, function: str, args: list, link: Optional[Pid]) -> Pid:
     fn = _resolve(module, function)
     is_task = inspect.iscoroutinefunction(fn)
-    pid = _call("proc_new", _TASK if is_task else _THREAD, link)
+    pid = _fast("proc_new", _TASK if is_task else _THREAD, link)
     try:
         if is_task:
             loop = asyncio._get_running_loop()
             if loop is _node_loop:
                 _create_task(pid, fn, args)
             else:
-                _node_loop.call_soon_threadsafe(_create_task, pid, fn, args)
+                _schedule(pid, fn, args)
         else:
             threading.Thread(target=_thread_body, args=(pid, fn, args), name=f"process {pid}",
                              daemon=True).start()
     except BaseException:
-        _call("proc_discard", pid.id)
+        _fast("proc_discard", pid.id)
         raise
     return pid
 
@@ -203,6 +204,28 @@ def _spawn_here(module: str, function: str, args: list, link: Optional[Pid]) -> 
 def _spawn_remote(module: str, function: str, args: list, link: Optional[Pid]) -> Pid:
     """Called by the host for another node's spawn."""
     return _spawn_here(module, function, list(args), link)
+
+
+_pending: List[Tuple[Pid, Callable, list]] = []
+_pending_lock = threading.Lock()
+
+
+def _schedule(pid: Pid, fn: Callable, args: list) -> None:
+    """Tasks spawned from other threads reach the loop in batches: one wake-up
+    for a burst, not one per spawn."""
+    with _pending_lock:
+        _pending.append((pid, fn, args))
+        first = len(_pending) == 1
+    if first:
+        _node_loop.call_soon_threadsafe(_create_pending)
+
+
+def _create_pending() -> None:
+    with _pending_lock:
+        batch = _pending[:]
+        _pending.clear()
+    for pid, fn, args in batch:
+        _create_task(pid, fn, args)
 
 
 def _create_task(pid: Pid, fn: Callable, args: list) -> None:
@@ -230,7 +253,7 @@ async def _task_body(pid: Pid, fn: Callable, args: list) -> None:
     finally:
         _tasks.pop(pid.id, None)
         _killed.pop(pid.id, None)
-        _call("proc_exit", pid.id, reason)
+        _fast("proc_exit", pid.id, reason)
 
 
 def _thread_body(pid: Pid, fn: Callable, args: list) -> None:
@@ -245,7 +268,7 @@ def _thread_body(pid: Pid, fn: Callable, args: list) -> None:
         _crash(pid, e)
     finally:
         _local.owner = None
-        _call("proc_exit", pid.id, reason)
+        _fast("proc_exit", pid.id, reason)
 
 
 def _cancel(id: int, reason: str) -> None:
@@ -311,11 +334,11 @@ def send(dest: Dest, msg: Any) -> None:
     NoProcess for an unregistered local name.
     """
     if type(dest) is Pid:
-        _call("proc_send", dest, msg, "")
+        _fast("proc_send", dest, msg, "")
     elif isinstance(dest, str):
-        _call("proc_send_name", dest, None, msg)
+        _fast("proc_send_name", dest, None, msg)
     elif isinstance(dest, tuple) and len(dest) == 2 and isinstance(dest[0], str) and isinstance(dest[1], str):
-        _call("proc_send_name", dest[0], dest[1], msg)
+        _fast("proc_send_name", dest[0], dest[1], msg)
     else:
         raise TypeError(f"send(): dest must be a Pid, a name or (name, node), not {dest!r}")
 
@@ -350,7 +373,7 @@ def receive(timeout_ms: Optional[float] = None, match: Optional[Callable[[Any], 
             left = None if deadline is None else max(0.0, (deadline - time.monotonic()) * 1000)
             seq, msg = _call("proc_peek", pid.id, after, left)
             if match(msg):
-                _call("proc_take", pid.id, seq, None)
+                _fast("proc_take", pid.id, seq, None)
                 return msg
             after = seq
     except ProcessExit:
@@ -367,7 +390,7 @@ async def areceive(timeout_ms: Optional[float] = None, match: Optional[Callable[
     try:
         while True:
             try:
-                seq, msg = _call("proc_peek", pid.id, after, 0)
+                seq, msg = _fast("proc_peek", pid.id, after, 0)
             except ReceiveTimeout:
                 left = None if deadline is None else max(0.0, (deadline - time.monotonic()) * 1000)
                 if left == 0:
@@ -378,7 +401,7 @@ async def areceive(timeout_ms: Optional[float] = None, match: Optional[Callable[
                     raise ReceiveTimeout("receive timed out") from None
                 continue
             if match is None or match(msg):
-                _call("proc_take", pid.id, seq, None)
+                _fast("proc_take", pid.id, seq, None)
                 return msg
             after = seq
     except ProcessExit:
@@ -394,26 +417,26 @@ def register(name: str, pid: Optional[Pid] = None) -> None:
     ValueError if the name is taken or the process already has one."""
     if not isinstance(name, str):
         raise TypeError("register(): name must be a str")
-    _call("proc_register", _pid(pid), None, name)
+    _fast("proc_register", _pid(pid), None, name)
 
 
 def unregister(name: str) -> None:
     """Remove the registered ``name``; ValueError if it is not registered."""
     if not isinstance(name, str):
         raise TypeError("unregister(): name must be a str")
-    _call("proc_unregister", name)
+    _fast("proc_unregister", name)
 
 
 def whereis(name: str) -> Optional[Pid]:
     """The pid registered as ``name`` on this node, or None."""
     if not isinstance(name, str):
         raise TypeError("whereis(): name must be a str")
-    return _call("proc_whereis", name)
+    return _fast("proc_whereis", name)
 
 
 def registered() -> List[str]:
     """The names registered on this node, sorted."""
-    return _call("proc_registered")
+    return _fast("proc_registered")
 
 
 def _pid(pid: Optional[Pid]) -> Pid:
@@ -433,7 +456,7 @@ def monitor(pid: Pid) -> str:
     exception text, ``'noproc'`` (already gone), ``'noconnection'`` (its node
     went down or became unreachable) or ``'shutdown'`` (its node stopped).
     Returns ref."""
-    return _call("proc_monitor", self(), _pid(pid), "")
+    return _fast("proc_monitor", self(), _pid(pid), "")
 
 
 def demonitor(ref: str) -> bool:
@@ -441,25 +464,25 @@ def demonitor(ref: str) -> bool:
     if not isinstance(ref, str):
         raise TypeError("demonitor(): ref must be what monitor() returned")
     me = self()
-    return _call("proc_demonitor", me, me, ref)
+    return _fast("proc_demonitor", me, me, ref)
 
 
 def link(pid: Pid) -> None:
     """Link the caller and ``pid``: when either ends abnormally, the other gets
     an exit signal (ProcessExit at its next receive, or an ``('EXIT', pid,
     reason)`` message if it traps exits)."""
-    _call("proc_link", self(), _pid(pid), "")
+    _fast("proc_link", self(), _pid(pid), "")
 
 
 def unlink(pid: Pid) -> None:
     """Remove the link between the caller and ``pid``."""
-    _call("proc_unlink", self(), _pid(pid), "")
+    _fast("proc_unlink", self(), _pid(pid), "")
 
 
 def trap_exit(flag: bool) -> bool:
     """Receive exit signals as ``('EXIT', pid, reason)`` messages (True) or be
     ended by them (False); returns the previous setting."""
-    return _call("proc_trap_exit", self().id, bool(flag))
+    return _fast("proc_trap_exit", self().id, bool(flag))
 
 
 def exit(pid: Pid, reason: str) -> None:
@@ -469,7 +492,7 @@ def exit(pid: Pid, reason: str) -> None:
     if it traps exits."""
     if not isinstance(reason, str):
         raise TypeError("exit(): reason must be a str")
-    _call("proc_exit_signal", self(), _pid(pid), reason)
+    _fast("proc_exit_signal", self(), _pid(pid), reason)
 
 
 def is_alive(pid: Pid) -> bool:
@@ -484,24 +507,24 @@ def is_alive(pid: Pid) -> bool:
 def join(group: str, pid: Optional[Pid] = None) -> None:
     """Add ``pid`` (default: the caller; a process of this node) to ``group``,
     which is cluster-wide, as Erlang's pg."""
-    _call("pg_join", _group(group), _pid(pid), None)
+    _fast("pg_join", _group(group), _pid(pid), None)
 
 
 def leave(group: str, pid: Optional[Pid] = None) -> bool:
     """Remove ``pid`` (default: the caller) from ``group``; False if it was not in it."""
-    return _call("pg_leave", _group(group), _pid(pid), None)
+    return _fast("pg_leave", _group(group), _pid(pid), None)
 
 
 def members(group: str) -> List[Pid]:
     """The members of ``group`` on every node, sorted by node and number.
     Processes leave their groups when they end, and with their node."""
-    return _call("pg_members", _group(group), None, None)
+    return _fast("pg_members", _group(group), None, None)
 
 
 def publish(group: str, msg: Any) -> int:
     """Send ``msg`` to every member of ``group``; returns to how many it was sent
     (a local member whose mailbox is full is skipped)."""
-    return _call("pg_publish", _group(group), None, msg)
+    return _fast("pg_publish", _group(group), None, msg)
 
 
 def _group(group: Any) -> str:
