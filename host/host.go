@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,6 +70,7 @@ type Node struct {
 	// Processes (hornbeam_erlang's spawn, send, receive, ...).
 	procs        *process.Table
 	unwatchProcs func()
+	localCalls   sync.Map // async_call id -> cancel, for calls to this node
 }
 
 // New starts a node's interpreter, state and, when configured, its cluster bus.
@@ -91,7 +93,7 @@ func New(cfg Config) (*Node, error) {
 		n.name = cfg.Cluster.Name
 	}
 	n.procs = process.New(process.Config{Node: n.name, Limits: cfg.Processes, Spawn: n.spawnHere,
-		Killed: n.procKilled, Logger: cfg.Logger})
+		Call: n.serveCall, Killed: n.procKilled, Logger: cfg.Logger})
 	funcs := n.pyFuncs()
 	for k, f := range n.mlFuncs() {
 		funcs[k] = f

@@ -350,6 +350,8 @@ func (n *Node) procFuncs() map[string]pybridge.GoFunc {
 		"proc_stats": func(ctx context.Context, data []byte) ([]byte, error) {
 			return marshal(t.Stats())
 		},
+		"dist_call":   n.distCall,
+		"dist_cancel": n.distCancel,
 	}
 }
 
@@ -458,4 +460,115 @@ func (n *Node) serveProcs(b *bus.Bus) {
 		}
 	})
 	n.procs.Hello()
+}
+
+// serveCall runs another node's async_call here; cancelling ctx stops it (a
+// task is cancelled, a thread gets KeyboardInterrupt at its next bytecode).
+func (n *Node) serveCall(ctx context.Context, module, function string, args []byte) *process.CallReply {
+	v, err := (pyHandler{n.py, n.batcher}).Call(ctx, module, function, args)
+	if err == nil {
+		return &process.CallReply{OK: true, Value: v}
+	}
+	var re *bus.RemoteError
+	switch {
+	case errors.As(err, &re):
+		return &process.CallReply{Kind: "remote", Type: re.Type, Message: re.Message, Traceback: re.Traceback}
+	case errors.Is(err, bus.ErrBadRPC):
+		return &process.CallReply{Kind: "badrpc", Message: pe2msg(err)}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &process.CallReply{Kind: "timeout", Message: "the call's timeout passed on " + n.Name()}
+	default:
+		return &process.CallReply{Kind: "error", Message: err.Error()}
+	}
+}
+
+type distCallArgs struct {
+	_        struct{} `cbor:",toarray"`
+	ID       uint64
+	Node     string
+	Module   string
+	Function string
+	Args     cbor.RawMessage
+	Timeout  *float64
+}
+
+// distCall is hornbeam_dist.async_call's Go side (run by call_async on a
+// goroutine that lasts as long as the call).
+func (n *Node) distCall(ctx context.Context, data []byte) ([]byte, error) {
+	var a distCallArgs
+	if err := decodeArgs("async_call", data, &a); err != nil {
+		return nil, err
+	}
+	ctx, cancel, err := withTimeout(ctx, a.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	if a.Node == n.Name() {
+		// Here: cancellable through the same call id.
+		ctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		n.localCalls.Store(a.ID, cancel)
+		defer n.localCalls.Delete(a.ID)
+		r := n.serveCall(ctx, a.Module, a.Function, a.Args)
+		return n.callResult(a.Node, r, nil)
+	}
+	if n.cluster() == nil {
+		return nil, errNoCluster
+	}
+	v, err := n.procs.Call(ctx, a.ID, a.Node, a.Module, a.Function, a.Args)
+	var rep *process.CallReply
+	if errors.As(err, &rep) {
+		return n.callResult(a.Node, rep, nil)
+	}
+	return v, n.callError(a.Node, err)
+}
+
+func (n *Node) callResult(node string, r *process.CallReply, _ error) ([]byte, error) {
+	if r.OK {
+		return r.Value, nil
+	}
+	switch r.Kind {
+	case "remote":
+		return nil, &pyError{class: "hornbeam_erlang:RemoteError", msg: r.Type + " raised on " + node + ": " + r.Message,
+			attrs: map[string]any{"type": r.Type, "message": r.Message, "traceback": r.Traceback, "node": node}}
+	case "badrpc":
+		return nil, &pyError{class: "hornbeam_erlang:BadRPC", msg: r.Message}
+	case "timeout":
+		return nil, &pyError{class: "hornbeam_erlang:RPCTimeout", msg: r.Message}
+	default:
+		return nil, &pyError{class: "hornbeam_erlang:RPCError", msg: r.Message}
+	}
+}
+
+func (n *Node) callError(node string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, process.ErrNodeDown), errors.Is(err, bus.ErrNodeDown):
+		return &pyError{class: "hornbeam_erlang:NodeDown", msg: err.Error()}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, bus.ErrTimeout):
+		return &pyError{class: "hornbeam_erlang:RPCTimeout", msg: "async_call to " + node + " timed out"}
+	case errors.Is(err, context.Canceled):
+		return &pyError{class: "hornbeam_erlang:RPCError", msg: "async_call to " + node + " was cancelled"}
+	default:
+		return toPython(err)
+	}
+}
+
+// distCancel cancels an async_call: [id, node].
+func (n *Node) distCancel(ctx context.Context, data []byte) ([]byte, error) {
+	var a struct {
+		_    struct{} `cbor:",toarray"`
+		ID   uint64
+		Node string
+	}
+	if err := decodeArgs("cancel", data, &a); err != nil {
+		return nil, err
+	}
+	if c, ok := n.localCalls.Load(a.ID); ok {
+		c.(context.CancelCauseFunc)(context.Canceled)
+	}
+	n.procs.CancelCall(a.Node, a.ID)
+	return marshal(nil)
 }

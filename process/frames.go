@@ -45,6 +45,8 @@ const (
 	// Requests, answered with a reply.
 	fSpawn
 	fAlive
+	fCall
+	fCancel // one-way: cancel a call
 )
 
 func (t *Table) sendRemote(node string, f frame) error {
@@ -77,6 +79,8 @@ func (t *Table) HandleFrame(data []byte) {
 		for _, id := range f.IDs {
 			t.deliverRemote(f.From, id, f.Msg)
 		}
+	case fCancel:
+		t.cancelServed(f.From, f.ID)
 	case fSendName:
 		t.mu.RLock()
 		p := t.names[f.Name]
@@ -167,6 +171,11 @@ func (t *Table) HandleRequest(ctx context.Context, data []byte) []byte {
 		return replyErr("ValueError", "malformed process request: "+err.Error())
 	}
 	switch f.Kind {
+	case fCall:
+		if f.From == "" {
+			return replyErr("ValueError", "call from no node")
+		}
+		return t.serveCall(ctx, &f)
 	case fAlive:
 		ok, _ := t.IsAlive(ctx, Pid{Node: t.cfg.Node, ID: f.ID})
 		b, _ := encMode.Marshal(ok)

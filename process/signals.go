@@ -279,6 +279,7 @@ func (t *Table) NodeDown(node, why string) {
 	if why == "shutdown" {
 		reason = "shutdown"
 	}
+	t.callsNodeDown(node)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, p := range t.procs {

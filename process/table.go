@@ -84,6 +84,8 @@ type Config struct {
 	Limits Limits
 	// Spawn serves spawn requests from other nodes.
 	Spawn SpawnFunc
+	// Call serves cancellable calls from other nodes.
+	Call CallFunc
 	// Killed is told when an exit signal ends a Task process, so that the task
 	// is cancelled; it must not block.
 	Killed func(id uint64, reason string)
@@ -139,6 +141,8 @@ type Table struct {
 	threads int
 	closed  bool
 
+	calls calls
+
 	refs    atomic.Uint64
 	dropped atomic.Uint64
 	lastLog atomic.Int64
@@ -160,8 +164,10 @@ func New(cfg Config) *Table {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Table{cfg: cfg, log: cfg.Logger, procs: map[uint64]*proc{}, names: map[string]*proc{},
+	t := &Table{cfg: cfg, log: cfg.Logger, procs: map[uint64]*proc{}, names: map[string]*proc{},
 		groups: map[string]map[Pid]struct{}{}}
+	t.calls.init()
+	return t
 }
 
 // SetTransport connects the table to the cluster.

@@ -239,3 +239,47 @@ def watch_and_kill(victim, signum):
     return {"down": [str(down[3]), down[4]], "down_s": t_down, "exit": [str(exit_msg[1]), exit_msg[2]], "exit_s": t_exit,
             "in_group_before": in_group, "in_group_after": jp in he.members(group),
             "pid": str(w), "linked": str(lw)}
+
+
+# ---- hornbeam_dist -------------------------------------------------------------
+
+
+def slow(s, value):
+    time.sleep(s)
+    return value
+
+
+async def aslow(s, value):
+    await asyncio.sleep(s)
+    return value
+
+
+async def cancellable(key):
+    """Records in state whether it ran to the end or was cancelled."""
+    he.state_set(key, "running")
+    try:
+        await asyncio.sleep(30)
+        he.state_set(key, "finished")
+    except asyncio.CancelledError:
+        he.state_set(key, "cancelled")
+        raise
+
+
+def state(key):
+    return he.state_get(key)
+
+
+def whoami():
+    return he.node()
+
+
+def setup_router(table):
+    """Installs this node's own table for the router 'kv' (tables differ per node)."""
+    import hornbeam_dist
+    hornbeam_dist.Router([(m, n) for m, n in table], "kv")
+    return True
+
+
+def route(key):
+    import hornbeam_dist._router as r
+    return r._routers["kv"].route(key, "proctest", "whoami")
