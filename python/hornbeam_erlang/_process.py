@@ -73,7 +73,10 @@ class Pid:
 
     @classmethod
     def _from_cbor(cls, content: Any) -> "Pid":
-        if not isinstance(content, (list, tuple)) or len(content) != 2:
+        # Input may be hostile: anything malformed is the codec's ValueError.
+        if (not isinstance(content, (list, tuple)) or len(content) != 2 or not isinstance(content[0], str)
+                or not content[0] or isinstance(content[1], bool) or not isinstance(content[1], int)
+                or content[1] < 0):
             raise ValueError("hornbeam: a pid must be [node, id]")
         return cls(content[0], content[1])
 
