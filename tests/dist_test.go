@@ -50,7 +50,8 @@ try:
     hd.async_call(A, "proctest", "crash", ["x"]).result(10)
 except he.RemoteError as e:
     out["remote_error"] = [e.type, e.message, e.node]
-# cancel stops the remote work
+# cancel stops the remote work (the first call taught tb it is a coroutine function)
+hd.async_call(B, "proctest", "cancellable", ["k0", 0]).result(10)
 t = hd.async_call(B, "proctest", "cancellable", ["k1"])
 deadline = time.time() + 10
 while he.rpc_call(B, "proctest", "state", ["k1"]) != "running" and time.time() < deadline:
@@ -60,8 +61,8 @@ while he.rpc_call(B, "proctest", "state", ["k1"]) == "running" and time.time() <
     time.sleep(0.01)
 out["remote_state"] = he.rpc_call(B, "proctest", "state", ["k1"])
 # node death fails the task as soon as it is known
-t = hd.async_call(B, "proctest", "slow", [30, 1])
 pid = he.rpc_call(B, "os", "getpid", [])
+t = hd.async_call(B, "proctest", "slow", [30, 1])
 time.sleep(0.1)
 t0 = time.monotonic()
 os.kill(pid, signal.SIGKILL)

@@ -367,6 +367,8 @@ def receive(timeout_ms: Optional[float] = None, match: Optional[Callable[[Any], 
     """
     pid = self()
     t = _timeout(timeout_ms)
+    if t != 0 and _node_loop is not None and asyncio._get_running_loop() is _node_loop:
+        raise RuntimeError("receive() would block the node's event loop: use await aio.receive() in a coroutine")
     try:
         if match is None:
             return _call("proc_recv", pid.id, 0, t)

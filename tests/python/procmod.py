@@ -63,3 +63,17 @@ def sink():
 async def parked(report):
     await aio.receive()
     he.send(report, "done")
+
+
+async def loop_receive():
+    """On the node's event loop: a blocking receive is refused, a poll is not."""
+    try:
+        he.receive(100)
+        return False
+    except RuntimeError:
+        pass
+    try:
+        he.receive(0)
+    except he.ReceiveTimeout:
+        return True
+    return False

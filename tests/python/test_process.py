@@ -364,3 +364,7 @@ def test_aio_receive_with_timeout_and_match():
         assert await asyncio.wait_for(aio.receive(), 1) == "kept"
         assert await asyncio.create_task(_pid_of_task()) == me
     asyncio.run(main())
+
+
+def test_blocking_receive_on_the_node_loop_is_refused():
+    assert he.rpc_call(NODE, "procmod", "loop_receive", []) is True

@@ -159,11 +159,13 @@ def suite(dst):
     he.trap_exit(True)
     try:
         k = he.spawn_link(dst, "proctest", "crash", ["linked"])
-        out["spawn_link_exit"] = he.receive(5000, match=lambda m: m[0] == "EXIT") == ("EXIT", k, "ValueError: linked")
+        got = he.receive(5000, match=lambda m: m[0] == "EXIT")
+        out["spawn_link_exit"] = got == ("EXIT", k, "ValueError: linked") or repr((got, k))
         w = he.spawn(dst, "proctest", "wait_forever")
         he.link(w)
         he.exit(w, "die")
-        out["link_exit"] = he.receive(5000, match=lambda m: m[0] == "EXIT") == ("EXIT", w, "die")
+        got = he.receive(5000, match=lambda m: m[0] == "EXIT")
+        out["link_exit"] = got == ("EXIT", w, "die") or repr((got, w))
         w = he.spawn(dst, "proctest", "wait_forever")
         he.link(w)
         he.unlink(w)
@@ -171,8 +173,8 @@ def suite(dst):
         he.exit(w, "kill")
         out["unlink"] = _down(ref)[4] == "killed"
         try:
-            he.receive(300, match=lambda m: m[0] == "EXIT")
-            out["unlink"] = False
+            got = he.receive(300, match=lambda m: m[0] == "EXIT")
+            out["unlink"] = repr((got, w))
         except he.ReceiveTimeout:
             pass
     finally:
@@ -254,11 +256,11 @@ async def aslow(s, value):
     return value
 
 
-async def cancellable(key):
+async def cancellable(key, seconds=30):
     """Records in state whether it ran to the end or was cancelled."""
     he.state_set(key, "running")
     try:
-        await asyncio.sleep(30)
+        await asyncio.sleep(seconds)
         he.state_set(key, "finished")
     except asyncio.CancelledError:
         he.state_set(key, "cancelled")
