@@ -14,5 +14,6 @@ echo "== echo server";      shell examples/processes/echo_server.py bar@127.0.0.
 echo "== frequency server"; shell examples/processes/frequency_client.py bar@127.0.0.1
 echo "== chat room";        shell examples/processes/chat_demo.py foo@127.0.0.1 bar@127.0.0.1
 echo "== kv router tests"
-(cd examples/processes && HORNBEAM_BIN="$(cd ../.. && pwd)/$bin" "../../$bin" run --name "pytest$RANDOM@127.0.0.1" \
+absbin=$(realpath "$bin")
+(cd examples/processes && HORNBEAM_BIN="$absbin" "$absbin" run --name "pytest$RANDOM@127.0.0.1" \
 	--cluster-host 127.0.0.1 -m pytest -q -p no:cacheprovider -p hornbeam_dist.testing test_kv_router.py)
