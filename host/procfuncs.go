@@ -177,6 +177,21 @@ func (n *Node) procFuncs() map[string]pybridge.GoFunc {
 			}
 			return msg, nil
 		},
+		"proc_try": func(ctx context.Context, data []byte) ([]byte, error) {
+			// [] when the mailbox is empty, else [msg]: a poll that raises nothing.
+			var a recvArgs
+			if err := decodeArgs("receive", data, &a); err != nil {
+				return nil, err
+			}
+			_, msg, err := t.Receive(ctx, a.ID, 0, true, 0)
+			if errors.Is(err, process.ErrTimeout) {
+				return []byte{0x80}, nil
+			}
+			if err != nil {
+				return nil, procError(err)
+			}
+			return append([]byte{0x81}, msg...), nil
+		},
 		"proc_peek": func(ctx context.Context, data []byte) ([]byte, error) {
 			var a recvArgs
 			if err := decodeArgs("receive", data, &a); err != nil {

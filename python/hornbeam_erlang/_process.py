@@ -371,6 +371,10 @@ def receive(timeout_ms: Optional[float] = None, match: Optional[Callable[[Any], 
         raise RuntimeError("receive() would block the node's event loop: use await aio.receive() in a coroutine")
     try:
         if match is None:
+            # A queued message is taken without giving up the GIL.
+            got = _fast("proc_try", pid.id, 0, None)
+            if got:
+                return got[0]
             return _call("proc_recv", pid.id, 0, t)
         deadline = None if t is None else time.monotonic() + t / 1000
         after = 0
