@@ -82,3 +82,24 @@ def test_async_call_cancel():
     assert t.cancel() and t.cancelled()
     with pytest.raises(cf.CancelledError):
         t.result(1)
+
+
+def test_cancelling_an_awaiting_asyncio_task_cancels_the_call():
+    async def main():
+        t = async_call(ME, "asyncio", "sleep", [30])
+
+        async def waiter():
+            return await t
+
+        w = asyncio.ensure_future(waiter())
+        await asyncio.sleep(0.05)
+        w.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await w
+        return t
+
+    t = asyncio.run(main())
+    deadline = time.time() + 5
+    while not t.cancelled() and time.time() < deadline:
+        time.sleep(0.01)
+    assert t.cancelled()
