@@ -17,7 +17,7 @@ import (
 func main() {
 	out := flag.String("out", "docs/BENCHMARKS.md", "markdown file to write")
 	bin := flag.String("bin", "bin/hornbeam", "the hornbeam binary to measure")
-	only := flag.String("only", "", "comma-separated sections to run (bridge, rpc, http, ml); default all")
+	only := flag.String("only", "", "comma-separated sections to run (bridge, rpc, http, ml, procs); default all")
 	child := flag.Bool("nats-child", false, "internal: the second process of the NATS floor")
 	busChildFlag := flag.Bool("bus-child", false, "internal: the serving process of the Go bus measurement")
 	flag.Parse()
@@ -46,6 +46,7 @@ func main() {
 		{"rpc", func() (string, error) { return rpcSection(*bin) }},
 		{"http", func() (string, error) { return httpSection(*bin) }},
 		{"ml", func() (string, error) { return mlSection(*bin) }},
+		{"procs", func() (string, error) { return procSection(*bin) }},
 	}
 	for _, s := range sections {
 		if !want(s.name) {

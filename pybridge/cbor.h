@@ -22,5 +22,9 @@ int hb_encode(PyObject *obj, hb_buf *out);
 PyObject *hb_decode(const unsigned char *data, size_t len);
 #define HB_MAX_DEPTH 128          /* nesting limit both ways */
 #define HB_TAG_TUPLE 1212284929u  /* 0x48420001: our private tag (FCFS range) for Python tuples */
+/* Classes registered to travel as tags of the block 0x484200xx (cbor_ext.c). */
+int hb_ext_tag_of(PyObject *o, uint64_t *tag);
+PyObject *hb_ext_decoder(uint64_t tag);
+PyObject *hb_ext_register(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 #endif

@@ -286,6 +286,14 @@ static PyObject *tagged(dec *d, uint64_t tag, int depth, int key) {
         if (key) return fail("hornbeam: typed array used as a map key");
         return tag == 40 ? md_array(d) : typed_array(d, tag, NULL, 1);
     }
+    PyObject *decode = hb_ext_decoder(tag);
+    if (decode != NULL) {
+        PyObject *c = item(d, depth + 1, key);
+        PyObject *r = c ? PyObject_CallOneArg(decode, c) : NULL;
+        Py_XDECREF(c);
+        Py_DECREF(decode);
+        return r;
+    }
     PyErr_Format(PyExc_ValueError, "hornbeam: unsupported CBOR tag %llu", (unsigned long long)tag);
     return NULL;
 }

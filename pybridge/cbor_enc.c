@@ -390,8 +390,24 @@ static int enc_memoryview(PyObject *o, hb_buf *b) {
     return rc ? -1 : 0;
 }
 
-/* Subclasses, bytes-likes and numpy: off the hot path. */
+/* A registered class: its tag over the list __cbor__() returns. */
+static int enc_ext(PyObject *o, uint64_t tag, hb_buf *b, int depth) {
+    if (depth >= HB_MAX_DEPTH) return too_deep();
+    PyObject *c = PyObject_CallMethod(o, "__cbor__", NULL);
+    if (c == NULL) return -1;
+    int rc = -1;
+    if (!PyList_CheckExact(c))
+        PyErr_Format(PyExc_TypeError, "hornbeam: %.100s.__cbor__() must return a list", Py_TYPE(o)->tp_name);
+    else if (put_head(b, 6, tag) == 0)
+        rc = enc_list(c, b, depth + 1);
+    Py_DECREF(c);
+    return rc;
+}
+
+/* Subclasses, bytes-likes, registered classes and numpy: off the hot path. */
 static int enc_other(PyObject *o, hb_buf *b, int depth) {
+    uint64_t tag;
+    if (hb_ext_tag_of(o, &tag)) return enc_ext(o, tag, b, depth);
     if (PyLong_Check(o)) return enc_long(o, b); /* bool never gets here: True/False are singletons */
     if (PyFloat_Check(o)) return enc_double(b, PyFloat_AS_DOUBLE(o));
     if (PyUnicode_Check(o)) return enc_str(o, b);

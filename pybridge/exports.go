@@ -253,6 +253,11 @@ func hbComplete(id C.uint64_t, r *C.hb_result) {
 //export hbGoCallAsync
 func hbGoCallAsync(name *C.char, n C.size_t, args *C.uchar, alen C.size_t, fut *C.PyObject) C.int {
 	ip := interp()
+	if af, ok := ip.cfg.AsyncFuncs[keyView(name, n)]; ok {
+		a := C.GoBytes(unsafe.Pointer(args), C.int(alen))
+		af(ip.ctx, a, func(res []byte, err error) { resolveFuture(fut, res, err) })
+		return 0
+	}
 	f, ok := ip.cfg.Funcs[keyView(name, n)]
 	if !ok {
 		return -1
@@ -261,20 +266,26 @@ func hbGoCallAsync(name *C.char, n C.size_t, args *C.uchar, alen C.size_t, fut *
 	// fut is an owned reference in C memory; Go only carries it back to the loop.
 	go func() {
 		res, err := f(ip.ctx, a)
-		var class, msg *C.char
-		data := res
-		if err != nil {
-			cls, attrs := "RuntimeError", []byte(nil)
-			var pe PythonException
-			if errors.As(err, &pe) {
-				cls, attrs = pe.PythonClass(), pe.PythonAttrs()
-			}
-			class, msg = C.CString(cls), C.CString(err.Error())
-			defer C.free(unsafe.Pointer(class))
-			defer C.free(unsafe.Pointer(msg))
-			data = attrs
-		}
-		C.hb_loop_submit_resolve(fut, bytesPtr(data), C.size_t(len(data)), class, msg)
+		resolveFuture(fut, res, err)
 	}()
 	return 0
+}
+
+// resolveFuture hands a Go function's outcome to the loop, which settles fut
+// and releases the reference.
+func resolveFuture(fut *C.PyObject, res []byte, err error) {
+	var class, msg *C.char
+	data := res
+	if err != nil {
+		cls, attrs := "RuntimeError", []byte(nil)
+		var pe PythonException
+		if errors.As(err, &pe) {
+			cls, attrs = pe.PythonClass(), pe.PythonAttrs()
+		}
+		class, msg = C.CString(cls), C.CString(err.Error())
+		defer C.free(unsafe.Pointer(class))
+		defer C.free(unsafe.Pointer(msg))
+		data = attrs
+	}
+	C.hb_loop_submit_resolve(fut, bytesPtr(data), C.size_t(len(data)), class, msg)
 }

@@ -249,6 +249,35 @@ static PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     return v;
 }
 
+/* call_fast(name, *args): call() for Go functions that never block (a send,
+ * a pid): the GIL stays held, since giving it up and taking it back costs far
+ * more than the call when other threads want it. */
+static PyObject *call_fast(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs < 1 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "call_fast() needs a function name (str) first");
+        return NULL;
+    }
+    Py_ssize_t nlen;
+    const char *name = PyUnicode_AsUTF8AndSize(args[0], &nlen);
+    if (name == NULL) return NULL;
+    hb_buf b;
+    if (encode_args(args, 1, nargs, &b) < 0) return NULL;
+    hb_result r;
+    memset(&r, 0, sizeof r);
+    hbGoCall((char *)name, (size_t)nlen, b.data, b.len, &r);
+    hb_buf_free(&b);
+    PyObject *v = NULL;
+    if (r.status == HB_OK) {
+        v = hb_decode(r.data, r.len);
+    } else {
+        hb_raise(r.err.type ? r.err.type : "RuntimeError", r.err.message ? r.err.message : "",
+                 r.data, r.len);
+    }
+    hb_result_free(&r);
+    return v;
+}
+
 /* call_async(future, name, *args): starts the Go function registered under name
  * and returns at once; its outcome completes the future on the future's loop. */
 static PyObject *call_async(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -292,6 +321,10 @@ static PyMethodDef methods[] = {
     {"call", (PyCFunction)(void (*)(void))call, METH_FASTCALL, "call(name, *args)"},
     {"call_async", (PyCFunction)(void (*)(void))call_async, METH_FASTCALL,
      "call_async(future, name, *args)"},
+    {"call_fast", (PyCFunction)(void (*)(void))call_fast, METH_FASTCALL,
+     "call_fast(name, *args): call() keeping the GIL, for Go functions that never block"},
+    {"register_tag", (PyCFunction)(void (*)(void))hb_ext_register, METH_FASTCALL,
+     "register_tag(cls, tag, decode): instances of cls travel as CBOR tag `tag`"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -66,6 +66,12 @@ func (s LocalState) Keys(prefix string) ([]string, error) { return s.Store.Keys(
 // PythonException to choose the exception Python sees.
 type GoFunc func(ctx context.Context, args []byte) ([]byte, error)
 
+// AsyncGoFunc is a Go function Python awaits as call_async(future, name,
+// *args) without a goroutine of its own: it is called with the GIL held, so it
+// must not block, and it calls done exactly once, from any goroutine, with the
+// result (CBOR) or error that settles the future.
+type AsyncGoFunc func(ctx context.Context, args []byte, done func([]byte, error))
+
 // PythonException lets a Go error choose the Python exception it becomes.
 type PythonException interface {
 	error
@@ -93,6 +99,9 @@ type Config struct {
 	NodeName func() string
 	// Funcs are the Go functions Python can call by name.
 	Funcs map[string]GoFunc
+	// AsyncFuncs are Go functions Python awaits through call_async that
+	// keep no goroutine while they wait (see AsyncGoFunc).
+	AsyncFuncs map[string]AsyncGoFunc
 	// SpinWait is how long a pool thread spins for the next call, and a caller for
 	// its result, before parking (only when nothing else runs); 0 picks 150µs,
 	// about one round trip between two nodes here; negative disables spinning.

@@ -29,6 +29,7 @@ func newRunCmd() *cobra.Command {
 		logLevel     string
 		ml           mlFlags
 		nf           nodeFlags
+		pf           procFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run [flags] (SCRIPT.py | -m MODULE | -c CODE) [ARGS...]",
@@ -70,6 +71,7 @@ Example: hornbeam run -m pytest tests/python`,
 				Cluster:    cluster,
 				Logger:     log,
 				Cache:      ml.cacheConfig(),
+				Processes:  pf.limits(),
 			})
 			if err != nil {
 				return err
@@ -95,6 +97,7 @@ Example: hornbeam run -m pytest tests/python`,
 	f.StringVar(&logLevel, "log-level", "", "log level: debug, info, warning, error (env HORNBEAM_LOG_LEVEL)")
 	nf.add(f, false)
 	ml.add(f)
+	pf.add(f)
 	return cmd
 }
 

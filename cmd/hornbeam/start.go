@@ -35,6 +35,7 @@ const (
 // startOptions are start's settings besides the node and web flags.
 type startOptions struct {
 	nf                nodeFlags
+	pf                procFlags
 	wf                webFlags
 	pythonPath        []string
 	threads           int
@@ -118,6 +119,7 @@ Examples:
 	o.nf.add(f, false)
 	o.wf.add(f)
 	o.ml.add(f)
+	o.pf.add(f)
 	f.StringVarP(&o.configFile, "config", "c", "", "TOML file of settings named as the long flags, e.g. bind = [\"0.0.0.0:8000\"], timeout = 60")
 	f.StringArrayVar(&o.pythonPath, "pythonpath", nil, "add a directory to sys.path (repeatable)")
 	f.IntVar(&o.threads, "threads", envInt("HORNBEAM_THREADS", 0), "threads for synchronous Python calls, per worker (0: 2 per CPU, at least 4)")
@@ -151,6 +153,7 @@ func (o *startOptions) hostConfig(args []string, log *slog.Logger) (host.Config,
 		Threads: o.threads, SpinWait: spinWait(o.spinUS), PythonPath: absPaths(pythonPath),
 		Argv: []string{"hornbeam"}, Cluster: cluster, Web: webCfg,
 		GracefulTimeout: secDuration(o.wf.gracefulTimeout), Logger: log, Cache: o.ml.cacheConfig(),
+		Processes: o.pf.limits(),
 	}, nil
 }
 

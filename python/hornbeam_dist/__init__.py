@@ -1,8 +1,13 @@
-"""Erlang-style distribution: connecting to nodes, pinging and watching them.
+"""Erlang-style distribution: connecting to nodes, pinging and watching them;
+remote tasks (``async_call``) and routing requests to the node that owns a key
+(``Router``, ``HashRouter``). ``hornbeam_dist.testing`` is a pytest plugin that
+starts real nodes for a test.
 
-    from hornbeam_dist import connect, ping
+    from hornbeam_dist import connect, ping, async_call
     connect('gpu@192.168.1.20')       # or a cluster address: connect('10.0.0.5:4370')
     ping('gpu@192.168.1.20')          # 'pong' or 'pang'
+    task = async_call('gpu@192.168.1.20', 'ml', 'encode', [texts])
+    vectors = task.result(5)          # or: await task
 """
 
 
@@ -27,5 +32,8 @@ def disconnect(node: str) -> bool:
 
 
 
+from ._router import HashRouter, NoRoute, Router  # noqa: E402
+from ._tasks import Task, async_call  # noqa: E402
 
-__all__ = ["connect", "disconnect", "ping", "nodes", "node", "node_info", "monitor_node", "demonitor_node"]
+__all__ = ["connect", "disconnect", "ping", "nodes", "node", "node_info", "monitor_node", "demonitor_node",
+           "async_call", "Task", "Router", "HashRouter", "NoRoute"]

@@ -12,17 +12,43 @@ from ._rpc import (
     rpc_call as rpc_call,
     rpc_cast as rpc_cast,
 )
+from ._process import (
+    Pid as Pid,
+    demonitor as demonitor,
+    exit as exit,
+    is_alive as is_alive,
+    join as join,
+    leave as leave,
+    link as link,
+    members as members,
+    monitor as monitor,
+    node as node,
+    publish as publish,
+    receive as receive,
+    register as register,
+    registered as registered,
+    self as self,
+    send as send,
+    spawn as spawn,
+    spawn_link as spawn_link,
+    trap_exit as trap_exit,
+    unlink as unlink,
+    unregister as unregister,
+    whereis as whereis,
+)
 from .errors import (
     BadRPC as BadRPC,
+    Busy as Busy,
+    NoProcess as NoProcess,
+    ProcessExit as ProcessExit,
+    ProcessLimit as ProcessLimit,
+    ReceiveTimeout as ReceiveTimeout,
     NodeDown as NodeDown,
     PayloadTooLarge as PayloadTooLarge,
     RemoteError as RemoteError,
     RPCError as RPCError,
     RPCTimeout as RPCTimeout,
 )
-
-def node() -> str:
-    """This node's name, e.g. 'web@10.0.0.1'; 'nonode@nohost' when unnamed."""
 
 def state_get(key: str) -> Any:
     """The value stored under key, or None when missing or expired."""

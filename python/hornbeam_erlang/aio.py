@@ -9,7 +9,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import _hornbeam
 
-from . import _rpc
+from . import _process, _rpc
 
 
 async def _go(name: str, *args: Any) -> Any:
@@ -42,4 +42,11 @@ async def node_info(node: str) -> dict:
     return await _go("node_info", node)
 
 
-__all__ = ["rpc_call", "multicall", "ping", "node_info"]
+async def receive(timeout_ms: Optional[float] = None, match=None) -> Any:
+    """``await``-able receive: the calling task's next (or first matching)
+    message; the event loop runs on while it waits. Same arguments and
+    exceptions as hornbeam_erlang.receive."""
+    return await _process.areceive(timeout_ms, match)
+
+
+__all__ = ["rpc_call", "multicall", "ping", "node_info", "receive"]

@@ -37,3 +37,43 @@ class RemoteError(RPCError):
 
 
 __all__ = ["RPCError", "RPCTimeout", "NodeDown", "BadRPC", "PayloadTooLarge", "RemoteError"]
+
+
+# Processes (spawn, send, receive, ...).
+
+
+class ReceiveTimeout(TimeoutError):
+    """receive() found no (matching) message within its timeout."""
+
+
+class ProcessExit(BaseException):
+    """The calling process was ended by an exit signal: a linked process ended
+    abnormally (and this one does not trap exits), exit(pid, reason) was sent
+    to it, or the node is stopping (reason ``'shutdown'``). Raised at the next
+    receive; like KeyboardInterrupt it is not an Exception, so that
+    ``except Exception`` does not keep a dead process running.
+
+    Attribute: ``reason``.
+    """
+
+    reason: str = ""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Busy(RuntimeError):
+    """The receiving process's mailbox is full (messages or bytes); the message
+    was not queued."""
+
+
+class ProcessLimit(RuntimeError):
+    """The node runs its maximum of thread processes (--max-processes)."""
+
+
+class NoProcess(LookupError):
+    """No process has that pid or registered name on this node."""
+
+
+__all__ += ["ReceiveTimeout", "ProcessExit", "Busy", "ProcessLimit", "NoProcess"]
