@@ -63,6 +63,7 @@ type Node struct {
 	swept   chan struct{}
 	events  chan bus.Event // membership events for Python, at most maxQueuedEvents
 	unwatch func()
+	dag     dagHost
 }
 
 // New starts a node's interpreter, state and, when configured, its cluster bus.
@@ -86,6 +87,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	funcs := n.pyFuncs()
 	for k, f := range n.mlFuncs() {
+		funcs[k] = f
+	}
+	for k, f := range n.dagFuncs() {
 		funcs[k] = f
 	}
 	if cfg.Web != nil {
@@ -128,7 +132,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Cluster != nil {
 		bc := *cfg.Cluster
 		bc.Handler = pyHandler{py, n.batcher}
-		bc.Capabilities = capabilities(context.Background(), &n.gpus)
+		bc.Capabilities = withDeclared(capabilities(context.Background(), &n.gpus), cfg.Cluster.Capabilities)
 		bc.Info = func(ctx context.Context) any { return n.info(ctx) }
 		if bc.Logger == nil {
 			bc.Logger = cfg.Logger
