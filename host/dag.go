@@ -37,16 +37,18 @@ func (n *Node) dagFuncs() map[string]pybridge.GoFunc {
 	}
 }
 
-// pyDAGCapabilities returns what this node announces (or, outside a cluster,
-// would announce).
+// pyDAGCapabilities returns [capabilities, hidden]: what this node announces
+// (or, outside a cluster, would announce), and whether it is a hidden node,
+// which takes no DAG work.
 func (n *Node) pyDAGCapabilities(ctx context.Context, data []byte) ([]byte, error) {
+	hidden := n.cfg.Cluster != nil && n.cfg.Cluster.Hidden
 	if b := n.cluster(); b != nil {
-		return cbor.Marshal(b.Capabilities())
+		return cbor.Marshal([]any{b.Capabilities(), hidden})
 	}
 	if c := n.dag.caps.Load(); c != nil {
-		return cbor.Marshal(*c)
+		return cbor.Marshal([]any{*c, hidden})
 	}
-	return cbor.Marshal(withDeclared(capabilities(ctx, &n.gpus), n.declaredCaps()))
+	return cbor.Marshal([]any{withDeclared(capabilities(ctx, &n.gpus), n.declaredCaps()), hidden})
 }
 
 func (n *Node) declaredCaps() map[string]float64 {

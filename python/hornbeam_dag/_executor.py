@@ -1,0 +1,204 @@
+"""The node side of execute_distributed: runs functions the driver sends, keeps
+their results here, and hands them to the nodes whose functions need them.
+
+Results live in a per-process table keyed by run id, so they never pass through
+the driver. A run's results go when its driver releases the run, when the
+driver asks to drop results no function needs any more, or when the driver's
+node goes down. At most ``MAX_RESULTS`` results are kept per process
+(MemoryError beyond).
+"""
+
+import threading
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
+
+import _hornbeam
+
+import hornbeam_erlang
+from hornbeam_erlang import NodeDown, RPCTimeout
+
+from ._dag import resolve
+
+MAX_RESULTS = 1_000_000
+
+_lock = threading.Lock()
+_runs: Dict[str, Dict[int, Any]] = {}  # run id -> {function index: result}
+_drivers: Dict[str, Set[str]] = {}  # driver node -> its runs here
+_watched: Set[str] = set()
+_released: Deque[str] = deque(maxlen=4096)  # runs ended here: late calls for them are refused
+_released_set: Set[str] = set()
+_count = 0
+_peak = 0
+_fns: Dict[Tuple[str, str], Callable[..., Any]] = {}
+_me = _hornbeam.node()
+
+
+def _driver_event(event: str, node: str) -> None:
+    if event == "nodedown":
+        with _lock:
+            runs = _drivers.pop(node, set())
+        for r in runs:
+            release(r)
+
+
+def _open(run_id: str, driver: str) -> Optional[Dict[int, Any]]:
+    with _lock:
+        if run_id in _released_set:
+            return None
+        store = _runs.get(run_id)
+        if store is None:
+            store = _runs[run_id] = {}
+            _drivers.setdefault(driver, set()).add(run_id)
+            watch = driver != _me and driver not in _watched
+            if watch:
+                _watched.add(driver)
+        else:
+            watch = False
+    if watch:
+        hornbeam_erlang.monitor_node(driver, _driver_event)
+    return store
+
+
+def _function(module: str, name: str) -> Callable[..., Any]:
+    f = _fns.get((module, name))
+    if f is None:
+        f = _fns[(module, name)] = resolve(module, name)
+    return f
+
+
+class _Lost(Exception):
+    def __init__(self, idx: int, node: str, down: bool) -> None:
+        self.idx, self.node, self.down = idx, node, down
+
+
+def _refs(spec: list, out: List[Tuple[int, str]]) -> None:
+    for a in spec:
+        if a[0] == "r":
+            out.append((a[1], a[2]))
+        else:
+            _refs(a[3], out)
+
+
+def _fetch_inputs(run_id: str, store: Dict[int, Any], spec: list) -> Dict[int, Any]:
+    refs: List[Tuple[int, str]] = []
+    _refs(spec, refs)
+    have: Dict[int, Any] = {}
+    remote: Dict[str, List[int]] = {}
+    for idx, holder in refs:
+        if holder == _me:
+            try:
+                have[idx] = store[idx]
+            except KeyError:
+                raise _Lost(idx, holder, False) from None
+        else:
+            remote.setdefault(holder, []).append(idx)
+    for holder, idxs in remote.items():
+        try:
+            reply = hornbeam_erlang.rpc_call(holder, "hornbeam_dag._executor", "fetch", [run_id, idxs], None)
+        except (NodeDown, RPCTimeout):
+            raise _Lost(idxs[0], holder, True) from None
+        if reply[0] != "ok":
+            raise _Lost(reply[1], holder, False)
+        for idx, v in zip(idxs, reply[1]):
+            have[idx] = v
+    return have
+
+
+def _args(spec: list, have: Dict[int, Any]) -> List[Any]:
+    out = []
+    for a in spec:
+        if a[0] == "r":
+            out.append(have[a[1]])
+        else:
+            _, module, name, sub, extra = a
+            out.append(_function(module, name)(*_args(sub, have), *extra))
+    return out
+
+
+def run(run_id: str, driver: str, idx: int, module: str, name: str, spec: list, extra: list,
+        want: bool, keep: bool) -> list:
+    """Run one function; keep its result here if ``keep``; reply
+    ``["ok", result if want else None]``, ``["lost", index, node, down]`` when
+    an input could not be had from its holder, or ``["ended"]`` for a run
+    already released."""
+    global _count, _peak
+    store = _open(run_id, driver)
+    if store is None:
+        return ["ended"]
+    try:
+        have = _fetch_inputs(run_id, store, spec)
+    except _Lost as e:
+        return ["lost", e.idx, e.node, e.down]
+    value = _function(module, name)(*_args(spec, have), *extra)
+    if keep:
+        with _lock:
+            if run_id not in _runs:
+                return ["ended"]
+            if _count >= MAX_RESULTS:
+                raise MemoryError(f"hornbeam_dag: {MAX_RESULTS} results already held on {_me}")
+            if idx not in store:
+                _count += 1
+                if _count > _peak:
+                    _peak = _count
+            store[idx] = value
+    return ["ok", value if want else None]
+
+
+async def fetch(run_id: str, idxs: List[int]) -> list:
+    """``["ok", [results]]`` of a run, or ``["missing", index]``.
+
+    A coroutine, so it is served on the node's event loop: a node whose pool
+    threads all wait for inputs still answers the nodes that wait for its own.
+    """
+    store = _runs.get(run_id)
+    if store is None:
+        return ["missing", idxs[0]]
+    out = []
+    for i in idxs:
+        try:
+            out.append(store[i])
+        except KeyError:
+            return ["missing", i]
+    return ["ok", out]
+
+
+def drop(run_id: str, idxs: List[int]) -> None:
+    """Forget results of a run that no function needs any more."""
+    global _count
+    with _lock:
+        store = _runs.get(run_id)
+        if store is None:
+            return
+        for i in idxs:
+            if store.pop(i, _MISSING) is not _MISSING:
+                _count -= 1
+
+
+_MISSING = object()
+
+
+def release(run_id: str) -> None:
+    """End a run here: its results go, and late calls for it are refused."""
+    global _count
+    with _lock:
+        store = _runs.pop(run_id, None)
+        if store is not None:
+            _count -= len(store)
+        if run_id not in _released_set:
+            if len(_released) == _released.maxlen:
+                _released_set.discard(_released[0])
+            _released.append(run_id)
+            _released_set.add(run_id)
+
+
+def stats() -> Dict[str, int]:
+    """Results held here now, the most held at once since the last reset, and open runs."""
+    with _lock:
+        return {"results": _count, "peak": _peak, "runs": len(_runs)}
+
+
+def reset_peak() -> None:
+    """Start measuring the peak afresh (tests)."""
+    global _peak
+    with _lock:
+        _peak = _count

@@ -1,0 +1,59 @@
+"""Functions for the DAG tests: each says where and when it ran."""
+
+import os
+import time
+
+from hornbeam_erlang import node
+
+
+def noop(*args):
+    return None
+
+
+def inc(x=0):
+    return x + 1
+
+
+def count(*xs):
+    return len(xs)
+
+
+def where(*args):
+    """[node, args]: the node this ran on."""
+    return [node(), list(args)]
+
+
+def span(*args):
+    """Sleeps the last argument's seconds; returns [node, start, end]."""
+    t0 = time.time()
+    time.sleep(args[-1])
+    return [node(), t0, time.time()]
+
+
+def big(n):
+    return b"x" * n
+
+
+def size(b):
+    return [node(), len(b)]
+
+
+def step(*args):
+    """(inputs..., delay, markdir): sum(inputs) + 1 after delay; leaves a file
+    in markdir per start, named by node, so a test can see where work runs."""
+    *inputs, delay, markdir = args
+    fd, _ = __import__("tempfile").mkstemp(prefix=node() + "-", dir=markdir)
+    os.close(fd)
+    time.sleep(delay)
+    return sum(inputs) + 1
+
+
+def fail_on(bad, x=0):
+    """Raises on the node named bad, else returns [node, x + 1]."""
+    if node() == bad:
+        raise RuntimeError(f"failing on {bad}")
+    return [node(), x + 1]
+
+
+def always_fails(*args):
+    raise ValueError("always")
