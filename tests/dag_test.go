@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-		"os/exec"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
