@@ -21,7 +21,7 @@ the results it held that are still needed recomputed.
 import asyncio
 from typing import Any, Dict, Hashable, Optional, Sequence
 
-from . import aio
+from . import _scheduler, aio
 from ._dag import DAG, CyclicDependency, DAGError, DAGFailed, Function, MissingFunction, Unschedulable
 from ._local import execute
 from ._nodes import discover_nodes, register_local_node
@@ -52,7 +52,7 @@ def execute_distributed(dag: DAG, max_retries: int = 3, allocation: str = "load_
     else:
         raise RuntimeError("execute_distributed would block this event loop: "
                            "await hornbeam_dag.aio.execute_distributed(...) instead")
-    return asyncio.run(aio.execute_distributed(dag, max_retries, allocation, outputs, timeout_ms))
+    return _scheduler.run_sync(dag, max_retries, allocation, outputs, timeout_ms)
 
 
 __all__ = [

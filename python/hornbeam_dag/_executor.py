@@ -9,6 +9,7 @@ node goes down. At most ``MAX_RESULTS`` results are kept per process
 """
 
 import threading
+import traceback
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
@@ -115,33 +116,61 @@ def _args(spec: list, have: Dict[int, Any]) -> List[Any]:
     return out
 
 
-def run(run_id: str, driver: str, idx: int, module: str, name: str, spec: list, extra: list,
-        want: bool, keep: bool) -> list:
-    """Run one function; keep its result here if ``keep``; reply
-    ``["ok", result if want else None]``, ``["lost", index, node, down]`` when
-    an input could not be had from its holder, or ``["ended"]`` for a run
-    already released."""
+def run(run_id: str, driver: str, tasks: list) -> list:
+    """Run ``tasks`` one after another: each ``[index, module, function, args,
+    extra_args, want, keep]``, its args ``["r", index, holder]`` (a result) or
+    ``["i", module, function, args, extra_args]`` (an inline function). A result
+    is kept here if ``keep``. Replies one record per task run: ``["ok", result
+    if want else None]``; the last may be ``["lost", index, node, down]`` (an
+    input could not be had from its holder), ``["err", type, message,
+    traceback]`` (the function raised) or ``["ended"]`` (the run is over here),
+    and the tasks after it are not run."""
     global _count, _peak
     store = _open(run_id, driver)
     if store is None:
-        return ["ended"]
-    try:
-        have = _fetch_inputs(run_id, store, spec)
-    except _Lost as e:
-        return ["lost", e.idx, e.node, e.down]
-    value = _function(module, name)(*_args(spec, have), *extra)
-    if keep:
-        with _lock:
-            if run_id not in _runs:
-                return ["ended"]
-            if _count >= MAX_RESULTS:
-                raise MemoryError(f"hornbeam_dag: {MAX_RESULTS} results already held on {_me}")
-            if idx not in store:
-                _count += 1
-                if _count > _peak:
-                    _peak = _count
-            store[idx] = value
-    return ["ok", value if want else None]
+        return [["ended"]]
+    out: list = []
+    prev = None
+    for idx, module, name, spec, extra, want, keep in tasks:
+        try:
+            have = _fetch_inputs(run_id, store, spec)
+        except _Lost as e:
+            out.append(["lost", e.idx, e.node, e.down])
+            return out
+        except Exception as e:  # an input that cannot travel, say
+            out.append(["err", _qualname(type(e)), f"fetching the inputs: {e}", traceback.format_exc()])
+            return out
+        try:
+            value = _function(module, name)(*_args(spec, have), *extra)
+        except Exception as e:
+            out.append(["err", _qualname(type(e)), str(e), traceback.format_exc()])
+            return out
+        if keep:
+            with _lock:
+                if _runs.get(run_id) is not store:
+                    out.append(["ended"])
+                    return out
+                if _count >= MAX_RESULTS:
+                    out.append(["err", "MemoryError", f"hornbeam_dag: {MAX_RESULTS} results already held on {_me}", ""])
+                    return out
+                if idx not in store:
+                    _count += 1
+                    if _count > _peak:
+                        _peak = _count
+                store[idx] = value
+        if prev is not None:
+            # The previous task's result had this task as its only user (the
+            # driver chains only such tasks): it goes now.
+            with _lock:
+                if _runs.get(run_id) is store and store.pop(prev, _MISSING) is not _MISSING:
+                    _count -= 1
+        out.append(["ok", value if want else None])
+        prev = idx if keep else None
+    return out
+
+
+def _qualname(t: type) -> str:
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
 
 
 async def fetch(run_id: str, idxs: List[int]) -> list:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Deque, Dict, Hashable, List, Optional, Sequenc
 import _hornbeam
 
 import hornbeam_erlang
-from hornbeam_erlang import NodeDown
+from hornbeam_erlang import NodeDown, RemoteError
 
 from . import _nodes
 from ._dag import DAG, DAGError, DAGFailed, Function, Unschedulable, code_target
@@ -30,6 +30,8 @@ PENDING, READY, RUNNING, DONE = 0, 1, 2, 3
 # Functions sent to one node and not answered yet, whatever their cost: bounds
 # what a node queues for its pool threads and what the driver has in flight.
 MAX_INFLIGHT_PER_NODE = 64
+# Functions of a chain run in one call to a node (see _Run._segment).
+MAX_SEGMENT = 64
 # Results no function needs any more are dropped in batches of this many per node.
 DROP_BATCH = 64
 
@@ -307,12 +309,51 @@ class _Run:
                     best = nd
         return best
 
+    def _segment(self, i: int, nd: str) -> Tuple[List[int], Dict[str, float]]:
+        """``i`` and the chain after it that can run in the same call on ``nd``.
+
+        A function whose only argument is the previous one's result, and that
+        is that result's only user, would be sent to the same node the moment
+        its input is made: running it in the same call saves a round trip to
+        this node per link. The reservation is the largest of the chain's
+        costs, key by key; its functions run one after another, so the node
+        never holds more than that.
+        """
+        seg = [i]
+        res = self.cost[i]
+        used, caps = self.used[nd], self.caps[nd]
+        consumers, deps, state, pin, avoid = self.consumers, self.deps, self.state, self.pin, self.avoid
+        cur = i
+        while len(seg) < MAX_SEGMENT:
+            cons = consumers[cur]
+            if len(cons) != 1:
+                break
+            j = cons[0]
+            if (state[j] != PENDING or len(deps[j]) != 1 or not self.simple[j] or len(self.args[j]) != 1
+                    or pin[j] not in (None, nd) or (avoid[j] and nd in avoid[j])):
+                break
+            cj = self.cost[j]
+            if cj is not res and cj:
+                merged = dict(res)
+                for k, v in cj.items():
+                    if v > merged.get(k, 0.0):
+                        merged[k] = v
+                if any(used.get(k, 0.0) + v > caps.get(k, 0.0) + 1e-9 for k, v in merged.items()):
+                    break
+                res = merged
+            seg.append(j)
+            cur = j
+        return seg, res
+
     def _start(self, i: int, nd: str) -> None:
-        self.state[i] = RUNNING
+        seg, res = self._segment(i, nd)
+        state = self.state
+        for k in seg:
+            state[k] = RUNNING
         self.running[nd] += 1
         self.total_running += 1
         used = self.used[nd]
-        for k, v in self.cost[i].items():
+        for k, v in res.items():
             used[k] = used.get(k, 0.0) + v
         self.touched.add(nd)
         if self.simple[i]:
@@ -321,47 +362,76 @@ class _Run:
         else:
             spec = self._fill(self.args[i])
         mod, name = self.target[i]
+        tasks = [[i, mod, name, spec, self.extra[i], self.want[i], self.keep[i]]]
+        prev = i
+        for k in seg[1:]:
+            mod, name = self.target[k]
+            tasks.append([k, mod, name, [["r", prev, nd]], self.extra[k], self.want[k], self.keep[k]])
+            prev = k
         fut = self.loop.create_future()
-        _hornbeam.call_async(fut, "rpc_call", nd, _EXECUTOR, "run",
-                             [self.run_id, self.me, i, mod, name, spec, self.extra[i], self.want[i], self.keep[i]],
-                             None)
-        fut.add_done_callback(lambda f: self._done(i, nd, f))
+        _hornbeam.call_async(fut, "rpc_call", nd, _EXECUTOR, "run", [self.run_id, self.me, tasks], None)
+        fut.add_done_callback(lambda f: self._done(seg, res, nd, f))
 
-    def _release(self, i: int, nd: str) -> None:
+    def _release(self, res: Dict[str, float], nd: str) -> None:
         self.running[nd] -= 1
         self.total_running -= 1
         used = self.used[nd]
-        for k, v in self.cost[i].items():
+        for k, v in res.items():
             used[k] -= v
 
-    def _done(self, i: int, nd: str, f: asyncio.Future) -> None:
+    def _done(self, seg: List[int], res: Dict[str, float], nd: str, f: asyncio.Future) -> None:
         if self.finished:
+            if not f.cancelled():
+                f.exception()  # retrieved: a late failure of an ended run is not news
             return
         try:
-            self._settle(i, nd, f)
+            self._settle(seg, res, nd, f)
         except BaseException as e:  # a bug here must end the run, not hang it
-            self._fail(i, nd, e)
+            self._fail(seg[0], nd, e)
 
-    def _settle(self, i: int, nd: str, f: asyncio.Future) -> None:
-        self._release(i, nd)
+    def _settle(self, seg: List[int], res: Dict[str, float], nd: str, f: asyncio.Future) -> None:
+        self._release(res, nd)
         exc = f.exception()
-        if exc is None:
-            rec = f.result()
-            if rec[0] == "ok":
-                self._complete(i, nd, rec[1])
-            elif rec[0] == "lost":
+        if exc is not None:
+            if isinstance(exc, NodeDown):
+                self._node_lost(nd)
+            if len(seg) > 1:
+                self._require(seg[1:])
+            self._retry(seg[0], nd, exc)
+            if not self.finished:
+                self._schedule()
+            return
+        recs = f.result()
+        n = 0
+        for k, rec in zip(seg, recs):
+            if rec[0] != "ok":
+                break
+            if n:
+                # The node dropped the previous link once this one had it.
+                prev = seg[n - 1]
+                if self.where[prev] == nd:
+                    self.where[prev] = None
+                    self.held[nd].discard(prev)
+            self._complete(k, nd, rec[1])
+            n += 1
+        if n < len(recs):
+            k, rec = seg[n], recs[n]
+            n += 1
+            if rec[0] == "lost":
                 _, d, holder, down = rec
                 if down:
                     self._node_lost(holder)
                 elif self.where[d] == holder:
                     self._results_lost([d], holder)
-                self._require([i])
+                self._require([k])
+            elif rec[0] == "err":
+                err = RemoteError(f"{rec[1]} raised on {nd}: {rec[2]}")
+                err.type, err.message, err.traceback, err.node = rec[1], rec[2], rec[3], nd
+                self._retry(k, nd, err)
             else:
-                self._retry(i, nd, RuntimeError(f"{nd} had already ended this run"))
-        else:
-            if isinstance(exc, NodeDown):
-                self._node_lost(nd)
-            self._retry(i, nd, exc)
+                self._retry(k, nd, RuntimeError(f"{nd} had already ended this run"))
+        if n < len(seg) and not self.finished:
+            self._require(seg[n:])  # not run: their input is gone or failed
         self._schedule()
 
     def _complete(self, i: int, nd: str, value: Any) -> None:
@@ -480,9 +550,39 @@ def validate_opts(timeout_ms: Optional[float]) -> None:
         raise ValueError("timeout_ms must be a positive number or None")
 
 
+_node_loop: Optional[asyncio.AbstractEventLoop] = None
+
+
+async def _capture_loop() -> None:
+    global _node_loop
+    _node_loop = asyncio.get_running_loop()
+
+
+def node_loop() -> asyncio.AbstractEventLoop:
+    """The node's own event loop (the one Go settles call_async futures on
+    directly, in batches): the scheduler runs there, so each reply costs no
+    extra thread wake-up."""
+    if _node_loop is None:
+        # A coroutine function called through rpc_call runs on the node's loop.
+        hornbeam_erlang.rpc_call(hornbeam_erlang.node(), __name__, "_capture_loop", [], None)
+    assert _node_loop is not None
+    return _node_loop
+
+
+def run_sync(dag: DAG, max_retries: int, allocation: str, outputs: Optional[Sequence[Hashable]],
+             timeout_ms: Optional[float]) -> Dict[Hashable, Any]:
+    validate_opts(timeout_ms)
+    run = _Run(dag, max_retries, allocation, outputs)
+    loop = node_loop()
+    return asyncio.run_coroutine_threadsafe(run.run(timeout_ms), loop).result()
+
+
 async def execute_distributed(dag: DAG, max_retries: int = 3, allocation: str = "load_balanced",
                               outputs: Optional[Sequence[Hashable]] = None,
                               timeout_ms: Optional[float] = None) -> Dict[Hashable, Any]:
     validate_opts(timeout_ms)
     run = _Run(dag, max_retries, allocation, outputs)
-    return await run.run(timeout_ms)
+    loop = node_loop()
+    if asyncio.get_running_loop() is loop:
+        return await run.run(timeout_ms)
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run.run(timeout_ms), loop))
