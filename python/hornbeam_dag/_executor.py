@@ -80,19 +80,25 @@ def _refs(spec: list, out: List[Tuple[int, str]]) -> None:
             _refs(a[3], out)
 
 
-def _fetch_inputs(run_id: str, store: Dict[int, Any], spec: list) -> Dict[int, Any]:
+def _fetch_inputs(run_id: str, store: Dict[int, Any], specs: List[list], have: Dict[int, Any]) -> None:
+    """Put every result ``specs`` name into ``have``: from this node's store, or
+    with one call per holding node for those held elsewhere."""
     refs: List[Tuple[int, str]] = []
-    _refs(spec, refs)
-    have: Dict[int, Any] = {}
+    for spec in specs:
+        _refs(spec, refs)
     remote: Dict[str, List[int]] = {}
     for idx, holder in refs:
+        if idx in have:
+            continue
         if holder == _me:
             try:
                 have[idx] = store[idx]
             except KeyError:
                 raise _Lost(idx, holder, False) from None
         else:
-            remote.setdefault(holder, []).append(idx)
+            want = remote.setdefault(holder, [])
+            if idx not in want:
+                want.append(idx)
     for holder, idxs in remote.items():
         try:
             reply = hornbeam_erlang.rpc_call(holder, "hornbeam_dag._executor", "fetch", [run_id, idxs], None)
@@ -102,7 +108,6 @@ def _fetch_inputs(run_id: str, store: Dict[int, Any], spec: list) -> Dict[int, A
             raise _Lost(reply[1], holder, False)
         for idx, v in zip(idxs, reply[1]):
             have[idx] = v
-    return have
 
 
 def _args(spec: list, have: Dict[int, Any]) -> List[Any]:
@@ -116,7 +121,7 @@ def _args(spec: list, have: Dict[int, Any]) -> List[Any]:
     return out
 
 
-def run(run_id: str, driver: str, tasks: list) -> list:
+def run(run_id: str, driver: str, tasks: list, chain: bool) -> list:
     """Run ``tasks`` one after another: each ``[index, module, function, args,
     extra_args, want, keep]``, its args ``["r", index, holder]`` (a result) or
     ``["i", module, function, args, extra_args]`` (an inline function). A result
@@ -124,16 +129,24 @@ def run(run_id: str, driver: str, tasks: list) -> list:
     if want else None]``; the last may be ``["lost", index, node, down]`` (an
     input could not be had from its holder), ``["err", type, message,
     traceback]`` (the function raised) or ``["ended"]`` (the run is over here),
-    and the tasks after it are not run."""
+    and the tasks after it are not run. With ``chain``, each task takes the
+    previous one's result, and is its only user."""
     global _count, _peak
     store = _open(run_id, driver)
     if store is None:
         return [["ended"]]
     out: list = []
     prev = None
-    for idx, module, name, spec, extra, want, keep in tasks:
+    # Inputs held elsewhere come in one call per holder for the whole batch
+    # (a chain's later links read the store as they go).
+    have: Dict[int, Any] = {}
+    for pos, (idx, module, name, spec, extra, want, keep) in enumerate(tasks):
         try:
-            have = _fetch_inputs(run_id, store, spec)
+            if pos == 0:
+                _fetch_inputs(run_id, store, [tasks[0][3]] if chain else [t[3] for t in tasks], have)
+            elif chain:
+                have = {}  # the previous link's result is in the store; nothing else is needed
+                _fetch_inputs(run_id, store, [spec], have)
         except _Lost as e:
             out.append(["lost", e.idx, e.node, e.down])
             return out
@@ -165,7 +178,7 @@ def run(run_id: str, driver: str, tasks: list) -> list:
                 if _runs.get(run_id) is store and store.pop(prev, _MISSING) is not _MISSING:
                     _count -= 1
         out.append(["ok", value if want else None])
-        prev = idx if keep else None
+        prev = idx if keep and chain else None
     return out
 
 

@@ -32,6 +32,10 @@ PENDING, READY, RUNNING, DONE = 0, 1, 2, 3
 MAX_INFLIGHT_PER_NODE = 64
 # Functions of a chain run in one call to a node (see _Run._segment).
 MAX_SEGMENT = 64
+# A node with this many calls unanswered gets up to MAX_BATCH more ready
+# functions of the same cost in each further call.
+COALESCE_AT = 8
+MAX_BATCH = 32
 # Results no function needs any more are dropped in batches of this many per node.
 DROP_BATCH = 64
 
@@ -250,7 +254,22 @@ class _Run:
                 if nd is None:
                     break
                 q.popleft()
-                self._start(i, nd)
+                batch = None
+                if self.running[nd] >= COALESCE_AT and q:
+                    # The node has more calls waiting than it has threads:
+                    # more of the same class ride along in this call, one
+                    # after another under one reservation.
+                    batch = []
+                    avoid = self.avoid
+                    while q and len(batch) < MAX_BATCH:
+                        j = q[0]
+                        if state[j] != READY:
+                            q.popleft()
+                            continue
+                        if avoid[j] and nd in avoid[j]:
+                            break
+                        batch.append(q.popleft())
+                self._start(i, nd, batch)
         if self.total_running == 0 and not self.finished:
             self._stuck()
 
@@ -345,8 +364,12 @@ class _Run:
             cur = j
         return seg, res
 
-    def _start(self, i: int, nd: str) -> None:
-        seg, res = self._segment(i, nd)
+    def _start(self, i: int, nd: str, batch: Optional[List[int]] = None) -> None:
+        if batch:
+            seg, res, chain = [i] + batch, self.cost[i], False
+        else:
+            seg, res = self._segment(i, nd)
+            chain = True
         state = self.state
         for k in seg:
             state[k] = RUNNING
@@ -356,21 +379,28 @@ class _Run:
         for k, v in res.items():
             used[k] = used.get(k, 0.0) + v
         self.touched.add(nd)
+        tasks = []
+        if chain:
+            tasks.append(self._task(i))
+            prev = i
+            for k in seg[1:]:
+                mod, name = self.target[k]
+                tasks.append([k, mod, name, [["r", prev, nd]], self.extra[k], self.want[k], self.keep[k]])
+                prev = k
+        else:
+            tasks = [self._task(k) for k in seg]
+        fut = self.loop.create_future()
+        _hornbeam.call_async(fut, "rpc_call", nd, _EXECUTOR, "run", [self.run_id, self.me, tasks, chain], None)
+        fut.add_done_callback(lambda f: self._done(seg, res, nd, chain, f))
+
+    def _task(self, i: int) -> list:
         if self.simple[i]:
             where = self.where
             spec = [["r", a, where[a]] for a in self.args[i]]
         else:
             spec = self._fill(self.args[i])
         mod, name = self.target[i]
-        tasks = [[i, mod, name, spec, self.extra[i], self.want[i], self.keep[i]]]
-        prev = i
-        for k in seg[1:]:
-            mod, name = self.target[k]
-            tasks.append([k, mod, name, [["r", prev, nd]], self.extra[k], self.want[k], self.keep[k]])
-            prev = k
-        fut = self.loop.create_future()
-        _hornbeam.call_async(fut, "rpc_call", nd, _EXECUTOR, "run", [self.run_id, self.me, tasks], None)
-        fut.add_done_callback(lambda f: self._done(seg, res, nd, f))
+        return [i, mod, name, spec, self.extra[i], self.want[i], self.keep[i]]
 
     def _release(self, res: Dict[str, float], nd: str) -> None:
         self.running[nd] -= 1
@@ -379,17 +409,17 @@ class _Run:
         for k, v in res.items():
             used[k] -= v
 
-    def _done(self, seg: List[int], res: Dict[str, float], nd: str, f: asyncio.Future) -> None:
+    def _done(self, seg: List[int], res: Dict[str, float], nd: str, chain: bool, f: asyncio.Future) -> None:
         if self.finished:
             if not f.cancelled():
                 f.exception()  # retrieved: a late failure of an ended run is not news
             return
         try:
-            self._settle(seg, res, nd, f)
+            self._settle(seg, res, nd, chain, f)
         except BaseException as e:  # a bug here must end the run, not hang it
             self._fail(seg[0], nd, e)
 
-    def _settle(self, seg: List[int], res: Dict[str, float], nd: str, f: asyncio.Future) -> None:
+    def _settle(self, seg: List[int], res: Dict[str, float], nd: str, chain: bool, f: asyncio.Future) -> None:
         self._release(res, nd)
         exc = f.exception()
         if exc is not None:
@@ -406,7 +436,7 @@ class _Run:
         for k, rec in zip(seg, recs):
             if rec[0] != "ok":
                 break
-            if n:
+            if n and chain:
                 # The node dropped the previous link once this one had it.
                 prev = seg[n - 1]
                 if self.where[prev] == nd:
