@@ -354,15 +354,17 @@ print(json.dumps(out))
 	checkStoresEmpty(t, got["deep_stores"])
 }
 
-// A node killed with kill -9 in the middle of a run: its running functions
-// are retried on the others, the results it held that are still needed are
-// recomputed, and the DAG completes with the right answer.
+// A node killed with kill -9 in the middle of a run, once it has finished a
+// chain (its result, held there, is needed by the last two functions) and
+// started another: the running chain is retried on the others, the finished
+// one is recomputed, and the DAG completes with the right answer.
 func TestDAGNodeKilledMidRun(t *testing.T) {
 	cookie, seed, nodes := dagCluster(t)
 	victim := nodes[2] // g
 	marks := t.TempDir()
 	pydir, _ := filepath.Abs("testdata/dag")
-	// 12 chains of 4 steps (0.1 s each, cpu=1), then one sum of the chains.
+	// 12 chains of 4 steps (cpu=1 each; chains 0-5 take 0.05 s a step, 6-11
+	// 0.3 s), then two functions of every chain's end.
 	src := dagPrelude + `
 import sys
 marks = sys.argv[1]
@@ -370,9 +372,9 @@ d = DAG()
 for c in range(12):
     for s in range(4):
         d.add_function(Function((c, s), [(c, s - 1)] if s else [], "dagtest:step",
-                                cost={"cpu": 1}, extra_args=[0.1, marks]))
+                                cost={"cpu": 1}, extra_args=[0.05 if c < 6 else 0.3, marks, f"c{c}s{s}"]))
 d.add_function(Function("sum", [(c, 3) for c in range(12)], "dagtest:count"))
-d.add_function(Function("total", [(c, 3) for c in range(12)], "dagtest:step", extra_args=[0, marks]))
+d.add_function(Function("total", [(c, 3) for c in range(12)], "dagtest:step", extra_args=[0, marks, "total"]))
 t = time.time()
 r = hd.execute_distributed(d, max_retries=3, outputs=["sum", "total"], timeout_ms=60000)
 print(json.dumps({"r": r, "s": time.time() - t, "stores": stores_empty(["a@127.0.0.1", "b@127.0.0.1"])}))
@@ -390,18 +392,19 @@ print(json.dumps({"r": r, "s": time.time() - t, "stores": stores_empty(["a@127.0
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Kill g once it has started 3 functions: it holds results and runs more.
+	// g has finished a chain once a 4th step ended there, and runs another
+	// once a step started there after that.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		started, _ := filepath.Glob(filepath.Join(marks, "g@127.0.0.1-*"))
-		if len(started) >= 3 {
+		ended, _ := filepath.Glob(filepath.Join(marks, "g@127.0.0.1-c*s3-end-*"))
+		started, _ := filepath.Glob(filepath.Join(marks, "g@127.0.0.1-*-start-*"))
+		if len(ended) >= 1 && len(started) >= 5 && len(started) > 4*len(ended) {
 			break
 		}
 		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("g never ran 3 functions\n%s", stderr.String())
+			t.Fatalf("g never finished a chain and started another\n%s", stderr.String())
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 	victim.kill()
 	sc := bufio.NewScanner(stdout)
@@ -420,14 +423,24 @@ print(json.dumps({"r": r, "s": time.time() - t, "stores": stores_empty(["a@127.0
 	if err := json.Unmarshal([]byte(last), &got); err != nil {
 		t.Fatalf("%q: %v\n%s", last, err, stderr.String())
 	}
-	all, _ := filepath.Glob(filepath.Join(marks, "*"))
-	onG, _ := filepath.Glob(filepath.Join(marks, "g@127.0.0.1-*"))
-	t.Logf("completed in %.1fs; %d function starts for 49 functions, %d of them on g before the kill", got.S, len(all), len(onG))
+	all, _ := filepath.Glob(filepath.Join(marks, "*-start-*"))
+	t.Logf("completed in %.1fs; %d function starts for 49 functions; driver said: %s", got.S, len(all),
+		strings.TrimSpace(stderr.String()))
 	if got.R["sum"] != 12 || got.R["total"] != 12*4+1 {
 		t.Fatalf("results %v, want sum 12, total 49", got.R)
 	}
-	if len(all) <= 49 {
-		t.Errorf("%d function starts: nothing was rerun after g died", len(all))
+	// Every chain that finished on g ran again, whole, elsewhere.
+	doneOnG, _ := filepath.Glob(filepath.Join(marks, "g@127.0.0.1-c*s3-end-*"))
+	for _, f := range doneOnG {
+		tag := strings.SplitN(filepath.Base(f), "-", 3)[1] // cNs3
+		again, _ := filepath.Glob(filepath.Join(marks, "[ab]@127.0.0.1-"+strings.TrimSuffix(tag, "s3")+"s0-start-*"))
+		if len(again) == 0 {
+			t.Errorf("chain %s finished on g before the kill and was not recomputed", tag)
+		}
+	}
+	if !strings.Contains(stderr.String(), "g@127.0.0.1 went down mid-run") ||
+		strings.Contains(stderr.String(), " 0 results it held that are still needed") {
+		t.Errorf("the driver did not report recomputing g's results:\n%s", stderr.String())
 	}
 	checkStoresEmpty(t, got.Stores)
 }

@@ -11,7 +11,7 @@ polling.
 """
 
 import asyncio
-import os
+import logging
 import uuid
 from collections import deque
 from typing import Any, Callable, Deque, Dict, Hashable, List, Optional, Sequence, Set, Tuple
@@ -40,6 +40,7 @@ MAX_BATCH = 32
 DROP_BATCH = 64
 
 _EXECUTOR = "hornbeam_dag._executor"
+_log = logging.getLogger("hornbeam_dag")
 _ALLOCATIONS = ("load_balanced", "first_available")
 
 
@@ -530,6 +531,9 @@ class _Run:
         self.dead.add(nd)
         lost = self.held.pop(nd)
         self.held[nd] = set()
+        needed = sum(1 for i in lost if self.users[i] > 0)
+        _log.warning("hornbeam_dag: %s went down mid-run: %d calls it was running are retried elsewhere, "
+                     "%d results it held that are still needed are recomputed", nd, self.running[nd], needed)
         self._results_lost(list(lost), nd)
 
     def _results_lost(self, lost: List[int], nd: str) -> None:

@@ -1,6 +1,7 @@
 """Functions for the DAG tests: each says where and when it ran."""
 
 import os
+import tempfile
 import time
 
 from hornbeam_erlang import node
@@ -39,12 +40,15 @@ def size(b):
 
 
 def step(*args):
-    """(inputs..., delay, markdir): sum(inputs) + 1 after delay; leaves a file
-    in markdir per start, named by node, so a test can see where work runs."""
-    *inputs, delay, markdir = args
-    fd, _ = __import__("tempfile").mkstemp(prefix=node() + "-", dir=markdir)
+    """(inputs..., delay, markdir, tag): sum(inputs) + 1 after delay; leaves
+    files in markdir, NODE-TAG-start-* and NODE-TAG-end-*, so a test can see
+    where work runs."""
+    *inputs, delay, markdir, tag = args
+    fd, _ = tempfile.mkstemp(prefix=f"{node()}-{tag}-start-", dir=markdir)
     os.close(fd)
     time.sleep(delay)
+    fd, _ = tempfile.mkstemp(prefix=f"{node()}-{tag}-end-", dir=markdir)
+    os.close(fd)
     return sum(inputs) + 1
 
 
