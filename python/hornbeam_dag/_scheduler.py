@@ -532,8 +532,8 @@ class _Run:
         lost = self.held.pop(nd)
         self.held[nd] = set()
         needed = sum(1 for i in lost if self.users[i] > 0)
-        _log.warning("hornbeam_dag: %s went down mid-run: %d calls it was running are retried elsewhere, "
-                     "%d results it held that are still needed are recomputed", nd, self.running[nd], needed)
+        _log.warning("hornbeam_dag: %s went down mid-run: what it was running is retried elsewhere, "
+                     "and the %d results it held that are still needed are recomputed", nd, needed)
         self._results_lost(list(lost), nd)
 
     def _results_lost(self, lost: List[int], nd: str) -> None:
