@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -443,4 +444,29 @@ print(json.dumps({"r": r, "s": time.time() - t, "stores": stores_empty(["a@127.0
 		t.Errorf("the driver did not report recomputing g's results:\n%s", stderr.String())
 	}
 	checkStoresEmpty(t, got.Stores)
+}
+
+// examples/dag/run_demo.sh end to end: the gpu steps run on the gpu node, and
+// the second run, with cpu2 killed mid-run, completes with the same scores.
+func TestDAGExampleDemo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "examples/dag/run_demo.sh")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "HORNBEAM_BIN="+hornbeam)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("run_demo.sh: %v\n%s", err, out)
+	}
+	s := string(out)
+	if strings.Count(s, `"gpu_steps_ran_on": [
+    "gpu1@127.0.0.1"
+  ]`) != 2 || strings.Count(s, "50.455") != 12 {
+		t.Errorf("unexpected demo output:\n%s", s)
+	}
+	if !strings.Contains(s, "cpu2@127.0.0.1 went down mid-run") {
+		t.Errorf("the kill run did not lose cpu2:\n%s", s)
+	}
 }
