@@ -616,6 +616,9 @@ async def execute_distributed(dag: DAG, max_retries: int = 3, allocation: str = 
                               timeout_ms: Optional[float] = None) -> Dict[Hashable, Any]:
     validate_opts(timeout_ms)
     run = _Run(dag, max_retries, allocation, outputs)
+    if _node_loop is None:
+        # Learning the node's loop waits on that loop, which may be this one.
+        await asyncio.get_running_loop().run_in_executor(None, node_loop)
     loop = node_loop()
     if asyncio.get_running_loop() is loop:
         return await run.run(timeout_ms)

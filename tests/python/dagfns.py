@@ -36,3 +36,14 @@ class Holder:
     @staticmethod
     def triple(x):
         return 3 * x
+
+
+async def on_node_loop():
+    import hornbeam_dag as hd
+    from hornbeam_dag import DAG, Function
+    d = (DAG()
+         .add_function(Function("a", [], one))
+         .add_function(Function("b", ["a"], inc))
+         .add_function(Function("t", ["b"], ("dagfns", "Holder.triple")))
+         .add_function(Function("c", ["a", "t"], add, extra_args=[100])))
+    return await hd.aio.execute_distributed(d, outputs=["c"])

@@ -171,3 +171,12 @@ def test_timeout_is_dag_failed():
     with pytest.raises(hd.DAGFailed) as e:
         hd.execute_distributed(d, timeout_ms=200)
     assert e.value.function_id is None and isinstance(e.value.error, TimeoutError)
+
+
+def test_aio_form_on_the_nodes_own_loop():
+    # A coroutine run by rpc_call to this node runs on the node's loop (as an
+    # ASGI handler does): the awaitable form must not block it.
+    import hornbeam_erlang
+    from hornbeam_dag import _scheduler
+    _scheduler._node_loop = None  # as in a fresh process
+    assert hornbeam_erlang.rpc_call(node(), "dagfns", "on_node_loop", [], timeout_ms=10000) == {"c": 107}
