@@ -83,6 +83,12 @@ class _Run:
         targets: Dict[Hashable, Tuple[str, str]] = {f: _target(fns[f]) for f in order}
         self.target = [targets[f] for f in reg]
         self.extra = [fns[f].extra_args for f in reg]
+        for f in order:
+            if fns[f].extra_args:
+                try:
+                    _hornbeam.encode(fns[f].extra_args)
+                except (TypeError, ValueError) as e:
+                    raise DAGError(f"function {f!r}: extra_args cannot travel to another node: {e}") from None
         self.pin = [fns[f].node for f in reg]
         self.limit = [fns[f].max_retries if fns[f].max_retries is not None else max_retries for f in reg]
         # Equal costs share one dict, so that a class of them is one ready queue.

@@ -180,3 +180,12 @@ def test_aio_form_on_the_nodes_own_loop():
     from hornbeam_dag import _scheduler
     _scheduler._node_loop = None  # as in a fresh process
     assert hornbeam_erlang.rpc_call(node(), "dagfns", "on_node_loop", [], timeout_ms=10000) == {"c": 107}
+
+
+def test_extra_args_that_cannot_travel_are_a_dag_error():
+    d = DAG().add_function(Function("x", [], dagfns.add, extra_args=[object()]))
+    with pytest.raises(hd.DAGError, match="extra_args"):
+        hd.execute_distributed(d)
+    with pytest.raises(hd.DAGFailed) as e:
+        hd.execute(d)  # locally they need not travel: add() itself fails on an object
+    assert isinstance(e.value.error, TypeError)
