@@ -71,7 +71,7 @@ func dagSection(bin string) (string, error) {
 	b.WriteString("How: the driver sends each node only small records, never results it did not ask for; a chain " +
 		"of functions whose only input is the previous one runs as one call on one node (one round trip per 64 " +
 		"links, results handed over in the node's memory); a node with 8 calls waiting gets further ready " +
-		"functions of the same cost in batches of up to 32 under one reservation, and fetches each input it lacks " +
+		"functions of the same cost (if they ran under 1 ms so far) in batches of up to 32 under one reservation, and fetches each input it lacks " +
 		"once per call from the node that holds it. Dask's scheduler makes a round trip per task to a worker, " +
 		"and its client batches messages every 10 ms.\n\n")
 	return b.String(), nil
@@ -112,7 +112,7 @@ func hornbeamDAG(bin, pydir string) (map[string]float64, error) {
 }
 
 // dagNoop answers a batch of tasks the way hornbeam_dag's executor does,
-// with one ["ok", nil] record per task, running nothing.
+// with one ["ok", nil, 0] record per task, running nothing.
 type dagNoop struct{}
 
 func (dagNoop) Call(_ context.Context, _, _ string, args []byte) ([]byte, error) {
@@ -124,9 +124,9 @@ func (dagNoop) Call(_ context.Context, _, _ string, args []byte) ([]byte, error)
 	if err := cbor.Unmarshal(a[2], &tasks); err != nil {
 		return nil, err
 	}
-	recs := make([][2]any, len(tasks))
+	recs := make([][3]any, len(tasks))
 	for i := range recs {
-		recs[i] = [2]any{"ok", nil}
+		recs[i] = [3]any{"ok", nil, 0.0}
 	}
 	return cbor.Marshal(recs)
 }

@@ -47,7 +47,7 @@ def stores_empty(nodes=NODES, timeout=10):
     deadline = time.time() + timeout
     while True:
         st = {n: rpc_call(n, "hornbeam_dag._executor", "stats", []) for n in nodes}
-        if all(s["results"] == 0 and s["runs"] == 0 for s in st.values()) or time.time() > deadline:
+        if all(s["results"] == 0 and s["runs"] == 0 and s["tracked"] == 0 for s in st.values()) or time.time() > deadline:
             return st
         time.sleep(0.05)
 `
@@ -268,7 +268,7 @@ func checkStoresEmpty(t *testing.T, stores any) {
 	t.Helper()
 	for n, s := range stores.(map[string]any) {
 		st := s.(map[string]any)
-		if st["results"] != 0.0 || st["runs"] != 0.0 {
+		if st["results"] != 0.0 || st["runs"] != 0.0 || st["tracked"] != 0.0 {
 			t.Errorf("%s still holds DAG results after the runs ended: %v", n, st)
 		}
 	}

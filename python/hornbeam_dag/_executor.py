@@ -9,6 +9,7 @@ node goes down. At most ``MAX_RESULTS`` results are kept per process
 """
 
 import threading
+import time
 import traceback
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
@@ -25,6 +26,7 @@ MAX_RESULTS = 1_000_000
 _lock = threading.Lock()
 _runs: Dict[str, Dict[int, Any]] = {}  # run id -> {function index: result}
 _drivers: Dict[str, Set[str]] = {}  # driver node -> its runs here
+_run_driver: Dict[str, str] = {}
 _watched: Set[str] = set()
 _released: Deque[str] = deque(maxlen=4096)  # runs ended here: late calls for them are refused
 _released_set: Set[str] = set()
@@ -50,13 +52,19 @@ def _open(run_id: str, driver: str) -> Optional[Dict[int, Any]]:
         if store is None:
             store = _runs[run_id] = {}
             _drivers.setdefault(driver, set()).add(run_id)
-            watch = driver != _me and driver not in _watched
-            if watch:
-                _watched.add(driver)
-        else:
-            watch = False
+            _run_driver[run_id] = driver
+        watch = driver != _me and driver not in _watched
+        if watch:
+            _watched.add(driver)
     if watch:
-        hornbeam_erlang.monitor_node(driver, _driver_event)
+        # A driver's calls can arrive before its first heartbeat does, and
+        # monitor_node reports a node it does not know as down at once: watch
+        # it from a call that comes once it is known.
+        if driver in hornbeam_erlang.nodes("connected"):
+            hornbeam_erlang.monitor_node(driver, _driver_event)
+        else:
+            with _lock:
+                _watched.discard(driver)
     return store
 
 
@@ -126,7 +134,7 @@ def run(run_id: str, driver: str, tasks: list, chain: bool) -> list:
     extra_args, want, keep]``, its args ``["r", index, holder]`` (a result) or
     ``["i", module, function, args, extra_args]`` (an inline function). A result
     is kept here if ``keep``. Replies one record per task run: ``["ok", result
-    if want else None]``; the last may be ``["lost", index, node, down]`` (an
+    if want else None, seconds it ran]``; the last may be ``["lost", index, node, down]`` (an
     input could not be had from its holder), ``["err", type, message,
     traceback]`` (the function raised) or ``["ended"]`` (the run is over here),
     and the tasks after it are not run. With ``chain``, each task takes the
@@ -154,7 +162,9 @@ def run(run_id: str, driver: str, tasks: list, chain: bool) -> list:
             out.append(["err", _qualname(type(e)), f"fetching the inputs: {e}", traceback.format_exc()])
             return out
         try:
+            t0 = time.perf_counter()
             value = _function(module, name)(*_args(spec, have), *extra)
+            took = time.perf_counter() - t0
         except Exception as e:
             out.append(["err", _qualname(type(e)), str(e), traceback.format_exc()])
             return out
@@ -177,7 +187,7 @@ def run(run_id: str, driver: str, tasks: list, chain: bool) -> list:
             with _lock:
                 if _runs.get(run_id) is store and store.pop(prev, _MISSING) is not _MISSING:
                     _count -= 1
-        out.append(["ok", value if want else None])
+        out.append(["ok", value if want else None, took])
         prev = idx if keep and chain else None
     return out
 
@@ -226,6 +236,11 @@ def release(run_id: str) -> None:
         store = _runs.pop(run_id, None)
         if store is not None:
             _count -= len(store)
+        driver = _run_driver.pop(run_id, None)
+        if driver is not None and driver in _drivers:
+            _drivers[driver].discard(run_id)
+            if not _drivers[driver]:
+                del _drivers[driver]
         if run_id not in _released_set:
             if len(_released) == _released.maxlen:
                 _released_set.discard(_released[0])
@@ -234,9 +249,10 @@ def release(run_id: str) -> None:
 
 
 def stats() -> Dict[str, int]:
-    """Results held here now, the most held at once since the last reset, and open runs."""
+    """Results held here now, the most held at once since the last reset, open
+    runs, and runs whose driver is remembered (to end them if it goes down)."""
     with _lock:
-        return {"results": _count, "peak": _peak, "runs": len(_runs)}
+        return {"results": _count, "peak": _peak, "runs": len(_runs), "tracked": len(_run_driver)}
 
 
 def reset_peak() -> None:

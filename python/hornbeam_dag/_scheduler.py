@@ -33,8 +33,11 @@ MAX_INFLIGHT_PER_NODE = 64
 # Functions of a chain run in one call to a node (see _Run._segment).
 MAX_SEGMENT = 64
 # A node with this many calls unanswered gets up to MAX_BATCH more ready
-# functions of the same cost in each further call.
+# functions of the same cost in each further call...
 COALESCE_AT = 8
+# ... only for functions of a class that ran this quickly (seconds, on average):
+# slow ones would wait behind each other in a batch instead of running in parallel.
+BATCH_UNDER_S = 0.001
 MAX_BATCH = 32
 # Results no function needs any more are dropped in batches of this many per node.
 DROP_BATCH = 64
@@ -143,6 +146,7 @@ class _Run:
         self.dead: Set[str] = set()
         self.touched: Set[str] = set()
         self.queues: Dict[Tuple, Deque[int]] = {}
+        self.took: Dict[Tuple, float] = {}  # cost class -> how long its functions run, averaged
         self.run_id = uuid.uuid4().hex
         self.finished = False
         self.fut: Optional[asyncio.Future] = None
@@ -262,7 +266,7 @@ class _Run:
                     break
                 q.popleft()
                 batch = None
-                if self.running[nd] >= COALESCE_AT and q:
+                if self.running[nd] >= COALESCE_AT and q and self.took.get(self.ckey[i], 1.0) < BATCH_UNDER_S:
                     # The node has more calls waiting than it has threads:
                     # more of the same class ride along in this call, one
                     # after another under one reservation.
@@ -450,6 +454,8 @@ class _Run:
                     self.where[prev] = None
                     self.held[nd].discard(prev)
             self._complete(k, nd, rec[1])
+            ck = self.ckey[k]
+            self.took[ck] = 0.8 * self.took.get(ck, rec[2]) + 0.2 * rec[2]
             n += 1
         if n < len(recs):
             k, rec = seg[n], recs[n]

@@ -1,5 +1,6 @@
 """hornbeam_dag on one node: building, validating and executing DAGs."""
 import asyncio
+import time
 
 import pytest
 
@@ -189,3 +190,14 @@ def test_extra_args_that_cannot_travel_are_a_dag_error():
     with pytest.raises(hd.DAGFailed) as e:
         hd.execute(d)  # locally they need not travel: add() itself fails on an object
     assert isinstance(e.value.error, TypeError)
+
+
+def test_slow_functions_without_cost_run_in_parallel():
+    # Nothing reserves a cost, so only the node's threads bound them: 24 sleeps
+    # of 0.25 s must overlap (one after another would take 6 s).
+    d = DAG()
+    for i in range(24):
+        d.add_function(Function(i, [], "time:sleep", extra_args=[0.25]))
+    t0 = time.monotonic()
+    hd.execute_distributed(d)
+    assert time.monotonic() - t0 < 3.5
