@@ -451,6 +451,37 @@ print(json.dumps({"r": r, "s": time.time() - t, "stores": stores_empty(["a@127.0
 	checkStoresEmpty(t, got.Stores)
 }
 
+// Results of a run whose driver no longer drives it (it never did, or its
+// node is gone) are freed by the node holding them, without any release: the
+// node asks the driver once the run sits idle.
+func TestDAGStrayResultsFreed(t *testing.T) {
+	cookie, seed, _ := dagCluster(t)
+	var got map[string]any
+	dagScript(t, cookie, seed.addr, dagPrelude+`
+B = "b@127.0.0.1"
+rpc_call(B, "dagtest", "set_sweep", [0.5])
+task = [[0, "dagtest", "inc", [], [], False, True]]
+out = {}
+for name, driver in [("not_driving", "a@127.0.0.1"), ("gone", "ghost@127.0.0.1")]:
+    rec = rpc_call(B, "hornbeam_dag._executor", "run", ["stray-" + name, driver, task, False])
+    held = rpc_call(B, "hornbeam_dag._executor", "stats", [])["results"]
+    t = time.time()
+    while rpc_call(B, "hornbeam_dag._executor", "stats", [])["tracked"] and time.time() - t < 20:
+        time.sleep(0.05)
+    out[name] = [rec[0][0], held, time.time() - t]
+out["stores"] = stores_empty()
+print(json.dumps(out))
+`, 90*time.Second, &got)
+	for _, name := range []string{"not_driving", "gone"} {
+		r := got[name].([]any)
+		t.Logf("%s: freed %.1fs after", name, r[2])
+		if r[0] != "ok" || r[1] != 1.0 || r[2].(float64) >= 20 {
+			t.Errorf("%s: %v (want the result held, then freed)", name, r)
+		}
+	}
+	checkStoresEmpty(t, got["stores"])
+}
+
 // examples/dag/run_demo.sh end to end: the gpu steps run on the gpu node, and
 // the second run, with cpu2 killed mid-run, completes with the same scores.
 func TestDAGExampleDemo(t *testing.T) {

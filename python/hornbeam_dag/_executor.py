@@ -8,6 +8,7 @@ node goes down. At most ``MAX_RESULTS`` results are kept per process
 (MemoryError beyond).
 """
 
+import asyncio
 import threading
 import time
 import traceback
@@ -30,6 +31,11 @@ _run_driver: Dict[str, str] = {}
 _watched: Set[str] = set()
 _released: Deque[str] = deque(maxlen=4096)  # runs ended here: late calls for them are refused
 _released_set: Set[str] = set()
+_last: Dict[str, float] = {}  # run id -> when a call last touched it here
+_sweeping = False
+# A run no call has touched for this long is checked with its driver (gone, or
+# no longer driving it: released). Seconds.
+SWEEP_S = 30.0
 _count = 0
 _peak = 0
 _fns: Dict[Tuple[str, str], Callable[..., Any]] = {}
@@ -37,17 +43,23 @@ _me = _hornbeam.node()
 
 
 def _driver_event(event: str, node: str) -> None:
+    # Not released at once: on a loaded machine a live driver can be reported
+    # down for a moment. The sweeper asks it at its next pass, within a
+    # second, and releases what it does not answer for twice.
     if event == "nodedown":
         with _lock:
-            runs = _drivers.pop(node, set())
-        for r in runs:
-            release(r)
+            for r in _drivers.get(node, ()):
+                _last[r] = 0.0
 
 
 def _open(run_id: str, driver: str) -> Optional[Dict[int, Any]]:
+    global _sweeping
     with _lock:
         if run_id in _released_set:
             return None
+        _last[run_id] = time.monotonic()
+        sweep = not _sweeping
+        _sweeping = True
         store = _runs.get(run_id)
         if store is None:
             store = _runs[run_id] = {}
@@ -65,7 +77,47 @@ def _open(run_id: str, driver: str) -> Optional[Dict[int, Any]]:
         else:
             with _lock:
                 _watched.discard(driver)
+    if sweep:
+        # On the node's event loop, as a task: it ends with the node.
+        hornbeam_erlang.rpc_cast(_me, __name__, "_sweep", [])
     return store
+
+
+async def _sweep() -> None:
+    """Ends runs whose driver no longer drives them: a node cut off from its
+    driver mid-run (its work redone elsewhere) keeps no results once it is
+    back, and one that missed the driver's release frees them anyway."""
+    from hornbeam_erlang import aio
+
+    unanswered: Dict[str, int] = {}  # run -> checks its driver did not answer
+    while True:
+        await asyncio.sleep(min(SWEEP_S / 2, 1.0))
+        now = time.monotonic()
+        idle: Dict[str, List[str]] = {}
+        with _lock:
+            for r, t in _last.items():
+                if now - t >= SWEEP_S and r in _run_driver:
+                    idle.setdefault(_run_driver[r], []).append(r)
+        for driver, runs in idle.items():
+            try:
+                live = await aio.rpc_call(driver, "hornbeam_dag._scheduler", "alive", [runs], timeout_ms=10000)
+            except (NodeDown, RPCTimeout):
+                for r in runs:
+                    unanswered[r] = unanswered.get(r, 0) + 1
+                    if unanswered[r] >= 2:
+                        unanswered.pop(r)
+                        release(r)
+                continue
+            except Exception:
+                continue  # ask again next time
+            for r, ok in zip(runs, live):
+                unanswered.pop(r, None)
+                if ok:
+                    with _lock:
+                        if r in _last:
+                            _last[r] = time.monotonic()
+                else:
+                    release(r)
 
 
 def _function(module: str, name: str) -> Callable[..., Any]:
@@ -203,6 +255,8 @@ async def fetch(run_id: str, idxs: List[int]) -> list:
     threads all wait for inputs still answers the nodes that wait for its own.
     """
     store = _runs.get(run_id)
+    if store is not None:
+        _last[run_id] = time.monotonic()
     if store is None:
         return ["missing", idxs[0]]
     out = []
@@ -236,6 +290,7 @@ def release(run_id: str) -> None:
         store = _runs.pop(run_id, None)
         if store is not None:
             _count -= len(store)
+        _last.pop(run_id, None)
         driver = _run_driver.pop(run_id, None)
         if driver is not None and driver in _drivers:
             _drivers[driver].discard(run_id)

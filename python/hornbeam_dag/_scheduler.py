@@ -195,6 +195,7 @@ class _Run:
         loop = asyncio.get_running_loop()
         self.loop = loop
         self.fut = loop.create_future()
+        _live.add(self.run_id)
         try:
             for nd in self.nodes:
                 if nd != self.me:
@@ -229,15 +230,16 @@ class _Run:
         return cb
 
     def _cleanup(self) -> None:
+        _live.discard(self.run_id)
         for nd, cb in self.monitors:
             hornbeam_erlang.demonitor_node(nd, cb)
+        # Nodes seen down too: one only cut off may be back. One that comes
+        # back later asks whether the run lives (see alive).
         for nd in self.touched:
-            if nd in self.dead:
-                continue
             try:
                 hornbeam_erlang.rpc_cast(nd, _EXECUTOR, "release", [self.run_id])
             except Exception:
-                pass  # a node gone since: its results went with it
+                pass  # a node gone: its results went with it
 
     def _outputs(self) -> Dict[Hashable, Any]:
         if self.order_out is None:
@@ -472,7 +474,10 @@ class _Run:
                 err.type, err.message, err.traceback, err.node = rec[1], rec[2], rec[3], nd
                 self._retry(k, nd, err)
             else:
-                self._retry(k, nd, RuntimeError(f"{nd} had already ended this run"))
+                # The node ended the run (it took this node for gone): what it
+                # held is lost, and it takes no more of this run's work.
+                self._node_lost(nd, "ended this run (it took this node for gone)")
+                self._require([k])
         if n < len(seg) and not self.finished:
             self._require(seg[n:])  # not run: their input is gone or failed
         self._schedule()
@@ -537,15 +542,15 @@ class _Run:
         self._node_lost(nd)
         self._schedule()
 
-    def _node_lost(self, nd: str) -> None:
+    def _node_lost(self, nd: str, why: str = "went down mid-run") -> None:
         if nd in self.dead or nd not in self.held:
             return
         self.dead.add(nd)
         lost = self.held.pop(nd)
         self.held[nd] = set()
         needed = sum(1 for i in lost if self.users[i] > 0)
-        _log.warning("hornbeam_dag: %s went down mid-run: what it was running is retried elsewhere, "
-                     "and the %d results it held that are still needed are recomputed", nd, needed)
+        _log.warning("hornbeam_dag: %s %s: what it was running is retried elsewhere, "
+                     "and the %d results it held that are still needed are recomputed", nd, why, needed)
         self._results_lost(list(lost), nd)
 
     def _results_lost(self, lost: List[int], nd: str) -> None:
@@ -597,6 +602,13 @@ def validate_opts(timeout_ms: Optional[float]) -> None:
 
 
 _node_loop: Optional[asyncio.AbstractEventLoop] = None
+_live: Set[str] = set()  # runs this node drives now
+
+
+def alive(run_ids: List[str]) -> List[bool]:
+    """Which of ``run_ids`` this node still drives: asked by nodes holding
+    results of runs that have not called them for a while."""
+    return [r in _live for r in run_ids]
 
 
 async def _capture_loop() -> None:

@@ -61,3 +61,9 @@ def fail_on(bad, x=0):
 
 def always_fails(*args):
     raise ValueError("always")
+
+
+def set_sweep(seconds):
+    """How long a DAG run may sit idle on this node before its driver is asked."""
+    import hornbeam_dag._executor as ex
+    ex.SWEEP_S = seconds
