@@ -79,7 +79,10 @@ def _open(run_id: str, driver: str) -> Optional[Dict[int, Any]]:
                 _watched.discard(driver)
     if sweep:
         # On the node's event loop, as a task: it ends with the node.
-        hornbeam_erlang.rpc_cast(_me, __name__, "_sweep", [])
+        try:
+            hornbeam_erlang.rpc_cast(_me, __name__, "_sweep", [])
+        except Exception:
+            _sweeping = False  # try again with the next call
     return store
 
 
