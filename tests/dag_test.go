@@ -70,7 +70,7 @@ func dagScript(t *testing.T, cookie, join, src string, timeout time.Duration, ou
 	}
 }
 
-// Seed 003's pipeline: each function runs on a node with room for its cost, the
+// The source -> cpu-heavy -> gpu -> aggregation pipeline: each function runs on a node with room for its cost, the
 // gpu step on the only gpu node; capabilities come from --capability and
 // register_local_node; impossible costs and pins are Unschedulable before
 // anything runs; pinned functions run where pinned; inline functions run

@@ -1,4 +1,4 @@
-"""Seed pipeline: source -> cpu-heavy -> gpu -> aggregation, across the cluster.
+"""A pipeline across the cluster: source -> cpu-heavy -> gpu -> aggregation.
 
 Run by run_demo.sh as a hidden node (it drives the DAG and takes no work):
     hornbeam run --name driver@127.0.0.1 --hidden --join HOST:PORT \\
