@@ -366,7 +366,14 @@ print(json.dumps(out))
 // (slow) take a and b, chains 6 and 7 (fast) go to g and finish there, then g
 // takes two of the slow chains 8-11 while a and b are still busy. A probe
 // pinned to a, run once a chain's end is made, shows the driver has it.
-func TestDAGNodeKilledMidRun(t *testing.T) {
+func TestDAGNodeKilledMidRun(t *testing.T) { dagLoseNodeMidRun(t, false) }
+
+// The same with g stopped (SIGSTOP: hung, or cut off) instead of killed: the
+// driver sees it down within seconds and the run completes without it; once
+// g resumes, it frees what it held for the run.
+func TestDAGNodeStoppedMidRun(t *testing.T) { dagLoseNodeMidRun(t, true) }
+
+func dagLoseNodeMidRun(t *testing.T, stop bool) {
 	cookie, seed, nodes := dagCluster(t)
 	victim := nodes[2] // g
 	marks := t.TempDir()
@@ -414,7 +421,12 @@ print(json.dumps({"r": r, "s": time.time() - t, "stores": stores_empty(["a@127.0
 		time.Sleep(2 * time.Millisecond)
 	}
 	gRan := glob("g@127.0.0.1-c*-start-*")
-	victim.kill()
+	if stop {
+		syscall.Kill(victim.pid(), syscall.SIGSTOP)
+		defer syscall.Kill(victim.pid(), syscall.SIGCONT)
+	} else {
+		victim.kill()
+	}
 	sc := bufio.NewScanner(stdout)
 	var last string
 	for sc.Scan() {
@@ -449,6 +461,15 @@ print(json.dumps({"r": r, "s": time.time() - t, "stores": stores_empty(["a@127.0
 		t.Errorf("the driver did not recompute the chain ends g held (6 and 7 at least):\n%s", stderr.String())
 	}
 	checkStoresEmpty(t, got.Stores)
+	if !stop {
+		return
+	}
+	syscall.Kill(victim.pid(), syscall.SIGCONT)
+	var after map[string]any
+	dagScript(t, cookie, seed.addr, dagPrelude+`
+print(json.dumps(stores_empty(timeout=30)))
+`, 90*time.Second, &after)
+	checkStoresEmpty(t, after)
 }
 
 // Results of a run whose driver no longer drives it (it never did, or its
