@@ -39,6 +39,8 @@ COALESCE_AT = 8
 # slow ones would wait behind each other in a batch instead of running in parallel.
 BATCH_UNDER_S = 0.001
 MAX_BATCH = 32
+# A function whose inputs went missing this many times fails the run.
+MAX_LOST = 16
 # Results no function needs any more are dropped in batches of this many per node.
 DROP_BATCH = 64
 
@@ -134,6 +136,7 @@ class _Run:
         self.users = [len(c) for c in self.consumers]
         self.where: List[Optional[str]] = [None] * n
         self.attempts = [0] * n
+        self.lost = [0] * n  # times an input of a function went missing
         self.avoid: List[Optional[Set[str]]] = [None] * n  # nodes where a function failed
         self.done_count = 0
         self.results: Dict[Hashable, Any] = {}
@@ -464,6 +467,14 @@ class _Run:
             n += 1
             if rec[0] == "lost":
                 _, d, holder, down = rec
+                self.lost[k] += 1
+                if self.lost[k] > MAX_LOST:
+                    # Results that vanish from a live node again and again:
+                    # a node of several worker processes, each with its own.
+                    self._fail(k, nd, RuntimeError(
+                        f"the input {self.ids[d]!r} of {self.ids[k]!r} went missing on {holder} {self.lost[k]} times; "
+                        "a node started with -w N keeps results per worker process and cannot hold DAG results"))
+                    return
                 if down:
                     self._node_lost(holder)
                 elif self.where[d] == holder:
