@@ -17,10 +17,16 @@ import (
 func main() {
 	out := flag.String("out", "docs/BENCHMARKS.md", "markdown file to write")
 	bin := flag.String("bin", "bin/hornbeam", "the hornbeam binary to measure")
-	only := flag.String("only", "", "comma-separated sections to run (bridge, rpc, http, ml, procs); default all")
+	only := flag.String("only", "", "comma-separated sections to run (bridge, rpc, http, ml, procs, dag); default all")
 	child := flag.Bool("nats-child", false, "internal: the second process of the NATS floor")
 	busChildFlag := flag.Bool("bus-child", false, "internal: the serving process of the Go bus measurement")
+	dagChildName := flag.String("dag-child", "", "internal: a worker process of the DAG floor, by node name")
+	dagChildJoin := flag.String("dag-join", "", "internal: the cluster address a DAG floor worker joins")
 	flag.Parse()
+	if *dagChildName != "" {
+		dagChild(*dagChildName, *dagChildJoin)
+		return
+	}
 	if *child {
 		natsChild()
 		return
@@ -47,6 +53,7 @@ func main() {
 		{"http", func() (string, error) { return httpSection(*bin) }},
 		{"ml", func() (string, error) { return mlSection(*bin) }},
 		{"procs", func() (string, error) { return procSection(*bin) }},
+		{"dag", func() (string, error) { return dagSection(*bin) }},
 	}
 	for _, s := range sections {
 		if !want(s.name) {

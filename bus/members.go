@@ -1,11 +1,13 @@
 package bus
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -57,19 +59,25 @@ type members struct {
 	events       chan Event
 	clash        bool // a heartbeat carried our name from another process
 	seq          uint64
+	// caps is what this node announces; SetCapabilities replaces it while
+	// heartbeats read it, hence a pointer swapped whole.
+	caps atomic.Pointer[map[string]float64]
 }
 
 // maxQueuedEvents bounds the membership events waiting for watchers.
 const maxQueuedEvents = 4096
 
 func newMembers(b *Bus) *members {
-	return &members{
+	ms := &members{
 		b:            b,
 		m:            map[string]*member{},
 		disconnected: map[string]bool{},
 		watchers:     map[int]func(Event){},
 		events:       make(chan Event, maxQueuedEvents),
 	}
+	caps := maps.Clone(b.cfg.Capabilities)
+	ms.caps.Store(&caps)
+	return ms
 }
 
 func (ms *members) start() error {
@@ -87,7 +95,7 @@ func (ms *members) start() error {
 func (ms *members) heartbeat(leaving bool) []byte {
 	data, _ := encMode.Marshal(&heartbeat{
 		Name: ms.b.name, Incarnation: ms.b.incarnation, Hidden: ms.b.cfg.Hidden,
-		Roles: ms.b.cfg.Roles, Addr: ms.b.ClusterAddr(), Leaving: leaving, Caps: ms.b.cfg.Capabilities,
+		Roles: ms.b.cfg.Roles, Addr: ms.b.ClusterAddr(), Leaving: leaving, Caps: *ms.caps.Load(),
 	})
 	return data
 }
@@ -416,4 +424,22 @@ func (ms *members) addrUp(addr string) bool {
 		}
 	}
 	return false
+}
+
+// Capabilities returns what this node announces about itself.
+func (b *Bus) Capabilities() map[string]float64 {
+	return maps.Clone(*b.members.caps.Load())
+}
+
+// SetCapabilities replaces what this node announces and sends a heartbeat at
+// once, so that peers see the change without waiting an interval. A worker
+// process does not heartbeat: its node's supervisor announces for it.
+func (b *Bus) SetCapabilities(caps map[string]float64) error {
+	if b.cfg.Mode == Worker {
+		return errors.New("bus: a worker process cannot change its node's capabilities; start the node with --capability")
+	}
+	c := maps.Clone(caps)
+	b.members.caps.Store(&c)
+	b.members.beat()
+	return nil
 }

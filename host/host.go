@@ -71,6 +71,7 @@ type Node struct {
 	procs        *process.Table
 	unwatchProcs func()
 	localCalls   sync.Map // async_call id -> cancel, for calls to this node
+	dag          dagHost
 }
 
 // New starts a node's interpreter, state and, when configured, its cluster bus.
@@ -103,6 +104,9 @@ func New(cfg Config) (*Node, error) {
 		funcs[k] = f
 	}
 	for k, f := range n.procFuncs() {
+		funcs[k] = f
+	}
+	for k, f := range n.dagFuncs() {
 		funcs[k] = f
 	}
 	if cfg.Web != nil {
@@ -150,7 +154,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Cluster != nil {
 		bc := *cfg.Cluster
 		bc.Handler = pyHandler{py, n.batcher}
-		bc.Capabilities = capabilities(context.Background(), &n.gpus)
+		bc.Capabilities = withDeclared(capabilities(context.Background(), &n.gpus), cfg.Cluster.Capabilities)
 		bc.Info = func(ctx context.Context) any { return n.info(ctx) }
 		if bc.Logger == nil {
 			bc.Logger = cfg.Logger

@@ -45,6 +45,7 @@ func capabilities(ctx context.Context, gpus *sysinfo.GPUCache) map[string]float6
 		"gpu":       float64(si.GPUCount),
 		"cpu":       float64(runtime.NumCPU()),
 		"memory_gb": float64(si.MemoryTotal) / (1 << 30),
+		"memory":    float64(si.MemoryTotal >> 20), // MB, as DAG function costs count it
 	}
 }
 

@@ -133,6 +133,7 @@ func (n *Node) pyRPCCall(ctx context.Context, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, toPython(err)
 	}
+	n.dag.replyBytes.Add(int64(len(v)))
 	return v, nil
 }
 

@@ -57,7 +57,7 @@ func StartSupervisor(stateCfg state.Config, cacheCfg state.CacheConfig, cluster 
 		s.name = cluster.Name
 		bc := *cluster
 		bc.Mode = bus.Supervisor
-		bc.Capabilities = capabilities(context.Background(), &s.gpus)
+		bc.Capabilities = withDeclared(capabilities(context.Background(), &s.gpus), cluster.Capabilities)
 		bc.Info = func(ctx context.Context) any { return nodeInfo(ctx, s.name, s.started, cluster, s.bus.Load(), &s.gpus) }
 		if bc.Logger == nil {
 			bc.Logger = log

@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -19,6 +21,7 @@ type nodeFlags struct {
 	clusterHost, natsURL string
 	clusterPort          int
 	join, roles          []string
+	capabilities         []string
 	hidden               bool
 	maxPayload           int
 	heartbeatMillis      int
@@ -45,6 +48,7 @@ func (f *nodeFlags) add(fs *pflag.FlagSet, tool bool) {
 	fs.IntVar(&f.clusterPort, "cluster-port", envInt("HORNBEAM_CLUSTER_PORT", 0), "cluster listener port (0 picks a free one and logs it)")
 	fs.BoolVar(&f.hidden, "hidden", false, "a hidden node: not listed by other nodes' nodes()")
 	fs.StringArrayVar(&f.roles, "role", nil, "a role this node announces, e.g. gpu (repeatable)")
+	fs.StringArrayVar(&f.capabilities, "capability", nil, "a capability this node announces for DAG placement, KEY=VALUE, e.g. gpu=1 or cpu=4 (repeatable; overrides the detected cpu, memory in MB, gpu)")
 	fs.IntVar(&f.heartbeatMillis, "heartbeat-ms", 0, "membership heartbeat interval (default 150; a node silent for 3 is probed)")
 	fs.StringArrayVar(&f.allowModules, "allow-module", envList("HORNBEAM_ALLOW_MODULE"), "a module other nodes may call, as a glob on dotted names, e.g. ml or 'app_*' (repeatable; default: every module; env HORNBEAM_ALLOW_MODULE, comma-separated)")
 }
@@ -89,7 +93,31 @@ func (f *nodeFlags) busConfig(name string) (*bus.Config, error) {
 	if f.heartbeatMillis > 0 {
 		c.Heartbeat = msDuration(f.heartbeatMillis)
 	}
+	if c.Capabilities, err = parseCapabilities(f.capabilities); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// parseCapabilities reads repeated --capability KEY=VALUE flags.
+func parseCapabilities(kvs []string) (map[string]float64, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]float64, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--capability %q: want KEY=VALUE, e.g. gpu=1", kv)
+		}
+		n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || n < 0 || math.IsInf(n, 0) || math.IsNaN(n) {
+			return nil, fmt.Errorf("--capability %q: the value must be a number >= 0", kv)
+		}
+		out[k] = n
+	}
+	return out, nil
 }
 
 // toolConfig makes a hidden node for a CLI tool, named cli-RANDOM@127.0.0.1,
