@@ -21,6 +21,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/hornbeam-go/hornbeam/metrics"
 )
 
 // Defaults for Config fields left zero.
@@ -80,6 +82,8 @@ type Config struct {
 	// Info answers node_info requests; nil answers with the name and roles only.
 	Info   func(ctx context.Context) any
 	Logger *slog.Logger
+	// Metrics counts calls, casts and nodedowns; nil counts nothing.
+	Metrics *metrics.Set
 }
 
 // Bus is a node's connection to the cluster.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hornbeam-go/hornbeam/batch"
 	"github.com/hornbeam-go/hornbeam/bus"
+	"github.com/hornbeam-go/hornbeam/metrics"
 	"github.com/hornbeam-go/hornbeam/pybridge"
 	"github.com/hornbeam-go/hornbeam/python"
 	"github.com/hornbeam-go/hornbeam/state"
@@ -43,6 +44,8 @@ type Config struct {
 	// GracefulTimeout bounds how long Close waits for requests in flight.
 	GracefulTimeout time.Duration
 	Logger          *slog.Logger
+	// Metrics counts what the node does; nil counts nothing.
+	Metrics *metrics.Set
 }
 
 // Node is one hornbeam node: a Python interpreter with the host's services.
@@ -93,6 +96,7 @@ func New(cfg Config) (*Node, error) {
 		if wcfg.Logger == nil {
 			wcfg.Logger = cfg.Logger
 		}
+		wcfg.Metrics = cfg.Metrics
 		w, err := web.New(wcfg)
 		if err != nil {
 			return nil, err
@@ -117,6 +121,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("host: starting Python: %w", err)
 	}
 	n.py = py
+	n.registerMetrics()
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	go func() {
@@ -133,6 +138,7 @@ func New(cfg Config) (*Node, error) {
 		if bc.Logger == nil {
 			bc.Logger = cfg.Logger
 		}
+		bc.Metrics = cfg.Metrics
 		b, err := bus.Start(bc)
 		if err != nil {
 			n.Close()
@@ -200,7 +206,7 @@ func (n *Node) forwardEvents(ctx context.Context) {
 
 // info answers node_info: resources, roles and identity.
 func (n *Node) info(ctx context.Context) map[string]any {
-	return nodeInfo(ctx, n.name, n.started, n.cfg.Cluster, n.cluster(), &n.gpus)
+	return withTotals(nodeInfo(ctx, n.name, n.started, n.cfg.Cluster, n.cluster(), &n.gpus), n.cfg.Metrics)
 }
 
 func nodeInfo(ctx context.Context, name string, started time.Time, c *bus.Config, b *bus.Bus, gpus *sysinfo.GPUCache) map[string]any {

@@ -22,6 +22,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/hornbeam-go/hornbeam/metrics"
 	"github.com/hornbeam-go/hornbeam/pybridge"
 )
 
@@ -53,6 +54,7 @@ type Config struct {
 	Factory          bool      // App is a callable that returns the app
 	AccessLog        io.Writer // common log format; nil = none
 	Logger           *slog.Logger
+	Metrics          *metrics.Set // counts requests; nil counts nothing
 }
 
 // Server serves one app.
@@ -297,7 +299,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	req := &request{w: w, r: r, done: make(chan struct{})}
-	defer func() { close(req.done); s.access(req, t0) }()
+	s.cfg.Metrics.HTTPBegin()
+	defer func() { close(req.done); s.access(req, t0); s.cfg.Metrics.HTTPEnd(req.status, time.Since(t0)) }()
 	select {
 	case s.sem <- struct{}{}:
 		defer func() { <-s.sem }()

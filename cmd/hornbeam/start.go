@@ -46,6 +46,7 @@ type startOptions struct {
 	maxRequestsJitter int
 	reload            bool
 	ml                mlFlags
+	metrics           metricsFlags
 }
 
 func newStartCmd() *cobra.Command {
@@ -118,6 +119,7 @@ Examples:
 	o.nf.add(f, false)
 	o.wf.add(f)
 	o.ml.add(f)
+	o.metrics.add(f)
 	f.StringVarP(&o.configFile, "config", "c", "", "TOML file of settings named as the long flags, e.g. bind = [\"0.0.0.0:8000\"], timeout = 60")
 	f.StringArrayVar(&o.pythonPath, "pythonpath", nil, "add a directory to sys.path (repeatable)")
 	f.IntVar(&o.threads, "threads", envInt("HORNBEAM_THREADS", 0), "threads for synchronous Python calls, per worker (0: 2 per CPU, at least 4)")
@@ -160,10 +162,17 @@ func (o *startOptions) runSingle(args []string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	cfg.Metrics = o.metrics.single()
 	node, err := host.New(cfg)
 	if err != nil {
 		return err
 	}
+	stopMetrics, err := o.metrics.serve(cfg.Metrics, node.Bus, node.Name(), log)
+	if err != nil {
+		node.Close()
+		return err
+	}
+	defer stopMetrics()
 	addr := ""
 	if b := node.Bus(); b != nil {
 		addr = b.ClusterAddr()
@@ -206,6 +215,8 @@ func (o *startOptions) runWorker(w *supervisor.Worker, args []string, log *slog.
 	defer shared.Close()
 	cfg.SharedState = shared
 	cfg.SharedCache = shared
+	var metricsDir string
+	cfg.Metrics, metricsDir = o.metrics.worker()
 	if cfg.Cluster != nil {
 		cfg.Cluster.Mode = bus.Worker
 		cfg.Cluster.NATSURL, cfg.Cluster.NATSToken = natsURL, natsToken
@@ -220,6 +231,9 @@ func (o *startOptions) runWorker(w *supervisor.Worker, args []string, log *slog.
 	if err != nil {
 		return err
 	}
+	mctx, stopMetrics := context.WithCancel(context.Background())
+	defer stopMetrics()
+	serveWorkerMetrics(mctx, cfg.Metrics, metricsDir, log)
 	if err := w.Ready(); err != nil {
 		log.Warn("telling the supervisor we are ready", "err", err)
 	}
@@ -261,12 +275,22 @@ func (o *startOptions) runSupervisor(app string, log *slog.Logger) error {
 		defer ln.Close()
 		files = append(files, f)
 	}
+	mset, menv, rmMetrics, err := o.metrics.supervisor()
+	if err != nil {
+		return err
+	}
+	defer rmMetrics()
+	if cluster != nil {
+		cluster.Metrics = mset
+	}
 	node, err := host.StartSupervisor(state.Config{}, o.ml.cacheConfig(), cluster, log)
 	if err != nil {
 		return err
 	}
 	defer node.Close()
+	node.RegisterMetrics(mset)
 	env := append(os.Environ(), envNodeState+"="+node.StateSocket())
+	env = append(env, menv...)
 	clusterAddr := ""
 	if b := node.Bus(); b != nil {
 		url, token := b.ClientURL()
@@ -294,11 +318,18 @@ func (o *startOptions) runSupervisor(app string, log *slog.Logger) error {
 			}
 			close(started)
 		},
-		Logger: log,
+		OnReplace: mset.WorkerRestart,
+		Logger:    log,
 	})
 	if err != nil {
 		return err
 	}
+	mset.GaugeFunc("hornbeam_workers", "Worker processes ready and serving.", func() float64 { return float64(sv.Running()) })
+	stopMetrics, err := o.metrics.serve(mset, node.Bus, node.Name(), log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
