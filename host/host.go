@@ -91,6 +91,9 @@ func New(cfg Config) (*Node, error) {
 	for k, f := range n.mlFuncs() {
 		funcs[k] = f
 	}
+	for k, f := range n.logFuncs() {
+		funcs[k] = f
+	}
 	if cfg.Web != nil {
 		wcfg := *cfg.Web
 		if wcfg.Logger == nil {
@@ -122,6 +125,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.py = py
 	n.registerMetrics()
+	n.installPythonLogging()
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	go func() {

@@ -55,6 +55,12 @@ type Config struct {
 	AccessLog        io.Writer // common log format; nil = none
 	Logger           *slog.Logger
 	Metrics          *metrics.Set // counts requests; nil counts nothing
+	// ForwardedAllowIPs: peers whose X-Forwarded-For/-Proto set the client
+	// address and scheme (--proxy-headers); nil believes no peer.
+	ForwardedAllowIPs *Trusted
+	// AccessFormat writes the access log in gunicorn's format; nil keeps
+	// the default line.
+	AccessFormat *AccessFormat
 }
 
 // Server serves one app.
@@ -288,6 +294,7 @@ func (s *Server) Funcs() map[string]pybridge.GoFunc {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t0 := time.Now()
 	headersRead(r)
+	r = s.proxied(r)
 	if m := s.cfg.MaxRequests; m > 0 && s.served.Add(1) == m {
 		// Stop accepting at once (other workers, or this one's successor,
 		// take new connections from the shared socket); Close finishes the rest.
@@ -435,10 +442,7 @@ func (s *Server) environ(r *http.Request) map[string]any {
 			port = "443"
 		}
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
+	scheme := httpScheme(r)
 	env := map[string]any{
 		"REQUEST_METHOD":  r.Method,
 		"SCRIPT_NAME":     latin1(script),
@@ -476,6 +480,10 @@ func (s *Server) access(req *request, t0 time.Time) {
 	if s.cfg.AccessLog == nil {
 		return
 	}
+	if s.cfg.AccessFormat != nil {
+		s.cfg.AccessFormat.write(s.cfg.AccessLog, req, t0)
+		return
+	}
 	r := req.r
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
 	fmt.Fprintf(s.cfg.AccessLog, "%s - - [%s] \"%s %s %s\" %d %d %.6f\n", host,
@@ -491,10 +499,7 @@ func (s *Server) scope(r *http.Request) map[string]any {
 		path = r.URL.Path
 	}
 	root := strings.TrimSuffix(s.cfg.RootPath, "/")
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
+	scheme := httpScheme(r)
 	// As uvicorn: a proxy that mounts the app at root_path strips it from the
 	// request, and path gets it back; a path that still has it keeps it once.
 	raw := r.URL.EscapedPath()

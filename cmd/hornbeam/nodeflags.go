@@ -22,6 +22,7 @@ type nodeFlags struct {
 	hidden               bool
 	maxPayload           int
 	heartbeatMillis      int
+	joinTimeout          float64
 }
 
 func (f *nodeFlags) add(fs *pflag.FlagSet, tool bool) {
@@ -29,6 +30,7 @@ func (f *nodeFlags) add(fs *pflag.FlagSet, tool bool) {
 	fs.StringArrayVar(&f.join, "join", envList("HORNBEAM_JOIN"), "HOST:PORT of a node's cluster listener to join (repeatable; env HORNBEAM_JOIN, comma-separated)")
 	fs.StringVar(&f.natsURL, "nats", os.Getenv("HORNBEAM_NATS"), "use this NATS deployment instead of the embedded server (env HORNBEAM_NATS)")
 	fs.IntVar(&f.maxPayload, "max-payload", envInt("HORNBEAM_MAX_PAYLOAD", bus.DefaultMaxPayload), "largest rpc request or reply in bytes")
+	addJoinTimeout(fs, &f.joinTimeout, tool)
 	if tool {
 		return
 	}
@@ -76,6 +78,7 @@ func (f *nodeFlags) busConfig(name string) (*bus.Config, error) {
 	if f.heartbeatMillis > 0 {
 		c.Heartbeat = msDuration(f.heartbeatMillis)
 	}
+	c.JoinTimeout = secDuration(f.joinTimeout)
 	return c, nil
 }
 

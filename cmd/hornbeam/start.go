@@ -47,6 +47,7 @@ type startOptions struct {
 	reload            bool
 	ml                mlFlags
 	metrics           metricsFlags
+	ops               opsFlags
 }
 
 func newStartCmd() *cobra.Command {
@@ -84,6 +85,7 @@ Examples:
 			if err != nil {
 				return err
 			}
+			log = nodeLogger(log, &o.nf)
 			if o.workers < 0 || o.maxRequests < 0 || o.maxRequestsJitter < 0 {
 				return errors.New("--workers, --max-requests and --max-requests-jitter must not be negative")
 			}
@@ -120,6 +122,7 @@ Examples:
 	o.wf.add(f)
 	o.ml.add(f)
 	o.metrics.add(f)
+	o.ops.add(f)
 	f.StringVarP(&o.configFile, "config", "c", "", "TOML file of settings named as the long flags, e.g. bind = [\"0.0.0.0:8000\"], timeout = 60")
 	f.StringArrayVar(&o.pythonPath, "pythonpath", nil, "add a directory to sys.path (repeatable)")
 	f.IntVar(&o.threads, "threads", envInt("HORNBEAM_THREADS", 0), "threads for synchronous Python calls, per worker (0: 2 per CPU, at least 4)")
@@ -145,6 +148,9 @@ func (o *startOptions) hostConfig(args []string, log *slog.Logger) (host.Config,
 		if webCfg, err = o.wf.config(args[0], log); err != nil {
 			return host.Config{}, err
 		}
+		if err := o.ops.applyWeb(webCfg); err != nil {
+			return host.Config{}, err
+		}
 		if cwd, err := os.Getwd(); err == nil {
 			pythonPath = append(pythonPath, cwd)
 		}
@@ -163,6 +169,11 @@ func (o *startOptions) runSingle(args []string, log *slog.Logger) error {
 		return err
 	}
 	cfg.Metrics = o.metrics.single()
+	rmPID, err := writePIDFile(o.ops.pidFile)
+	if err != nil {
+		return err
+	}
+	defer rmPID()
 	node, err := host.New(cfg)
 	if err != nil {
 		return err
@@ -275,6 +286,14 @@ func (o *startOptions) runSupervisor(app string, log *slog.Logger) error {
 		defer ln.Close()
 		files = append(files, f)
 	}
+	if err := o.ops.applyWeb(webCfg); err != nil {
+		return err
+	}
+	rmPID, err := writePIDFile(o.ops.pidFile)
+	if err != nil {
+		return err
+	}
+	defer rmPID()
 	mset, menv, rmMetrics, err := o.metrics.supervisor()
 	if err != nil {
 		return err

@@ -1,0 +1,39 @@
+"""Python's ``logging`` routed into the node's log.
+
+The node installs :class:`NodeHandler` on the root logger at start, at the
+node's level (``--log-level``), so ``logging.getLogger(__name__).info(...)``
+in an app shows in the node's log with its level, logger name and process
+id, in the node's format (``--log-format text|json``). A traceback
+(``logger.exception``) is one field.
+"""
+import logging
+
+import _hornbeam
+
+
+class NodeHandler(logging.Handler):
+    """Hands each record to the node's logger (in Go, without the GIL)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = record.getMessage()
+            exc = None
+            if record.exc_info:
+                exc = logging.Formatter().formatException(record.exc_info)
+            elif record.exc_text:
+                exc = record.exc_text
+            if record.stack_info:
+                exc = (exc + "\n" if exc else "") + record.stack_info
+            _hornbeam.call("log", record.levelno, record.name, msg, exc)
+        except Exception:
+            self.handleError(record)
+
+
+def install(level: int) -> None:
+    """Route the root logger into the node's log at ``level``."""
+    root = logging.getLogger()
+    for h in root.handlers:
+        if isinstance(h, NodeHandler):
+            return
+    root.addHandler(NodeHandler())
+    root.setLevel(level)
