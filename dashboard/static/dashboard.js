@@ -3,8 +3,9 @@
 // node that serves the page sends totals only.
 const HISTORY = 120;      // samples kept per node (4 minutes at 2 s)
 const REFRESH_MS = 2000;
-const history = new Map(); // name -> [{t, req, calls, errors, load, mem, inflight}]
-let selected = null;
+const samples = new Map(); // name -> [{t, req, calls, errors, load, mem, inflight}]
+// #node=NAME in the address opens that node's detail (a link to share).
+let selected = location.hash.startsWith("#node=") ? decodeURIComponent(location.hash.slice(6)) : null;
 
 function fmtBytes(n) {
   if (n == null) return "–";
@@ -33,7 +34,7 @@ function td(text, cls) {
 function record(node, now) {
   const info = node.info || {};
   const m = info.metrics || {};
-  const h = history.get(node.name) || [];
+  const h = samples.get(node.name) || [];
   const prev = h[h.length - 1];
   const s = {
     t: now, reqTotal: m.http_requests, callTotal: m.rpc_calls,
@@ -49,7 +50,7 @@ function record(node, now) {
   if (node.up) {
     h.push(s);
     if (h.length > HISTORY) h.shift();
-    history.set(node.name, h);
+    samples.set(node.name, h);
   }
   return h[h.length - 1];
 }
@@ -90,7 +91,11 @@ function render(view) {
     const hb = node.last_heartbeat ? Math.max(0, (now - Date.parse(node.last_heartbeat)) / 1000) : null;
     tr.append(td(hb == null ? "–" : hb < 1 ? "now" : fmtDuration(hb) + " ago"));
     if (node.error && node.up) tr.title = node.error;
-    tr.addEventListener("click", () => { selected = node.name; renderDetail(view); });
+    tr.addEventListener("click", () => {
+      selected = node.name;
+      window.history.replaceState(null, "", "#node=" + encodeURIComponent(node.name));
+      renderDetail(view);
+    });
     body.append(tr);
   }
   document.getElementById("summary").textContent =
@@ -113,9 +118,9 @@ function sparkline(label, values, fmt) {
   svg.setAttribute("preserveAspectRatio", "none");
   const max = Math.max(1e-9, ...pts);
   const line = document.createElementNS(ns, "polyline");
-  const step = 260 / Math.max(1, HISTORY - 1);
-  const off = HISTORY - values.length;
-  line.setAttribute("points", values.map((v, i) => v == null ? null : `${((i + off) * step).toFixed(1)},${(58 - 56 * v / max).toFixed(1)}`).filter(Boolean).join(" "));
+  // A minute's width at first, growing to the whole history.
+  const step = 260 / (Math.max(values.length, 30) - 1);
+  line.setAttribute("points", values.map((v, i) => v == null ? null : `${(i * step).toFixed(1)},${(58 - 56 * v / max).toFixed(1)}`).filter(Boolean).join(" "));
   svg.append(line);
   div.append(svg);
   return div;
@@ -133,7 +138,7 @@ function renderDetail(view) {
     info.python && "Python " + info.python, info.go, info.process_rss && "RSS " + fmtBytes(info.process_rss),
     node.error && node.up && "error: " + node.error,
   ].filter(Boolean).join(" · ");
-  const h = history.get(node.name) || [];
+  const h = samples.get(node.name) || [];
   const charts = document.getElementById("charts");
   charts.replaceChildren(
     sparkline("requests/s", h.map(s => s.req), fmtRate),
