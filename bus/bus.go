@@ -84,6 +84,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics counts calls, casts and nodedowns; nil counts nothing.
 	Metrics *metrics.Set
+	// Resolve finds NAME@HOST's route listener (HOST:PORT) for a node not
+	// yet in the cluster, so that Connect and Ping reach it (the port
+	// mapper); nil reaches only nodes already known.
+	Resolve func(ctx context.Context, node string) (string, error)
 }
 
 // Bus is a node's connection to the cluster.
@@ -161,6 +165,10 @@ func Start(cfg Config) (*Bus, error) {
 		cancel:      cancel,
 	}
 	b.members = newMembers(b)
+	if err := b.resolveJoins(); err != nil {
+		b.shutdown()
+		return nil, err
+	}
 	if err := b.connect(); err != nil {
 		b.shutdown()
 		return nil, err

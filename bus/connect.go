@@ -15,6 +15,7 @@ import (
 func (b *Bus) Connect(ctx context.Context, target string) (bool, error) {
 	if strings.Contains(target, "@") {
 		b.members.connected(target)
+		b.reachByName(ctx, target)
 		if !b.Ping(ctx, target) {
 			return false, nil
 		}
@@ -26,13 +27,33 @@ func (b *Bus) Connect(ctx context.Context, target string) (bool, error) {
 	if _, _, err := net.SplitHostPort(target); err != nil {
 		return false, fmt.Errorf("bus: connect %q: want NAME@HOST or HOST:PORT", target)
 	}
+	if err := b.addRoute(target); err != nil {
+		return false, err
+	}
+	for ctx.Err() == nil {
+		if b.members.addrUp(target) {
+			return true, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false, nil
+}
+
+// addRoute adds a route to target (HOST:PORT of a route listener).
+func (b *Bus) addRoute(target string) error {
 	if b.cfg.Mode == Worker {
-		return false, fmt.Errorf("bus: connect %q: a worker process cannot add routes; its node (the supervising process) manages them: use --join", target)
+		return fmt.Errorf("bus: connect %q: a worker process cannot add routes; its node (the supervising process) manages them: use --join", target)
 	}
 	if b.srv == nil {
-		return false, fmt.Errorf("bus: connect %q: this node uses an external NATS (--nats), whose routes it does not manage", target)
+		return fmt.Errorf("bus: connect %q: this node uses an external NATS (--nats), whose routes it does not manage", target)
 	}
 	b.optsMu.Lock()
+	for _, r := range b.sopts.Routes {
+		if r.Host == target {
+			b.optsMu.Unlock()
+			return nil // NATS keeps trying a route it has
+		}
+	}
 	newOpts := b.sopts.Clone()
 	newOpts.Routes = append(newOpts.Routes, &url.URL{Scheme: "nats-route", Host: target,
 		User: url.UserPassword("hornbeam", derive(b.cfg.Cookie, "route"))})
@@ -42,15 +63,9 @@ func (b *Bus) Connect(ctx context.Context, target string) (bool, error) {
 	}
 	b.optsMu.Unlock()
 	if err != nil {
-		return false, fmt.Errorf("bus: adding route to %s: %w", target, err)
+		return fmt.Errorf("bus: adding route to %s: %w", target, err)
 	}
-	for ctx.Err() == nil {
-		if b.members.addrUp(target) {
-			return true, nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false, nil
+	return nil
 }
 
 func slicesContains(s []string, v string) bool {

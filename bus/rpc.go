@@ -422,6 +422,7 @@ func (b *Bus) Ping(ctx context.Context, node string) bool {
 	if _, err := LongName(node); err != nil {
 		return false
 	}
+	b.reachByName(ctx, node)
 	timeout := time.Second
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)

@@ -23,6 +23,8 @@ type nodeFlags struct {
 	maxPayload           int
 	heartbeatMillis      int
 	joinTimeout          float64
+	mapperPort           int
+	portRange            string
 }
 
 func (f *nodeFlags) add(fs *pflag.FlagSet, tool bool) {
@@ -31,6 +33,7 @@ func (f *nodeFlags) add(fs *pflag.FlagSet, tool bool) {
 	fs.StringVar(&f.natsURL, "nats", os.Getenv("HORNBEAM_NATS"), "use this NATS deployment instead of the embedded server (env HORNBEAM_NATS)")
 	fs.IntVar(&f.maxPayload, "max-payload", envInt("HORNBEAM_MAX_PAYLOAD", bus.DefaultMaxPayload), "largest rpc request or reply in bytes")
 	addJoinTimeout(fs, &f.joinTimeout, tool)
+	addMapperFlags(fs, f, tool)
 	if tool {
 		return
 	}
@@ -79,6 +82,10 @@ func (f *nodeFlags) busConfig(name string) (*bus.Config, error) {
 		c.Heartbeat = msDuration(f.heartbeatMillis)
 	}
 	c.JoinTimeout = secDuration(f.joinTimeout)
+	c.Resolve = f.resolver()
+	if c.ClusterPort, err = f.pickClusterPort(f.clusterHost); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

@@ -13,5 +13,5 @@ func addOperatorCommands(root *cobra.Command) {
 	root.SetVersionTemplate(fmt.Sprintf("hornbeam {{.Version}} (Python %s)\n", pythonVersion()))
 	root.Flags().BoolP("version", "V", false, "print the hornbeam version and the Python it embeds")
 	root.PersistentFlags().StringVar(&logFormat, "log-format", logFormat, "log lines as text (logfmt) or json (env HORNBEAM_LOG_FORMAT)")
-	root.AddCommand(newStatusCmd())
+	root.AddCommand(newStatusCmd(), newNamesCmd())
 }

@@ -184,6 +184,7 @@ func (o *startOptions) runSingle(args []string, log *slog.Logger) error {
 		return err
 	}
 	defer stopMetrics()
+	defer registerName(&o.nf, node.Bus(), log)()
 	addr := ""
 	if b := node.Bus(); b != nil {
 		addr = b.ClusterAddr()
@@ -307,6 +308,7 @@ func (o *startOptions) runSupervisor(app string, log *slog.Logger) error {
 		return err
 	}
 	defer node.Close()
+	defer registerName(&o.nf, node.Bus(), log)()
 	node.RegisterMetrics(mset)
 	env := append(os.Environ(), envNodeState+"="+node.StateSocket())
 	env = append(env, menv...)
