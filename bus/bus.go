@@ -419,6 +419,10 @@ func (b *Bus) hbSubject() string             { return b.ns + ".hb" }
 type natsLogger struct{ b *Bus }
 
 func (l *natsLogger) note(msg string) {
+	if l.b.gossipedRouteError(msg) {
+		l.b.log.Debug("nats", "msg", strings.TrimSpace(msg))
+		return
+	}
 	if lm := strings.ToLower(msg); strings.Contains(lm, "authoriz") || strings.Contains(lm, "authentic") {
 		l.b.authMu.Lock()
 		l.b.authErr = "route authorization failed (" + strings.TrimSpace(msg) + ")"

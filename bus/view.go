@@ -102,3 +102,19 @@ func logPeer(log *slog.Logger, hidden bool, msg string, args ...any) {
 	}
 	log.Log(context.Background(), level, msg, args...)
 }
+
+// gossipedRouteError reports a failure to reach a route that gossip, not
+// --join, gave this node: a peer that left (every CLI tool does, at the end
+// of its command). NATS retries it once; it is news only at DEBUG. A seed
+// that cannot be reached stays a warning.
+func (b *Bus) gossipedRouteError(msg string) bool {
+	if !strings.Contains(msg, "Error trying to connect to route") {
+		return false
+	}
+	for _, j := range b.cfg.Join {
+		if strings.Contains(msg, j) {
+			return false
+		}
+	}
+	return true
+}
