@@ -151,3 +151,22 @@ func TestSupervisorSumsWorkers(t *testing.T) {
 		t.Errorf("in flight: %v", got)
 	}
 }
+
+// BenchmarkHTTPRequest is what metrics add to each HTTP request.
+func BenchmarkHTTPRequest(b *testing.B) {
+	s := New(Single)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s.HTTPBegin()
+			s.HTTPEnd(200, 300*time.Microsecond)
+		}
+	})
+}
+
+// BenchmarkRPCCall is what metrics add to each call.
+func BenchmarkRPCCall(b *testing.B) {
+	s := New(Single)
+	for b.Loop() {
+		s.RPCCall(OK, time.Millisecond)
+	}
+}
