@@ -1,10 +1,12 @@
 """Python's ``logging`` routed into the node's log.
 
-The node installs :class:`NodeHandler` on the root logger at start, at the
-node's level (``--log-level``), so ``logging.getLogger(__name__).info(...)``
-in an app shows in the node's log with its level, logger name and process
-id, in the node's format (``--log-format text|json``). A traceback
-(``logger.exception``) is one field.
+At start the node makes :class:`NodeHandler` logging's last resort (the
+handler of records that no configured handler takes) and sets the root
+logger to the node's level (``--log-level``), so ``logging.getLogger(__name__)
+.info(...)`` in an app shows in the node's log with its level, logger name and
+process id, in the node's format (``--log-format text|json``); a traceback
+(``logger.exception``) is one field. An app that configures logging itself
+(``logging.basicConfig``, dictConfig) keeps its own handlers.
 """
 import logging
 
@@ -30,10 +32,6 @@ class NodeHandler(logging.Handler):
 
 
 def install(level: int) -> None:
-    """Route the root logger into the node's log at ``level``."""
-    root = logging.getLogger()
-    for h in root.handlers:
-        if isinstance(h, NodeHandler):
-            return
-    root.addHandler(NodeHandler())
-    root.setLevel(level)
+    """Route records no handler takes into the node's log, from ``level`` up."""
+    logging.lastResort = NodeHandler(logging.DEBUG)
+    logging.getLogger().setLevel(level)
