@@ -137,6 +137,8 @@ function renderDetail(view) {
     info.hostname && "host " + info.hostname, node.addr && "cluster " + node.addr,
     info.python && "Python " + info.python, info.go, info.process_rss && "RSS " + fmtBytes(info.process_rss),
     node.error && node.up && "error: " + node.error,
+    ...(info.gpus || []).map(g => `GPU ${g.index} ${g.name}: ${fmtBytes(g.memory_used)} / ${fmtBytes(g.memory_total)}` +
+      (g.utilization >= 0 ? `, ${g.utilization}%` : "")),
   ].filter(Boolean).join(" · ");
   const h = samples.get(node.name) || [];
   const charts = document.getElementById("charts");
