@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -148,6 +149,20 @@ func TestMetricsHTTPCountedExactly(t *testing.T) {
 			// A later scrape counts nothing twice.
 			if v, _ := sample(scrape(t, base), "hornbeam_http_requests_total"); v != float64(n) {
 				t.Errorf("second scrape: %v, want %d", v, n)
+			}
+			if tc.workers != nil {
+				// A worker killed: the supervisor counts the restart, and the
+				// dead worker's requests stay in the node's total.
+				kids := children(p.pid())
+				if len(kids) == 0 {
+					t.Fatal("no worker processes")
+				}
+				syscall.Kill(kids[0], syscall.SIGKILL)
+				waitSample(t, base, 1, "hornbeam_worker_restarts_total")
+				waitSample(t, base, 2, "hornbeam_workers")
+				if v, _ := sample(scrape(t, base), "hornbeam_http_requests_total"); v != float64(n) {
+					t.Errorf("after a worker died: %v requests, want %d", v, n)
+				}
 			}
 		})
 	}
