@@ -180,7 +180,7 @@ func TestMetricsRPCOutcomes(t *testing.T) {
 		{fmt.Sprintf(`["%s", "cltest", "add", [1, 2], 5000]`, b.name), `"ok"`},
 		{fmt.Sprintf(`["%s", "cltest", "sleep", [2], 200]`, b.name), `"RPCTimeout"`},
 	} {
-		r := run(t, "", nil, 30*time.Second, "call", a.name, "mtest", "call", c.args, "--join", b.addr, "--cookie", cookie, "--timeout", "30000")
+		r := run(t, "", nil, 60*time.Second, "call", a.name, "mtest", "call", c.args, "--join", b.addr, "--cookie", cookie, "--timeout", "30000")
 		if r.code != 0 || strings.TrimSpace(r.stdout) != c.want {
 			t.Fatalf("call %s: exit %d, %q (want %s)\n%s", c.args, r.code, r.stdout, c.want, r.stderr)
 		}
