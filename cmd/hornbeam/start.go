@@ -184,7 +184,7 @@ func (o *startOptions) runSingle(args []string, log *slog.Logger) error {
 		return err
 	}
 	defer stopMetrics()
-	defer registerName(&o.nf, node.Bus(), log)()
+	unregister := registerName(&o.nf, node.Bus(), log)
 	addr := ""
 	if b := node.Bus(); b != nil {
 		addr = b.ClusterAddr()
@@ -195,6 +195,7 @@ func (o *startOptions) runSingle(args []string, log *slog.Logger) error {
 	s := <-sig
 	log.Info("stopping", "signal", s.String())
 	signal.Stop(sig)
+	unregister() // before the node leaves: nobody is sent to a closing port
 	return node.Close()
 }
 
