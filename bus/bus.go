@@ -22,6 +22,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/hornbeam-go/hornbeam/metrics"
 )
 
 // Defaults for Config fields left zero.
@@ -98,6 +100,12 @@ type Config struct {
 	// Info answers node_info requests; nil answers with the name and roles only.
 	Info   func(ctx context.Context) any
 	Logger *slog.Logger
+	// Metrics counts calls, casts and nodedowns; nil counts nothing.
+	Metrics *metrics.Set
+	// Resolve finds NAME@HOST's route listener (HOST:PORT) for a node not
+	// yet in the cluster, so that Connect and Ping reach it (the port
+	// mapper); nil reaches only nodes already known.
+	Resolve func(ctx context.Context, node string) (string, error)
 }
 
 // Bus is a node's connection to the cluster.
@@ -193,6 +201,10 @@ func Start(cfg Config) (*Bus, error) {
 			return nil, err
 		}
 		b.id = id
+	}
+	if err := b.resolveJoins(); err != nil {
+		b.shutdown()
+		return nil, err
 	}
 	if err := b.connect(); err != nil {
 		b.shutdown()
@@ -483,6 +495,10 @@ type natsLogger struct {
 }
 
 func (l *natsLogger) note(msg string) {
+	if l.b.gossipedRouteError(msg) {
+		l.b.log.Debug("nats", "detail", strings.TrimSpace(msg))
+		return
+	}
 	lm := strings.ToLower(msg)
 	if strings.Contains(lm, "will not be verified") {
 		return // the default check is off because identity.verify checks the chain itself

@@ -219,7 +219,10 @@ func (ms *members) downLocked(m *member, reason string) {
 		return
 	}
 	m.up = false
-	ms.b.log.Info("nodedown", "peer", m.name, "reason", reason)
+	if !m.hidden {
+		ms.b.cfg.Metrics.NodeDown()
+	}
+	logPeer(ms.b.log, m.hidden, "nodedown", "peer", m.name, "reason", reason)
 	go ms.b.failNode(m.name, fmt.Errorf("%w: %s went down (%s)", ErrNodeDown, m.name, reason))
 	ms.emit(Event{Kind: "nodedown", Node: m.name, Reason: reason})
 }
@@ -230,7 +233,8 @@ func (ms *members) emit(e Event) {
 	ms.seq++
 	e.Seq = ms.seq
 	if e.Kind == "nodeup" {
-		ms.b.log.Info("nodeup", "peer", e.Node)
+		hidden := ms.m[e.Node] != nil && ms.m[e.Node].hidden
+		logPeer(ms.b.log, hidden, "nodeup", "peer", e.Node)
 	}
 	select {
 	case ms.events <- e:

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hornbeam-go/hornbeam/internal/handoff"
+	"github.com/hornbeam-go/hornbeam/metrics"
 )
 
 type callResult struct {
@@ -32,7 +33,9 @@ type pendingCall struct {
 // ErrTimeout, ErrBadRPC, ErrPayloadTooLarge, ErrBusy, or a *RemoteError; all
 // wrapped in a *CallError.
 func (b *Bus) Call(ctx context.Context, node, module, function string, args []byte) ([]byte, error) {
+	t0 := time.Now()
 	v, err := b.call(ctx, node, module, function, args)
+	b.cfg.Metrics.RPCCall(outcome(err), time.Since(t0))
 	if err != nil {
 		return nil, &CallError{Node: node, Module: module, Function: function, Err: err}
 	}
@@ -248,6 +251,12 @@ func (b *Bus) Cast(node, module, function string, args []byte) error {
 		go b.local(b.ctx, module, function, args)
 		return nil
 	}
+	err := b.cast(node, module, function, args)
+	b.cfg.Metrics.RPCCast(outcome(err))
+	return err
+}
+
+func (b *Bus) cast(node, module, function string, args []byte) error {
 	if err := b.members.reachable(node); err != nil {
 		return &CallError{Node: node, Module: module, Function: function, Err: err}
 	}
@@ -309,6 +318,7 @@ func (b *Bus) onRequest(m *nats.Msg) {
 	select {
 	case b.sem <- struct{}{}:
 	default:
+		b.cfg.Metrics.RPCServed(metrics.Busy)
 		b.respond(m, reply{Status: statusBusy, Message: fmt.Sprintf("node %s is serving %d calls", b.name, cap(b.sem))})
 		return
 	}
@@ -332,6 +342,7 @@ func (b *Bus) serve(m *nats.Msg, req *request) {
 		return
 	}
 	v, err := b.cfg.Handler.Call(ctx, req.Module, req.Function, req.Args)
+	b.cfg.Metrics.RPCServed(servedOutcome(ctx, err))
 	if m.Reply == "" { // a cast
 		if err != nil {
 			b.log.Debug("cast failed", "from", req.From, "module", req.Module, "function", req.Function, "err", err)
@@ -388,6 +399,8 @@ func (b *Bus) onSys(m *nats.Msg) {
 	switch string(m.Data) {
 	case sysPing:
 		m.Respond([]byte("pong"))
+	case sysMembers:
+		b.onSysMembers(m)
 	case sysInfo:
 		var info any = map[string]any{"name": b.name, "roles": b.cfg.Roles, "hidden": b.cfg.Hidden}
 		if b.cfg.Info != nil {
@@ -419,6 +432,7 @@ func (b *Bus) Ping(ctx context.Context, node string) bool {
 	if _, err := LongName(node); err != nil {
 		return false
 	}
+	b.reachByName(ctx, node)
 	timeout := time.Second
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)

@@ -14,6 +14,7 @@ import (
 	"github.com/hornbeam-go/hornbeam/batch"
 	"github.com/hornbeam-go/hornbeam/bus"
 	"github.com/hornbeam-go/hornbeam/process"
+	"github.com/hornbeam-go/hornbeam/metrics"
 	"github.com/hornbeam-go/hornbeam/pybridge"
 	"github.com/hornbeam-go/hornbeam/python"
 	"github.com/hornbeam-go/hornbeam/state"
@@ -47,6 +48,8 @@ type Config struct {
 	// GracefulTimeout bounds how long Close waits for requests in flight.
 	GracefulTimeout time.Duration
 	Logger          *slog.Logger
+	// Metrics counts what the node does; nil counts nothing.
+	Metrics *metrics.Set
 }
 
 // Node is one hornbeam node: a Python interpreter with the host's services.
@@ -109,11 +112,15 @@ func New(cfg Config) (*Node, error) {
 	for k, f := range n.dagFuncs() {
 		funcs[k] = f
 	}
+	for k, f := range n.logFuncs() {
+		funcs[k] = f
+	}
 	if cfg.Web != nil {
 		wcfg := *cfg.Web
 		if wcfg.Logger == nil {
 			wcfg.Logger = cfg.Logger
 		}
+		wcfg.Metrics = cfg.Metrics
 		w, err := web.New(wcfg)
 		if err != nil {
 			return nil, err
@@ -143,6 +150,8 @@ func New(cfg Config) (*Node, error) {
 		py.Close()
 		return nil, fmt.Errorf("host: starting processes: %w", err)
 	}
+	n.registerMetrics()
+	n.installPythonLogging()
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	go func() {
@@ -159,6 +168,7 @@ func New(cfg Config) (*Node, error) {
 		if bc.Logger == nil {
 			bc.Logger = cfg.Logger
 		}
+		bc.Metrics = cfg.Metrics
 		b, err := bus.Start(bc)
 		if err != nil {
 			n.Close()
@@ -227,7 +237,7 @@ func (n *Node) forwardEvents(ctx context.Context) {
 
 // info answers node_info: resources, roles and identity.
 func (n *Node) info(ctx context.Context) map[string]any {
-	m := nodeInfo(ctx, n.name, n.started, n.cfg.Cluster, n.cluster(), &n.gpus)
+	m := withTotals(nodeInfo(ctx, n.name, n.started, n.cfg.Cluster, n.cluster(), &n.gpus), n.cfg.Metrics)
 	m["processes"] = n.procs.Stats()
 	return m
 }

@@ -51,6 +51,7 @@ func capabilities(ctx context.Context, gpus *sysinfo.GPUCache) map[string]float6
 
 // runBatch runs one batch of a hornbeam_ml.batched function in Python.
 func (n *Node) runBatch(ctx context.Context, s batch.Spec, extra []byte, items [][]byte) ([][]byte, error) {
+	n.cfg.Metrics.BatchSize(len(items))
 	raw := make([]cbor.RawMessage, len(items))
 	for i, it := range items {
 		raw[i] = it

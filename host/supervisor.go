@@ -12,6 +12,7 @@ import (
 
 	"github.com/hornbeam-go/hornbeam/bus"
 	"github.com/hornbeam-go/hornbeam/internal/sharedstate"
+	"github.com/hornbeam-go/hornbeam/metrics"
 	"github.com/hornbeam-go/hornbeam/state"
 	"github.com/hornbeam-go/hornbeam/sysinfo"
 )
@@ -24,9 +25,11 @@ type SupervisorNode struct {
 	name    string
 	started time.Time
 	state   *state.Store
+	cache   *state.Cache
 	sockDir string
 	stateLn net.Listener
 	bus     atomic.Pointer[bus.Bus] // set once Start returns; node_info may ask before
+	metrics atomic.Pointer[metrics.Set]
 	gpus    sysinfo.GPUCache
 	cancel  context.CancelFunc
 	swept   chan struct{}
@@ -46,7 +49,8 @@ func StartSupervisor(stateCfg state.Config, cacheCfg state.CacheConfig, cluster 
 		return nil, fmt.Errorf("host: state socket: %w", err)
 	}
 	s.stateLn = ln
-	go sharedstate.Serve(ln, s.state, state.NewCache(cacheCfg))
+	s.cache = state.NewCache(cacheCfg)
+	go sharedstate.Serve(ln, s.state, s.cache)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go func() {
@@ -58,7 +62,9 @@ func StartSupervisor(stateCfg state.Config, cacheCfg state.CacheConfig, cluster 
 		bc := *cluster
 		bc.Mode = bus.Supervisor
 		bc.Capabilities = withDeclared(capabilities(context.Background(), &s.gpus), cluster.Capabilities)
-		bc.Info = func(ctx context.Context) any { return nodeInfo(ctx, s.name, s.started, cluster, s.bus.Load(), &s.gpus) }
+		bc.Info = func(ctx context.Context) any {
+			return withTotals(nodeInfo(ctx, s.name, s.started, cluster, s.bus.Load(), &s.gpus), s.metrics.Load())
+		}
 		if bc.Logger == nil {
 			bc.Logger = log
 		}

@@ -48,7 +48,10 @@ type Config struct {
 	StopTimeout time.Duration
 	// OnFirstReady runs once, when the first worker is ready.
 	OnFirstReady func()
-	Logger       *slog.Logger
+	// OnReplace, if set, runs each time a worker that was serving exits
+	// unasked (died, or retired by --max-requests) and a fresh one replaces it.
+	OnReplace func()
+	Logger    *slog.Logger
 }
 
 // ErrBoot reports that a worker exited or timed out before it was ready.
@@ -220,9 +223,11 @@ func (s *Supervisor) handle(e event) error {
 		case e.err == nil:
 			// A clean exit it was not asked for: --max-requests retired it.
 			s.log.Info("worker retired", "worker", w.id, "pid", pid, "served", time.Since(w.started).Round(time.Second))
+			s.replaced()
 		default:
 			s.log.Error("worker died; replacing it", "worker", w.id, "pid", pid, "status", status(e.err),
 				"lived", time.Since(w.started).Round(time.Millisecond))
+			s.replaced()
 			// A worker that served dies of a request (a segfault in an
 			// extension): replace it at once, as gunicorn does, so the node
 			// is not left dark; back off only when workers keep dying as

@@ -19,6 +19,9 @@ import (
 var hornbeam string
 
 func TestMain(m *testing.M) {
+	// Nodes of tests that run at once must not meet on the shared default
+	// port mapper; the mapper tests give each cluster a port of its own.
+	os.Setenv("HORNBEAM_MAPPER_PORT", "0")
 	hornbeam = os.Getenv("HORNBEAM_BIN")
 	if hornbeam == "" {
 		dir, err := os.MkdirTemp("", "hornbeam-test-")

@@ -16,10 +16,7 @@ func (s *Server) scope(r *http.Request) map[string]any {
 		path = r.URL.Path
 	}
 	root := strings.TrimSuffix(s.cfg.RootPath, "/")
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
+	scheme := httpScheme(r)
 	// As uvicorn: a proxy that mounts the app at root_path strips it from the
 	// request, and path gets it back; a path that still has it keeps it once.
 	raw := r.URL.EscapedPath()

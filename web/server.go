@@ -19,6 +19,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/hornbeam-go/hornbeam/metrics"
 	"github.com/hornbeam-go/hornbeam/pybridge"
 )
 
@@ -68,6 +69,13 @@ type Config struct {
 	// Python prints them; else they are an attribute of the log line.
 	Tracebacks io.Writer
 	Logger     *slog.Logger
+	Metrics    *metrics.Set // counts requests; nil counts nothing
+	// ForwardedAllowIPs: peers whose X-Forwarded-For/-Proto set the client
+	// address and scheme (--proxy-headers); nil believes no peer.
+	ForwardedAllowIPs *Trusted
+	// AccessFormat writes the access log in gunicorn's format; nil keeps
+	// the default line.
+	AccessFormat *AccessFormat
 }
 
 // Server serves one app.
@@ -348,6 +356,7 @@ const readAheadBytes = 64 << 10
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t0 := time.Now()
 	note := headersRead(r)
+	r = s.proxied(r)
 	if m := s.cfg.MaxRequests; m > 0 && s.served.Add(1) == m {
 		// Stop accepting at once (other workers, or this one's successor,
 		// take new connections from the shared socket); Close finishes the rest.
@@ -360,7 +369,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req := &request{w: w, r: r, rc: http.NewResponseController(w), done: make(chan struct{}),
 		server: s.serverHeader, bodyTimeout: s.cfg.BodyTimeout}
-	defer func() { req.end(); close(req.done); s.access(req, t0) }()
+	s.cfg.Metrics.HTTPBegin()
+	defer func() {
+		req.end()
+		close(req.done)
+		s.access(req, t0)
+		s.cfg.Metrics.HTTPEnd(req.status, time.Since(t0))
+	}()
 	if note != "" {
 		s.log.Warn("request refused: ambiguous framing", "remote", r.RemoteAddr, "why", note)
 		req.fail(http.StatusBadRequest, "bad request: "+note+"\n")
@@ -513,6 +528,10 @@ func (s *Server) dropUnderscoreHeaders(r *http.Request) {
 // access writes a common log format line.
 func (s *Server) access(req *request, t0 time.Time) {
 	if s.cfg.AccessLog == nil {
+		return
+	}
+	if s.cfg.AccessFormat != nil {
+		s.cfg.AccessFormat.write(s.cfg.AccessLog, req, t0)
 		return
 	}
 	r := req.r

@@ -156,7 +156,7 @@ func (s *Server) serveWebSocket(req *request) {
 	sc := s.scope(r)
 	sc["type"] = "websocket"
 	sc["scheme"] = "ws"
-	if r.TLS != nil {
+	if secure(r) {
 		sc["scheme"] = "wss"
 	}
 	delete(sc, "method")

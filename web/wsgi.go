@@ -45,10 +45,7 @@ func (s *Server) environ(r *http.Request, body []byte, more bool) map[string]any
 			port = "443"
 		}
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
+	scheme := httpScheme(r)
 	env := map[string]any{
 		"REQUEST_METHOD":  r.Method,
 		"SCRIPT_NAME":     latin1(script),

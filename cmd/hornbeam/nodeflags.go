@@ -28,6 +28,9 @@ type nodeFlags struct {
 	tls                  bus.TLSFiles
 	natsCreds            string
 	allowModules         []string
+	joinTimeout          float64
+	mapperPort           int
+	portRange            string
 }
 
 func (f *nodeFlags) add(fs *pflag.FlagSet, tool bool) {
@@ -39,6 +42,8 @@ func (f *nodeFlags) add(fs *pflag.FlagSet, tool bool) {
 	fs.StringVar(&f.tls.Key, "cluster-key", os.Getenv("HORNBEAM_CLUSTER_KEY"), "the key of --cluster-cert (PEM) (env HORNBEAM_CLUSTER_KEY)")
 	fs.StringVar(&f.tls.CA, "cluster-ca", os.Getenv("HORNBEAM_CLUSTER_CA"), "CA bundle (PEM) that signs every node's --cluster-cert; with --nats, verifies the NATS server (env HORNBEAM_CLUSTER_CA)")
 	fs.StringVar(&f.natsCreds, "nats-creds", os.Getenv("HORNBEAM_NATS_CREDS"), "NATS credentials file for --nats (default: the nkey derived from the cookie, see `hornbeam nkey`) (env HORNBEAM_NATS_CREDS)")
+	addJoinTimeout(fs, &f.joinTimeout, tool)
+	addMapperFlags(fs, f, tool)
 	if tool {
 		return
 	}
@@ -94,6 +99,11 @@ func (f *nodeFlags) busConfig(name string) (*bus.Config, error) {
 		c.Heartbeat = msDuration(f.heartbeatMillis)
 	}
 	if c.Capabilities, err = parseCapabilities(f.capabilities); err != nil {
+		return nil, err
+	}
+	c.JoinTimeout = secDuration(f.joinTimeout)
+	c.Resolve = f.resolver()
+	if c.ClusterPort, err = f.pickClusterPort(f.clusterHost); err != nil {
 		return nil, err
 	}
 	return c, nil

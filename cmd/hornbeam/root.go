@@ -28,6 +28,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newStartCmd(), newRunCmd(), newNodesCmd(), newPingCmd(), newCallCmd(), newVersionCmd(), newNKeyCmd())
+	addOperatorCommands(root)
 	return root
 }
 
@@ -61,5 +62,9 @@ func newLogger(level string) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("unknown log level %q (debug, info, warning, error)", level)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+	h, err := logHandler(os.Stderr, &slog.HandlerOptions{Level: l})
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(h), nil
 }

@@ -47,6 +47,8 @@ type startOptions struct {
 	maxRequestsJitter int
 	reload            bool
 	ml                mlFlags
+	metrics           metricsFlags
+	ops               opsFlags
 }
 
 func newStartCmd() *cobra.Command {
@@ -84,6 +86,7 @@ Examples:
 			if err != nil {
 				return err
 			}
+			log = nodeLogger(log, &o.nf)
 			if o.workers < 0 || o.maxRequests < 0 || o.maxRequestsJitter < 0 {
 				return errors.New("--workers, --max-requests and --max-requests-jitter must not be negative")
 			}
@@ -120,6 +123,8 @@ Examples:
 	o.wf.add(f)
 	o.ml.add(f)
 	o.pf.add(f)
+	o.metrics.add(f)
+	o.ops.add(f)
 	f.StringVarP(&o.configFile, "config", "c", "", "TOML file of settings named as the long flags, e.g. bind = [\"0.0.0.0:8000\"], timeout = 60")
 	f.StringArrayVar(&o.pythonPath, "pythonpath", nil, "add a directory to sys.path (repeatable)")
 	f.IntVar(&o.threads, "threads", envInt("HORNBEAM_THREADS", 0), "threads for synchronous Python calls, per worker (0: 2 per CPU, at least 4)")
@@ -145,6 +150,9 @@ func (o *startOptions) hostConfig(args []string, log *slog.Logger) (host.Config,
 		if webCfg, err = o.wf.config(args[0], log); err != nil {
 			return host.Config{}, err
 		}
+		if err := o.ops.applyWeb(webCfg); err != nil {
+			return host.Config{}, err
+		}
 		if cwd, err := os.Getwd(); err == nil {
 			pythonPath = append(pythonPath, cwd)
 		}
@@ -163,10 +171,23 @@ func (o *startOptions) runSingle(args []string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	cfg.Metrics = o.metrics.single()
+	rmPID, err := writePIDFile(o.ops.pidFile)
+	if err != nil {
+		return err
+	}
+	defer rmPID()
 	node, err := host.New(cfg)
 	if err != nil {
 		return err
 	}
+	stopMetrics, err := o.metrics.serve(cfg.Metrics, node.Bus, node.Name(), log)
+	if err != nil {
+		node.Close()
+		return err
+	}
+	defer stopMetrics()
+	unregister := registerName(&o.nf, node.Bus(), log)
 	addr := ""
 	if b := node.Bus(); b != nil {
 		addr = b.ClusterAddr()
@@ -177,6 +198,7 @@ func (o *startOptions) runSingle(args []string, log *slog.Logger) error {
 	s := <-sig
 	log.Info("stopping", "signal", s.String())
 	signal.Stop(sig)
+	unregister() // before the node leaves: nobody is sent to a closing port
 	return node.Close()
 }
 
@@ -210,6 +232,8 @@ func (o *startOptions) runWorker(w *supervisor.Worker, args []string, log *slog.
 	defer shared.Close()
 	cfg.SharedState = shared
 	cfg.SharedCache = shared
+	var metricsDir string
+	cfg.Metrics, metricsDir = o.metrics.worker()
 	if cfg.Cluster != nil {
 		cfg.Cluster.Mode = bus.Worker
 		cfg.Cluster.NATSURL, cfg.Cluster.NATSToken = natsURL, natsToken
@@ -228,6 +252,9 @@ func (o *startOptions) runWorker(w *supervisor.Worker, args []string, log *slog.
 	if err != nil {
 		return err
 	}
+	mctx, stopMetrics := context.WithCancel(context.Background())
+	defer stopMetrics()
+	serveWorkerMetrics(mctx, cfg.Metrics, metricsDir, log)
 	if err := w.Ready(); err != nil {
 		log.Warn("telling the supervisor we are ready", "err", err)
 	}
@@ -268,12 +295,31 @@ func (o *startOptions) runSupervisor(app string, log *slog.Logger) error {
 		defer ln.Close()
 		files = append(files, f)
 	}
+	if err := o.ops.applyWeb(webCfg); err != nil {
+		return err
+	}
+	rmPID, err := writePIDFile(o.ops.pidFile)
+	if err != nil {
+		return err
+	}
+	defer rmPID()
+	mset, menv, rmMetrics, err := o.metrics.supervisor()
+	if err != nil {
+		return err
+	}
+	defer rmMetrics()
+	if cluster != nil {
+		cluster.Metrics = mset
+	}
 	node, err := host.StartSupervisor(state.Config{}, o.ml.cacheConfig(), cluster, log)
 	if err != nil {
 		return err
 	}
 	defer node.Close()
+	defer registerName(&o.nf, node.Bus(), log)()
+	node.RegisterMetrics(mset)
 	env := append(os.Environ(), envNodeState+"="+node.StateSocket())
+	env = append(env, menv...)
 	clusterAddr := ""
 	if b := node.Bus(); b != nil {
 		url, token := b.ClientURL()
@@ -301,11 +347,18 @@ func (o *startOptions) runSupervisor(app string, log *slog.Logger) error {
 			}
 			close(started)
 		},
-		Logger: log,
+		OnReplace: mset.WorkerRestart,
+		Logger:    log,
 	})
 	if err != nil {
 		return err
 	}
+	mset.GaugeFunc("hornbeam_workers", "Worker processes ready and serving.", func() float64 { return float64(sv.Running()) })
+	stopMetrics, err := o.metrics.serve(mset, node.Bus, node.Name(), log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

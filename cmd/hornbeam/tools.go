@@ -39,7 +39,7 @@ func withToolNode(nf *nodeFlags, logLevel string, fn func(b *bus.Bus) error) err
 
 func newNodesCmd() *cobra.Command {
 	var nf nodeFlags
-	var all bool
+	var all, long bool
 	var logLevel string
 	cmd := &cobra.Command{
 		Use:   "nodes --join HOST:PORT",
@@ -47,6 +47,9 @@ func newNodesCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withToolNode(&nf, logLevel, func(b *bus.Bus) error {
+				if long {
+					return printStatus(cmd.OutOrStdout(), b, false)
+				}
 				time.Sleep(300 * time.Millisecond) // every peer answers a newcomer's first heartbeat
 				kind := bus.Visible
 				if all {
@@ -63,6 +66,7 @@ func newNodesCmd() *cobra.Command {
 	}
 	nf.add(cmd.Flags(), true)
 	cmd.Flags().BoolVar(&all, "all", false, "include hidden nodes (other CLI tools, --hidden nodes)")
+	cmd.Flags().BoolVarP(&long, "long", "l", false, "one line per node with roles, capabilities, load, memory, uptime, up/down (as status)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "", "log level for the tool's own node (default: silent)")
 	return cmd
 }
