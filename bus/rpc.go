@@ -380,14 +380,17 @@ func (b *Bus) respond(m *nats.Msg, r reply) {
 
 // sys requests are answered in Go, so they work while Python is busy.
 const (
-	sysPing = "ping"
-	sysInfo = "info"
+	sysPing    = "ping"
+	sysInfo    = "info"
+	sysMembers = "members" // the nodes this one hears, one name a line
 )
 
 func (b *Bus) onSys(m *nats.Msg) {
 	switch string(m.Data) {
 	case sysPing:
 		m.Respond([]byte("pong"))
+	case sysMembers:
+		m.Respond([]byte(strings.Join(b.Nodes(Connected), "\n")))
 	case sysInfo:
 		var info any = map[string]any{"name": b.name, "roles": b.cfg.Roles, "hidden": b.cfg.Hidden}
 		if b.cfg.Info != nil {
