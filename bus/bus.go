@@ -1,6 +1,6 @@
 // Package bus connects hornbeam nodes into an Erlang-style cluster: each node
-// runs an embedded NATS server whose routes form the mesh, authenticated by a
-// shared cookie; nodes have NAME@HOST names, see each other come and go through
+// runs an embedded NATS server whose routes form the mesh over mutual TLS with
+// certificates derived from a shared cookie; nodes have NAME@HOST names, see each other come and go through
 // heartbeats, and call each other's Python functions with CBOR over NATS.
 package bus
 
