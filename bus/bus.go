@@ -51,7 +51,9 @@ const (
 	// once Announce is called, when a worker is ready.
 	Supervisor
 	// Worker: a worker process of a Supervisor's node, attached to its server
-	// (NATSURL, NATSToken) under the node's name. Workers share the node's calls
+	// (NATSURL, NATSToken; mutual TLS with the node's identity, from the same
+	// Cookie or TLS files) under the node's name. With an empty NATSToken,
+	// NATSURL is the node's external NATS instead. Workers share the node's calls
 	// (a NATS queue group) and see membership, but do not announce.
 	Worker
 )
