@@ -265,7 +265,6 @@ func (b *Bus) connect() error {
 			Port:         port,
 			TLSConfig:    b.id.config(),
 			TLSTimeout:   tlsTimeout.Seconds(),
-			Compression:  routeFraming,
 			PingInterval: 2 * time.Second,
 			MaxPingsOut:  2,
 		},
@@ -276,7 +275,6 @@ func (b *Bus) connect() error {
 			return err
 		}
 		sopts.Cluster.TLSConfig, sopts.Cluster.TLSTimeout = nil, 0
-		sopts.Cluster.Compression = server.CompressionOpts{} // plain writes gather chunks in one writev
 		b.log.Warn("cluster routes without TLS (HORNBEAM_INSECURE_ROUTES): for benchmarks on loopback only")
 	}
 	srv, err := server.NewServer(sopts)
@@ -298,14 +296,6 @@ func (b *Bus) connect() error {
 	b.nc = nc
 	return nil
 }
-
-// routeFraming has routes frame what they send (S2 framing, never
-// compression): nats-server then writes each flush as one buffer, so TLS
-// makes one record and one system call of it rather than one per 512-byte
-// chunk, which cost TLS routes a fifth more CPU per call (measured with
-// BenchmarkRouteCall). Compression stays off: beside encryption it would
-// let a party who injects data learn others' from the records' sizes.
-var routeFraming = server.CompressionOpts{Mode: server.CompressionS2Auto, RTTThresholds: []time.Duration{1 << 62}}
 
 // tlsTimeout bounds a TLS handshake on the cluster and client listeners.
 const tlsTimeout = 5 * time.Second
