@@ -23,7 +23,7 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 // busChild is the serving process of the Go-to-Go bus measurement.
 func busChild() {
 	b, err := bus.Start(bus.Config{Name: "gosrv@127.0.0.1", Cookie: "bench", ClusterHost: "127.0.0.1",
-		Handler: goEcho{}, Logger: quietLog()})
+		Handler: goEcho{}, Logger: quietLog(), InsecureRoutes: os.Getenv("HORNBEAM_INSECURE_ROUTES") == "1"})
 	if err != nil {
 		panic(err)
 	}
@@ -33,12 +33,17 @@ func busChild() {
 }
 
 // busGoToGo measures bus.Call between two processes with a Go echo handler:
-// the cluster layer's cost without Python on either side.
-func busGoToGo() (p50, p99 time.Duration, perSec float64) {
-	addr, stop := startChild("-bus-child")
+// the cluster layer's cost without Python on either side. insecure turns
+// route TLS off on both sides, to measure what it costs.
+func busGoToGo(insecure bool) (p50, p99 time.Duration, perSec float64) {
+	var env []string
+	if insecure {
+		env = append(env, "HORNBEAM_INSECURE_ROUTES=1")
+	}
+	addr, stop := startChild("-bus-child", env...)
 	defer stop()
 	b, err := bus.Start(bus.Config{Name: "gocli@127.0.0.1", Cookie: "bench", ClusterHost: "127.0.0.1",
-		Join: []string{addr}, Logger: quietLog()})
+		Join: []string{addr}, Logger: quietLog(), InsecureRoutes: insecure})
 	if err != nil {
 		panic(err)
 	}
@@ -57,10 +62,11 @@ func busGoToGo() (p50, p99 time.Duration, perSec float64) {
 }
 
 // startChild runs this program with flag as a child process that prints its
-// address and serves until stop closes its stdin.
-func startChild(flag string) (addr string, stop func()) {
+// address and serves until stop closes its stdin; env is added to ours.
+func startChild(flag string, env ...string) (addr string, stop func()) {
 	self, _ := os.Executable()
 	child := exec.Command(self, flag)
+	child.Env = append(os.Environ(), env...)
 	stdin, _ := child.StdinPipe()
 	stdout, _ := child.StdoutPipe()
 	child.Stderr = os.Stderr

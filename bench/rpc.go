@@ -34,6 +34,12 @@ func rpcSection(bin string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("hornbeam rpc: %w", err)
 	}
+	// The same run with routes in clear (HORNBEAM_INSECURE_ROUTES, a
+	// benchmark-only switch refused off loopback): what route TLS costs.
+	hbPlain, err := hornbeamRPC(bin, pydir, "HORNBEAM_INSECURE_ROUTES=1")
+	if err != nil {
+		return "", fmt.Errorf("hornbeam rpc without TLS: %w", err)
+	}
 	fl50, fl99, flRate := natsFloor()
 	erl, erlErr := peerJSON("bash", "bench/peers/erlang_rpc.sh")
 	dask, daskErr := peerJSON("/usr/bin/python3", "bench/peers/dask_rpc.py")
@@ -43,6 +49,8 @@ func rpcSection(bin string) (string, error) {
 		hb["p50_us"], hb["p99_us"], hb["threads32"], hb["tasks32"], hb["tasks64"])
 	fmt.Fprintf(&b, "| the same with `--spin-us 20` (shorter spinning) | %.1f µs | %.1f µs | %.0f / %.0f | %.0f (tasks) |\n",
 		hbSpin["p50_us"], hbSpin["p99_us"], hbSpin["threads32"], hbSpin["tasks32"], hbSpin["tasks64"])
+	fmt.Fprintf(&b, "| the same as the first row, routes without TLS (benchmark-only switch) | %.1f µs | %.1f µs | %.0f / %.0f | %.0f (tasks) |\n",
+		hbPlain["p50_us"], hbPlain["p99_us"], hbPlain["threads32"], hbPlain["tasks32"], hbPlain["tasks64"])
 	if erlErr == nil {
 		fmt.Fprintf(&b, "| Erlang/OTP %v `rpc:call` | %.1f µs | %.1f µs | %.0f | %.0f |\n",
 			erl["otp_release"], num(erl, "rpc_call_p50_us"), num(erl, "rpc_call_p99_us"), num(erl, "rpc_32_callers_per_s"), num(erl, "rpc_64_callers_per_s"))
@@ -51,8 +59,10 @@ func rpcSection(bin string) (string, error) {
 	} else {
 		fmt.Fprintf(&b, "| Erlang `rpc:call` | not measured: %v | | | |\n", erlErr)
 	}
-	g50, g99, gRate := busGoToGo()
+	g50, g99, gRate := busGoToGo(false)
 	fmt.Fprintf(&b, "| hornbeam bus, Go -> Go (no Python either side) | %s | %s | %.0f | — |\n", us(g50), us(g99), gRate)
+	gp50, gp99, gpRate := busGoToGo(true)
+	fmt.Fprintf(&b, "| the same, routes without TLS (benchmark-only switch) | %s | %s | %.0f | — |\n", us(gp50), us(gp99), gpRate)
 	fmt.Fprintf(&b, "| floor: plain NATS request/reply, Go, two embedded servers in two processes | %s | %s | %.0f | — |\n", us(fl50), us(fl99), flRate)
 	if daskErr == nil {
 		fmt.Fprintf(&b, "| dask.distributed %v `submit().result()` | %.0f µs | %.0f µs | %.0f | — |\n",
@@ -66,6 +76,10 @@ func rpcSection(bin string) (string, error) {
 			hb["p50_us"]/num(erl, "rpc_call_p50_us"), hbSpin["p50_us"]/num(erl, "rpc_call_p50_us"),
 			max(hb["threads32"], hb["tasks32"])/num(erl, "rpc_32_callers_per_s"))
 	}
+	fmt.Fprintf(&b, "What mutual TLS on routes costs (goal: at most 10%%): Python -> Python p50 latency %+.1f%%, "+
+		"throughput with 32 tasks %+.1f%%; Go -> Go p50 latency %+.1f%%, throughput %+.1f%%.\n",
+		100*(hb["p50_us"]/hbPlain["p50_us"]-1), 100*(hb["tasks32"]/hbPlain["tasks32"]-1),
+		100*(float64(g50)/float64(gp50)-1), 100*(gRate/gpRate-1))
 	fmt.Fprintf(&b, "Against the plain NATS floor: latency %.2fx by default, %.2fx with `--spin-us 20`.\n\n",
 		hb["p50_us"]/(float64(fl50.Nanoseconds())/1000), hbSpin["p50_us"]/(float64(fl50.Nanoseconds())/1000))
 	b.WriteString("Reading these figures: on these VMs an idle CPU halts at once (guest halt-polling is off), " +

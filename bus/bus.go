@@ -1,6 +1,6 @@
 // Package bus connects hornbeam nodes into an Erlang-style cluster: each node
-// runs an embedded NATS server whose routes form the mesh, authenticated by a
-// shared cookie; nodes have NAME@HOST names, see each other come and go through
+// runs an embedded NATS server whose routes form the mesh over mutual TLS with
+// certificates derived from a shared cookie; nodes have NAME@HOST names, see each other come and go through
 // heartbeats, and call each other's Python functions with CBOR over NATS.
 package bus
 
@@ -53,7 +53,9 @@ const (
 	// once Announce is called, when a worker is ready.
 	Supervisor
 	// Worker: a worker process of a Supervisor's node, attached to its server
-	// (NATSURL, NATSToken) under the node's name. Workers share the node's calls
+	// (NATSURL, NATSToken; mutual TLS with the node's identity, from the same
+	// Cookie or TLS files) under the node's name. With an empty NATSToken,
+	// NATSURL is the node's external NATS instead. Workers share the node's calls
 	// (a NATS queue group) and see membership, but do not announce.
 	Worker
 )
@@ -418,7 +420,49 @@ func (b *Bus) waitForPeers() error {
 	for !b.members.anyPeer() && !b.members.nameClash() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	if b.srv != nil {
+		b.waitForMesh(deadline)
+	}
 	return nil
+}
+
+// waitForMesh waits (until deadline at most: a peer this host cannot reach
+// must not stop it from starting) until this node hears every node that
+// the peers it hears know of, so that the nodes gossip found are reachable
+// once Start returns. NATS does not relay between routes: until the mesh is
+// complete, a node known to the seed only is out of reach, and a CLI tool's
+// first call to it would fail. Hearing a node's heartbeat means the route to
+// it is up and its subscriptions, sent first on that route, are known here.
+func (b *Bus) waitForMesh(deadline time.Time) {
+	want := map[string]bool{}
+	asked := time.Time{}
+	for time.Now().Before(deadline) {
+		have := b.Nodes(Connected)
+		if time.Since(asked) > 100*time.Millisecond {
+			asked = time.Now()
+			for _, n := range have {
+				msg, err := b.nc.Request(b.sysSubject(n), []byte(sysPeers), 250*time.Millisecond)
+				if err != nil {
+					continue
+				}
+				for _, m := range strings.Split(string(msg.Data), "\n") {
+					if m != "" && m != b.name {
+						want[m] = true
+					}
+				}
+			}
+		}
+		missing := len(want)
+		for _, n := range have {
+			if want[n] {
+				missing--
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // wallClock is this node's idea of the time of day: the machine's clock,

@@ -63,9 +63,9 @@ func randomCookie() string {
 	return string(b)
 }
 
-// derive turns the cookie into a purpose-bound secret, so that the cookie itself
-// never crosses the wire and the route password, client token and subject
-// namespace cannot be derived from each other.
+// derive turns the cookie into a purpose-bound value (today the subject
+// namespace), from which the cookie cannot be recovered; keys come from
+// deriveKey (HKDF) instead.
 func derive(cookie, purpose string) string {
 	m := hmac.New(sha256.New, []byte(cookie))
 	m.Write([]byte("hornbeam/" + purpose))

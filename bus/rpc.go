@@ -391,8 +391,9 @@ func (b *Bus) respond(m *nats.Msg, r reply) {
 
 // sys requests are answered in Go, so they work while Python is busy.
 const (
-	sysPing = "ping"
-	sysInfo = "info"
+	sysPing  = "ping"
+	sysInfo  = "info"
+	sysPeers = "peers" // the nodes this one hears, one name a line
 )
 
 func (b *Bus) onSys(m *nats.Msg) {
@@ -401,6 +402,8 @@ func (b *Bus) onSys(m *nats.Msg) {
 		m.Respond([]byte("pong"))
 	case sysMembers:
 		b.onSysMembers(m)
+	case sysPeers:
+		m.Respond([]byte(strings.Join(b.Nodes(Connected), "\n")))
 	case sysInfo:
 		var info any = map[string]any{"name": b.name, "roles": b.cfg.Roles, "hidden": b.cfg.Hidden}
 		if b.cfg.Info != nil {

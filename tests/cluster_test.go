@@ -379,8 +379,8 @@ func TestClusterWrongCookieRefused(t *testing.T) {
 	for !strings.Contains(a.logs(), "wrong cookie") && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !strings.Contains(a.logs(), "wrong cookie") {
-		t.Errorf("the refusing node did not log it:\n%s", a.logs())
+	if !strings.Contains(a.logs(), "wrong cookie") || !strings.Contains(a.logs(), "TLS route handshake error") {
+		t.Errorf("the refusing node did not log a failed handshake:\n%s", a.logs())
 	}
 	r := run(t, t.TempDir(), nil, 30*time.Second, "call", "a@127.0.0.1", "cltest", "remember", `["pwned", 1]`, "--join", a.addr, "--cookie", "wrong")
 	if r.code == 0 {
