@@ -73,7 +73,7 @@ func newMembers(b *Bus) *members {
 }
 
 func (ms *members) start() error {
-	sub, err := ms.b.nc.Subscribe(ms.b.hbSubject(), ms.onBeat)
+	sub, err := ms.b.mc.Subscribe(ms.b.hbSubject(), ms.onBeat)
 	if err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
@@ -94,14 +94,14 @@ func (ms *members) heartbeat(leaving bool) []byte {
 
 func (ms *members) beat() {
 	if ms.b.announced.Load() {
-		ms.b.nc.Publish(ms.b.hbSubject(), ms.heartbeat(false))
+		ms.b.mc.Publish(ms.b.hbSubject(), ms.heartbeat(false))
 	}
 }
 
 func (ms *members) leave() {
-	if ms.b.announced.Load() && ms.b.nc != nil && ms.b.nc.IsConnected() {
-		ms.b.nc.Publish(ms.b.hbSubject(), ms.heartbeat(true))
-		ms.b.nc.FlushTimeout(time.Second)
+	if ms.b.announced.Load() && ms.b.mc != nil && ms.b.mc.IsConnected() {
+		ms.b.mc.Publish(ms.b.hbSubject(), ms.heartbeat(true))
+		ms.b.mc.FlushTimeout(time.Second)
 	}
 }
 

@@ -61,7 +61,9 @@ func (n *Node) runBatch(ctx context.Context, s batch.Spec, extra []byte, items [
 	if err != nil {
 		return nil, err
 	}
-	out, err := n.py.Call(ctx, "hornbeam_ml._batching", "run_batch", args)
+	// Batches have threads of their own: their callers hold RPC or HTTP
+	// threads while they wait, so a batch that needed one could wait forever.
+	out, err := n.py.CallOn(ctx, pybridge.LaneBatch, "hornbeam_ml._batching", "run_batch", args)
 	if err != nil {
 		return nil, err
 	}

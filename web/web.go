@@ -328,7 +328,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// WSGI app from its next write; only --timeout stops the app.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.Timeout)
 	defer cancel()
-	out, err := s.py.Load().Call(ctx, module, "handle", args)
+	out, err := s.py.Load().CallOn(ctx, pybridge.LaneHTTP, module, "handle", args)
 	switch {
 	case err == nil:
 	case errors.Is(err, context.DeadlineExceeded):

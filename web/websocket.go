@@ -6,6 +6,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/hornbeam-go/hornbeam/pybridge"
 )
 
 // maxMessageBytes bounds one websocket message a client may send.
@@ -44,7 +46,7 @@ func (s *Server) serveWebSocket(req *request, id uint64) {
 		req.fail(http.StatusBadRequest, "bad request\n")
 		return
 	}
-	_, err = s.py.Load().Call(r.Context(), "_hornbeam_web.asgi", "handle_ws", args)
+	_, err = s.py.Load().CallOn(r.Context(), pybridge.LaneHTTP, "_hornbeam_web.asgi", "handle_ws", args)
 	if err != nil && r.Context().Err() == nil {
 		s.log.Error("websocket app failed", "path", r.URL.Path, "err", err)
 	}

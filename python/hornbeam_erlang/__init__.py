@@ -26,7 +26,7 @@ from _hornbeam import (
 from . import aio
 from ._monitor import demonitor_node, monitor_node
 from ._rpc import multicall, node_info, nodes, ping, rpc_call, rpc_cast
-from .errors import BadRPC, NodeDown, PayloadTooLarge, RemoteError, RPCError, RPCTimeout
+from .errors import BadRPC, Busy, NodeDown, PayloadTooLarge, RemoteError, RPCError, RPCTimeout
 
 __all__ = [
     "node",
@@ -45,6 +45,7 @@ __all__ = [
     "BadRPC",
     "RemoteError",
     "PayloadTooLarge",
+    "Busy",
     "state_decr",
     "state_delete",
     "state_get",

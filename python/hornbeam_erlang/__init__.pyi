@@ -14,6 +14,7 @@ from ._rpc import (
 )
 from .errors import (
     BadRPC as BadRPC,
+    Busy as Busy,
     NodeDown as NodeDown,
     PayloadTooLarge as PayloadTooLarge,
     RemoteError as RemoteError,

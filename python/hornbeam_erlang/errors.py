@@ -23,6 +23,12 @@ class PayloadTooLarge(RPCError, ValueError):
     """The request or reply is over the cluster's payload limit (--max-payload)."""
 
 
+class Busy(RPCError):
+    """The target node could not take the call or cast: it serves as many as its
+    bounds allow (calls and casts in flight, their bytes, or a batch queue).
+    Nothing ran; try again later or elsewhere."""
+
+
 class RemoteError(RPCError):
     """The called function raised on the remote node.
 
@@ -36,4 +42,4 @@ class RemoteError(RPCError):
     node: Optional[str] = None
 
 
-__all__ = ["RPCError", "RPCTimeout", "NodeDown", "BadRPC", "PayloadTooLarge", "RemoteError"]
+__all__ = ["RPCError", "RPCTimeout", "NodeDown", "BadRPC", "PayloadTooLarge", "Busy", "RemoteError"]
