@@ -113,6 +113,7 @@ type Bus struct {
 	sem        chan struct{}
 	held       atomic.Int64 // request bytes of the calls and casts in sem
 	maxHeld    int64
+	sent       *window // large casts sent and not yet acknowledged
 	casts      castCounts
 	announced  atomic.Bool // heartbeats go out
 
@@ -176,6 +177,7 @@ func Start(cfg Config) (*Bus, error) {
 		maxPayload:  cfg.MaxPayload,
 		sem:         make(chan struct{}, cfg.MaxInflight),
 		maxHeld:     cfg.MaxInflightBytes,
+		sent:        newWindow(2 * int64(cfg.MaxPayload)),
 		pending:     map[uint64]*pendingCall{},
 		byNode:      map[string]map[uint64]*pendingCall{},
 		ctx:         ctx,

@@ -139,7 +139,21 @@ func (ms *members) check(silence time.Duration) {
 		ms.b.wg.Add(1)
 		go func() {
 			defer ms.b.wg.Done()
-			ok := ms.b.probe(name, 2*ms.b.cfg.Heartbeat)
+			// A node whose answer waits behind payloads on a busy route is
+			// alive: the probe is repeated with longer waits before the node
+			// is declared down (about 4 s after its last heartbeat); one
+			// whose process is gone finds no responder at once.
+			ok := false
+			for _, wait := range []time.Duration{2 * ms.b.cfg.Heartbeat, time.Second, 2 * time.Second} {
+				var gone bool
+				if ok, gone = ms.b.probeGone(name, wait); ok || gone || ms.b.ctx.Err() != nil {
+					break
+				}
+				if ms.heardSince(name, inc, now) {
+					ok = true
+					break
+				}
+			}
 			ms.mu.Lock()
 			defer ms.mu.Unlock()
 			m := ms.m[name]
@@ -416,4 +430,12 @@ func (ms *members) addrUp(addr string) bool {
 		}
 	}
 	return false
+}
+
+// heardSince reports whether node (this incarnation) sent a heartbeat after t.
+func (ms *members) heardSince(node string, inc uint64, t time.Time) bool {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	m := ms.m[node]
+	return m != nil && m.incarnation == inc && m.lastSeen.After(t)
 }

@@ -255,7 +255,7 @@ func (b *Bus) local(ctx context.Context, module, function string, args []byte) (
 // the cast did not run. Other errors: ErrNodeDown, ErrPayloadTooLarge,
 // ErrClosed; all wrapped in a *CallError.
 func (b *Bus) Cast(ctx context.Context, node, module, function string, args []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, CastWait)
+	ctx, cancel := context.WithTimeout(ctx, CastAckWait)
 	defer cancel()
 	err := b.cast(ctx, node, module, function, args)
 	if err != nil {
@@ -264,8 +264,14 @@ func (b *Bus) Cast(ctx context.Context, node, module, function string, args []by
 	return nil
 }
 
-// CastWait bounds how long Cast waits for a node at its bounds to take a cast.
-const CastWait = time.Second
+// CastWait bounds how long Cast retries a node that refuses a cast because it
+// is at its bounds; CastAckWait bounds the wait for the node's answer (taken
+// or refused) to one attempt. A cast whose answer does not come in time
+// (a hung node) fails with ErrTimeout: it may or may not run.
+const (
+	CastWait    = time.Second
+	CastAckWait = 30 * time.Second
+)
 
 // castHeader marks a cast that wants to hear it was queued.
 const castHeader = "Hb-Cast"
@@ -288,19 +294,38 @@ func (b *Bus) cast(ctx context.Context, node, module, function string, args []by
 			return err
 		}
 	}
-	backoff := time.Millisecond
+	start := time.Now()
+	// A refused large cast is sent again in full: retry it less often.
+	backoff, most := time.Millisecond, 50*time.Millisecond
+	if len(data) >= windowed {
+		backoff, most = 20*time.Millisecond, 250*time.Millisecond
+	}
 	for {
 		var err error
-		if local {
+		switch {
+		case local:
 			err = b.castLocal(module, function, args)
-		} else {
+		case len(data) < windowed:
 			_, err = b.request(ctx, node, data, castHdr)
+		default:
+			wctx, cancel := context.WithDeadline(ctx, start.Add(CastWait))
+			err = b.sent.acquire(wctx, int64(len(data)))
+			cancel()
+			if err != nil {
+				return fmt.Errorf("%w: this node's large casts in flight (%d bytes at most) did not drain within %v",
+					ErrBusy, b.sent.max, CastWait)
+			}
+			_, err = b.request(ctx, node, data, castHdr)
+			b.sent.release(int64(len(data)))
 		}
 		if !errors.Is(err, ErrBusy) {
 			if errors.Is(err, ErrTimeout) {
-				return fmt.Errorf("%w: node %s did not take the cast within %v", ErrBusy, node, CastWait)
+				return fmt.Errorf("%w: node %s did not answer the cast within %v; it may or may not run", ErrTimeout, node, CastAckWait)
 			}
 			return err
+		}
+		if time.Since(start)+backoff > CastWait {
+			return err // refused: it did not run
 		}
 		select {
 		case <-time.After(backoff):
@@ -309,7 +334,7 @@ func (b *Bus) cast(ctx context.Context, node, module, function string, args []by
 		case <-b.ctx.Done():
 			return ErrClosed
 		}
-		backoff = min(2*backoff, 50*time.Millisecond)
+		backoff = min(2*backoff, most)
 	}
 }
 
@@ -564,8 +589,15 @@ func (b *Bus) onSys(m *nats.Msg) {
 
 // probe asks node's Go side for a pong within timeout.
 func (b *Bus) probe(node string, timeout time.Duration) bool {
+	ok, _ := b.probeGone(node, timeout)
+	return ok
+}
+
+// probeGone is probe that also says when nothing listens for node (its
+// process is gone), as opposed to no answer in time.
+func (b *Bus) probeGone(node string, timeout time.Duration) (ok, gone bool) {
 	msg, err := b.mc.Request(b.sysSubject(node), []byte(sysPing), timeout)
-	return err == nil && string(msg.Data) == "pong"
+	return err == nil && string(msg.Data) == "pong", errors.Is(err, nats.ErrNoResponders)
 }
 
 // Ping reports whether node answers, like net_adm:ping: a hidden node or one

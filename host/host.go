@@ -267,7 +267,18 @@ func (n *Node) forwardEvents(ctx context.Context) {
 
 // info answers node_info: resources, roles and identity.
 func (n *Node) info(ctx context.Context) map[string]any {
-	return nodeInfo(ctx, n.name, n.started, n.cfg.Cluster, n.cluster(), &n.gpus)
+	m := nodeInfo(ctx, n.name, n.started, n.cfg.Cluster, n.cluster(), &n.gpus)
+	pools := map[string]any{}
+	for lane, name := range map[pybridge.Lane]string{pybridge.LaneRPC: "rpc", pybridge.LaneHTTP: "http", pybridge.LaneBatch: "batch"} {
+		if total, lost := n.py.PoolStats(lane); total > 0 {
+			pools[name] = map[string]int{"threads": total, "stuck": lost}
+		}
+	}
+	m["python_threads"] = pools
+	if b := n.cluster(); b != nil {
+		m["casts"] = b.CastStats()
+	}
+	return m
 }
 
 func nodeInfo(ctx context.Context, name string, started time.Time, c *bus.Config, b *bus.Bus, gpus *sysinfo.GPUCache) map[string]any {

@@ -1,0 +1,45 @@
+"""Functions the robustness tests call: stuck, fast, batched, huge and counted work."""
+import time
+
+import hornbeam_ml
+from hornbeam_erlang import state_get, state_incr
+
+
+def sleep(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+def fast(x):
+    return x
+
+
+def encode(texts):
+    """Calls the host-batched model, as examples/distributed_ml/ml_worker.py does."""
+    return [float(v[0]) for v in hornbeam_ml.encode(list(texts))]
+
+
+def count(key, seconds=0.0, payload=None):
+    if seconds:
+        time.sleep(seconds)
+    state_incr(key)
+
+
+def counted(key):
+    return state_get(key) or 0
+
+
+_big = b""
+
+
+def big(n):
+    """n bytes, built once: on a loaded machine building 400 MiB takes seconds,
+    and what is timed is the refusal of the reply, not the building."""
+    global _big
+    if len(_big) != n:
+        _big = b"x" * n
+    return _big
+
+
+def boom():
+    raise ValueError("cast boom")
