@@ -149,7 +149,17 @@ func (q *workQueue) pop(wake chan struct{}) *call {
 	for {
 		q.mu.Lock()
 		if c := q.tryPopLocked(); c != nil || q.closed {
+			// Calls pushed while this thread spun woke no one: pass the
+			// wake-up on, or they would wait for this call to end.
+			var next chan struct{}
+			if c != nil && q.head < len(q.calls) && len(q.sleepers) > 0 {
+				next = q.sleepers[len(q.sleepers)-1]
+				q.sleepers = q.sleepers[:len(q.sleepers)-1]
+			}
 			q.mu.Unlock()
+			if next != nil {
+				next <- struct{}{}
+			}
 			return c
 		}
 		// Spin (once per wait) only while no other pool thread runs a call:

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -319,4 +320,77 @@ func peakRSSKiB(t *testing.T, pid int) int {
 		}
 	}
 	return 0
+}
+
+// An event loop that cannot start (here: a uvloop that raises on import) stops
+// the interpreter from starting, with the reason, instead of leaving every
+// coroutine call to hang.
+func TestEventLoopFailureStopsStart(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "broken/uvloop.py", "raise RuntimeError('this uvloop is broken')\n")
+	r := run(t, dir, nil, 60*time.Second, "run", "--pythonpath", dir+"/broken", "-c", "print('ran')")
+	if r.code == 0 || strings.Contains(r.stdout, "ran") || !strings.Contains(r.stderr, "event loop did not start") ||
+		!strings.Contains(r.stderr, "this uvloop is broken") {
+		t.Fatalf("code %d\nstdout %q\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// With --workers, state_* reaches the node's state over a socket. A stopped
+// supervisor (SIGSTOP) must not freeze the worker's Python: other threads
+// keep running while state_get waits, and it raises after its deadline.
+func TestStoppedSupervisorDoesNotFreezeWorkers(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "stateapp.py", `
+import time
+from hornbeam_erlang import state_get
+
+def application(environ, start_response):
+    body = "tick"
+    if environ["PATH_INFO"] == "/state":
+        t0 = time.monotonic()
+        try:
+            state_get("k")
+            body = "answered"
+        except Exception as e:
+            body = type(e).__name__ + ": " + str(e)
+        body += " after %.2f" % (time.monotonic() - t0)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body.encode()]
+`)
+	s := serveApp(t, dir, "stateapp:application", "-w", "1", "--threads", "4", "-b", "127.0.0.1:0", "--timeout", "30")
+	s.waitLog(t, "worker ready", 1, 30*time.Second)
+	if got := mustFetch(t, s.base+"/state"); !strings.HasPrefix(got, "answered") {
+		t.Fatalf("state_get with the supervisor running: %q", got)
+	}
+	if err := syscall.Kill(s.pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(s.pid(), syscall.SIGCONT) }) // runs before the harness stops it
+	stateDone := make(chan string, 1)
+	go func() {
+		b, err := fetch(s.base + "/state")
+		if err != nil {
+			b = err.Error()
+		}
+		stateDone <- b
+	}()
+	time.Sleep(300 * time.Millisecond) // let state_get start waiting
+	for i := range 5 {
+		start := time.Now()
+		if got := mustFetch(t, s.base+"/tick"); got != "tick" {
+			t.Fatalf("tick: %q", got)
+		}
+		if el := time.Since(start); el > time.Second {
+			t.Errorf("request %d took %v while state_get waited on the stopped supervisor", i, el)
+		}
+	}
+	select {
+	case got := <-stateDone:
+		if !strings.Contains(got, "RuntimeError") || !strings.Contains(got, "unavailable") {
+			t.Errorf("state_get with the supervisor stopped: %q, want RuntimeError (unavailable)", got)
+		}
+		t.Logf("state_get with the supervisor stopped: %s", got)
+	case <-time.After(20 * time.Second):
+		t.Fatal("state_get did not raise within 20 s of the supervisor stopping")
+	}
 }
