@@ -140,7 +140,12 @@ func (s *Server) pyWSReceive(_ context.Context, data []byte) ([]byte, error) {
 	if req == nil || req.ws == nil {
 		return cbor.Marshal([]any{"close", 1006, ""})
 	}
-	typ, msg, err := req.ws.Read(req.r.Context())
+	typ, msg, release, err := s.readMessage(req.r.Context(), req.ws)
+	if errors.Is(err, errWSBudget) {
+		s.log.Warn("websocket closed: the node's websocket buffers are full", "err", err)
+		req.ws.Close(websocket.StatusTryAgainLater, "server busy")
+		return cbor.Marshal([]any{"close", int(websocket.StatusTryAgainLater), ""})
+	}
 	if err != nil {
 		code := int(websocket.CloseStatus(err))
 		if code < 0 {
@@ -148,6 +153,8 @@ func (s *Server) pyWSReceive(_ context.Context, data []byte) ([]byte, error) {
 		}
 		return cbor.Marshal([]any{"close", code, ""})
 	}
+	// The CBOR goes to Python at once; the budget counts until then.
+	defer release()
 	if typ == websocket.MessageText {
 		return cbor.Marshal([]any{"text", string(msg)})
 	}

@@ -45,14 +45,19 @@ type Config struct {
 	HeaderTimeout    time.Duration
 	Timeout          time.Duration // the app's time per request; past it the client gets 504
 	LimitConcurrency int           // requests served at once; beyond, 503
-	RootPath         string        // SCRIPT_NAME: the prefix the app is mounted under
-	MaxHeaderBytes   int
-	KeepAlive        time.Duration // idle time of a kept-alive connection
-	CertFile         string        // with KeyFile: serve TLS, and HTTP/2 by ALPN
-	KeyFile          string
-	Factory          bool      // App is a callable that returns the app
-	AccessLog        io.Writer // common log format; nil = none
-	Logger           *slog.Logger
+	// WebSocketBuffer bounds the bytes of websocket messages read from all
+	// clients and not yet handed to Python; a connection that finds it full
+	// reads nothing (its client waits) for up to 10 s, then is closed with
+	// 1013 (try again later). 0 = DefaultWebSocketBuffer.
+	WebSocketBuffer int64
+	RootPath        string // SCRIPT_NAME: the prefix the app is mounted under
+	MaxHeaderBytes  int
+	KeepAlive       time.Duration // idle time of a kept-alive connection
+	CertFile        string        // with KeyFile: serve TLS, and HTTP/2 by ALPN
+	KeyFile         string
+	Factory         bool      // App is a callable that returns the app
+	AccessLog       io.Writer // common log format; nil = none
+	Logger          *slog.Logger
 }
 
 // Server serves one app.
@@ -70,6 +75,7 @@ type Server struct {
 	serving   sync.WaitGroup // the accept loops
 	exhausted chan struct{}
 	exhaust   sync.Once
+	wsBudget  *budget // websocket message bytes read and not yet in Python
 }
 
 type request struct {
@@ -113,6 +119,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.HeaderTimeout <= 0 {
 		cfg.HeaderTimeout = 10 * time.Second
 	}
+	if cfg.WebSocketBuffer <= 0 {
+		cfg.WebSocketBuffer = DefaultWebSocketBuffer
+	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 5 * time.Second
 	}
@@ -123,7 +132,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.App += "()" // tells _hornbeam_web to call it once for the app
 	}
 	return &Server{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.LimitConcurrency),
-		exhausted: make(chan struct{}), conns: newConnTracker(cfg.HeaderTimeout)}, nil
+		exhausted: make(chan struct{}), conns: newConnTracker(cfg.HeaderTimeout), wsBudget: newBudget(cfg.WebSocketBuffer)}, nil
 }
 
 // Start runs the ASGI lifespan startup, then listens on every bind and serves with py.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hornbeam-go/hornbeam/bus"
 	"github.com/hornbeam-go/hornbeam/host"
+	"github.com/hornbeam-go/hornbeam/web"
 )
 
 // limitFlags bound what a node holds for others: threads, casts, bytes.
@@ -16,6 +17,7 @@ type limitFlags struct {
 	castTimeout      float64
 	maxInflightBytes int64
 	stateMaxValue    int
+	wsBuffer         int64
 }
 
 func (f *limitFlags) add(fs *pflag.FlagSet) {
@@ -27,11 +29,16 @@ func (f *limitFlags) add(fs *pflag.FlagSet) {
 		"request bytes of the calls and casts a node holds at once, queued or running; beyond, callers get Busy (0: 256 MiB, or 4 x --max-payload if more)")
 	fs.IntVar(&f.stateMaxValue, "state-max-value", envInt("HORNBEAM_STATE_MAX_VALUE", host.DefaultStateMaxValue),
 		"largest encoded value state_set takes, in bytes; a larger one raises ValueError before it is all encoded")
+	fs.Int64Var(&f.wsBuffer, "websocket-max-buffer", int64(envInt("HORNBEAM_WEBSOCKET_MAX_BUFFER", web.DefaultWebSocketBuffer)),
+		"bytes of websocket messages read from all clients and not yet taken by the app; a connection that finds it full waits (its client is slowed), then is closed with 1013")
 }
 
 func (f *limitFlags) apply(c *host.Config) error {
-	if f.maxThreads < 0 || f.castTimeout <= 0 || f.maxInflightBytes < 0 || f.stateMaxValue <= 0 {
-		return errors.New("--max-threads and --max-inflight-bytes must not be negative, --cast-timeout and --state-max-value must be positive")
+	if f.maxThreads < 0 || f.castTimeout <= 0 || f.maxInflightBytes < 0 || f.stateMaxValue <= 0 || f.wsBuffer <= 0 {
+		return errors.New("--max-threads and --max-inflight-bytes must not be negative; --cast-timeout, --state-max-value and --websocket-max-buffer must be positive")
+	}
+	if c.Web != nil {
+		c.Web.WebSocketBuffer = f.wsBuffer
 	}
 	c.MaxThreads = f.maxThreads
 	c.CastTimeout = time.Duration(f.castTimeout * float64(time.Second))
