@@ -68,6 +68,7 @@ type Node struct {
 	web     *web.Server
 	gpus    sysinfo.GPUCache
 	cancel  context.CancelFunc
+	closed  <-chan struct{} // when Close ends the node's goroutines
 	swept   chan struct{}
 	events  chan bus.Event // membership events for Python, at most maxQueuedEvents
 	// localCasts bounds the casts to itself a node outside a cluster runs.
@@ -144,7 +145,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.py = py
 	ctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
+	n.cancel, n.closed = cancel, ctx.Done()
 	go func() {
 		defer close(n.swept)
 		if n.state != nil {
@@ -203,7 +204,7 @@ func (n *Node) Wedged(d time.Duration) <-chan struct{} {
 		defer t.Stop()
 		for {
 			select {
-			case <-n.swept:
+			case <-n.closed:
 				return
 			case <-t.C:
 			}

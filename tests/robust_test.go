@@ -394,3 +394,38 @@ def application(environ, start_response):
 		t.Fatal("state_get did not raise within 20 s of the supervisor stopping")
 	}
 }
+
+// With --workers, a worker whose threads are all stuck past --timeout is
+// replaced, as gunicorn does: here one thread, capped at one, stuck in
+// time.sleep after its request timed out.
+func TestWorkerStuckPastTimeoutIsRecycled(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "stuckapp.py", `
+import os, time
+
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/sleep":
+        time.sleep(120)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+`)
+	s := serveApp(t, dir, "stuckapp:application", "-w", "1", "--threads", "1", "--max-threads", "1", "--timeout", "1", "-b", "127.0.0.1:0")
+	s.waitLog(t, "worker ready", 1, 30*time.Second)
+	first := mustFetch(t, s.base+"/pid")
+	if _, err := fetch(s.base + "/sleep"); err == nil || !strings.Contains(err.Error(), "504") {
+		t.Fatalf("stuck request: %v, want 504 at --timeout", err)
+	}
+	s.waitLog(t, "recycling the worker", 1, 20*time.Second)
+	s.waitLog(t, "worker ready", 2, 30*time.Second)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, err := fetch(s.base + "/pid")
+		if err == nil && got != first {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no fresh worker answered (last: %q, %v)\n%s", got, err, s.logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
