@@ -19,7 +19,7 @@ const DefaultWebSocketBuffer = 64 << 20
 // meanwhile it reads nothing, so its client is slowed by TCP flow control.
 const wsBudgetWait = 10 * time.Second
 
-// wsChunk is the unit in which a message's bytes are counted.
+// wsChunk is the unit in which a message's bytes are read and counted.
 const wsChunk = 64 << 10
 
 // budget is a node-wide count of bytes with a bound.
@@ -35,7 +35,7 @@ func newBudget(max int64) *budget { return &budget{max: max, wake: make(chan str
 func (b *budget) acquire(ctx context.Context, n int64) error {
 	for {
 		b.mu.Lock()
-		if b.used+n <= b.max {
+		if b.used+n <= b.max || b.used == 0 {
 			b.used += n
 			b.mu.Unlock()
 			return nil
@@ -74,24 +74,30 @@ func (s *Server) readMessage(ctx context.Context, c *websocket.Conn) (websocket.
 	release := func() { s.wsBudget.release(held) }
 	var buf []byte
 	for {
-		wctx, cancel := context.WithTimeout(ctx, wsBudgetWait)
-		err := s.wsBudget.acquire(wctx, wsChunk)
-		cancel()
-		if err != nil {
-			release()
-			return 0, nil, nil, fmt.Errorf("%w (%d bytes)", errWSBudget, s.wsBudget.max)
-		}
-		held += wsChunk
+		// Counted once read: a connection waiting for its client's next
+		// bytes holds only what it has, so two slow senders cannot hold each
+		// other up (beyond the budget, each connection has at most one
+		// chunk being read).
 		n := len(buf)
 		buf = append(buf, make([]byte, wsChunk)...)
-		m, err := io.ReadFull(r, buf[n:])
+		m, rerr := io.ReadFull(r, buf[n:])
 		buf = buf[:n+m]
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return typ, buf, release, nil
-		}
-		if err != nil {
+		if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
 			release()
-			return 0, nil, nil, err
+			return 0, nil, nil, rerr
+		}
+		if m > 0 {
+			wctx, cancel := context.WithTimeout(ctx, wsBudgetWait)
+			err := s.wsBudget.acquire(wctx, int64(m))
+			cancel()
+			if err != nil {
+				release()
+				return 0, nil, nil, fmt.Errorf("%w (%d bytes)", errWSBudget, s.wsBudget.max)
+			}
+			held += int64(m)
+		}
+		if rerr != nil {
+			return typ, buf, release, nil
 		}
 	}
 }
