@@ -429,3 +429,57 @@ def application(environ, start_response):
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// Casts to the node itself are bounded as others' are (here: 64 KiB of
+// requests held): each runs or its caller gets Busy.
+func TestSelfCastsAreBounded(t *testing.T) {
+	const cookie = "robust8-self"
+	a := startNode(t, "a@127.0.0.1", cookie, "--threads", "4", "--max-inflight-bytes", "65536")
+	var got struct{ Busy, Ran int }
+	script(t, "t@127.0.0.1", cookie, a.addr, waitPeers+`
+import json, time
+from hornbeam_erlang import rpc_call
+A = "a@127.0.0.1"
+wait_peers([A])
+busy = rpc_call(A, "robust", "self_casts", [5000, 0.002, 3], timeout_ms=120000)
+deadline = time.monotonic() + 120
+while rpc_call(A, "robust", "counted", ["self"], timeout_ms=60000) + busy < 5000 and time.monotonic() < deadline:
+    time.sleep(0.1)
+time.sleep(0.3)
+print(json.dumps({"busy": busy, "ran": rpc_call(A, "robust", "counted", ["self"], timeout_ms=60000)}))
+`, 240*time.Second, &got)
+	t.Logf("5,000 casts to itself: %d ran, %d Busy", got.Ran, got.Busy)
+	if got.Ran+got.Busy != 5000 {
+		t.Errorf("ran %d + Busy %d != 5000", got.Ran, got.Busy)
+	}
+	if got.Busy == 0 {
+		t.Errorf("no cast to itself was refused: 5,000 held at once under a 64 KiB bound?")
+	}
+}
+
+// state_set refuses a value over --state-max-value as soon as encoding
+// passes it, not after encoding all of it.
+func TestStateMaxValue(t *testing.T) {
+	dir := t.TempDir()
+	r := run(t, dir, nil, 60*time.Second, "run", "-c", `
+import time
+from hornbeam_erlang import state_set, state_get
+big = b"x" * (200 << 20)
+t0 = time.monotonic()
+try:
+    state_set("k", big)
+    print("stored")
+except ValueError as e:
+    print("refused", "--state-max-value" in str(e), round(time.monotonic() - t0, 3))
+state_set("small", b"x" * (1 << 20))
+print("small", len(state_get("small")))
+`)
+	if r.code != 0 || !strings.Contains(r.stdout, "refused True") || !strings.Contains(r.stdout, "small 1048576") {
+		t.Fatalf("code %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	var secs float64
+	fmt.Sscanf(r.stdout[strings.Index(r.stdout, "refused True")+len("refused True"):], "%g", &secs)
+	if secs > 0.5 {
+		t.Errorf("a 200 MiB value took %.3fs to refuse", secs)
+	}
+}

@@ -43,3 +43,18 @@ def big(n):
 
 def boom():
     raise ValueError("cast boom")
+
+
+def self_casts(n, seconds, stall=0):
+    """Casts n counted calls to this node itself, after 8 casts that keep its
+    threads busy for stall seconds; returns how many were Busy."""
+    from hornbeam_erlang import Busy, node, rpc_cast
+    for _ in range(8):
+        rpc_cast(node(), "robust", "sleep", [stall])
+    busy = 0
+    for _ in range(n):
+        try:
+            rpc_cast(node(), "robust", "count", ["self", seconds])
+        except Busy:
+            busy += 1
+    return busy
