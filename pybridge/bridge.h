@@ -1,8 +1,8 @@
 /* bridge.h: the C side of pybridge, shared by its .c files and the Go code.
  *
  * Thread model (see docs/ARCHITECTURE.md): Go owns every OS thread that touches
- * Python. The init thread is Python's main thread; a loop thread runs asyncio; a
- * fixed pool of threads, each with a thread state created once, runs synchronous
+ * Python. The init thread is Python's main thread; a loop thread runs asyncio;
+ * pools of threads, each with a thread state created once, run synchronous
  * calls. Every function here that takes or returns PyObject* needs the GIL unless
  * it says otherwise. */
 #ifndef HB_BRIDGE_H

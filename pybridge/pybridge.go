@@ -4,8 +4,10 @@
 //
 // Thread model: the thread that initialises Python becomes its main thread and
 // runs scripts (RunMain); a loop thread runs an asyncio event loop that Go feeds
-// through a batched queue; a fixed pool of threads, each holding a thread state
-// created once, runs synchronous calls. Goroutines never take the GIL.
+// through a batched queue; pools of threads (one per Lane), each thread holding a
+// thread state created once, run synchronous calls, and grow past their size to
+// replace threads stuck in calls whose callers gave up. Goroutines never take
+// the GIL.
 //
 // CPython is one per process, so at most one Interpreter exists at a time.
 package pybridge
