@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -481,5 +482,35 @@ print("small", len(state_get("small")))
 	fmt.Sscanf(r.stdout[strings.Index(r.stdout, "refused True")+len("refused True"):], "%g", &secs)
 	if secs > 0.5 {
 		t.Errorf("a 200 MiB value took %.3fs to refuse", secs)
+	}
+}
+
+// RPC work and HTTP requests have threads of their own: a node whose RPC
+// threads are all busy still answers HTTP at once.
+func TestRPCLoadDoesNotStarveHTTP(t *testing.T) {
+	const cookie = "robust8-lanes"
+	dir := t.TempDir()
+	writeFile(t, dir, "tickapp.py", `
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"tick"]
+`)
+	pydir, _ := filepath.Abs("testdata/cluster")
+	s := serveApp(t, dir, "tickapp:application", "-b", "127.0.0.1:0", "--threads", "4",
+		"--name", "web@127.0.0.1", "--cookie", cookie, "--pythonpath", pydir)
+	script(t, "t@127.0.0.1", cookie, s.cluster, waitPeers+`
+from hornbeam_erlang import rpc_cast
+wait_peers(["web@127.0.0.1"])
+for _ in range(8):  # twice the RPC threads, each busy for 5 s
+    rpc_cast("web@127.0.0.1", "robust", "sleep", [5])
+`, 60*time.Second, nil)
+	for i := range 5 {
+		start := time.Now()
+		if got := mustFetch(t, s.base+"/"); got != "tick" {
+			t.Fatalf("GET: %q", got)
+		}
+		if el := time.Since(start); el > time.Second {
+			t.Errorf("request %d took %v while the RPC threads were busy", i, el)
+		}
 	}
 }
