@@ -256,7 +256,10 @@ func batchError(err error) error {
 		i := strings.LastIndexByte(pe.Type, '.')
 		return &pyError{class: pe.Type[:i] + ":" + pe.Type[i+1:], msg: pe.Message}
 	case errors.Is(err, batch.ErrBusy):
-		return &pyError{class: "hornbeam_erlang:RPCError", msg: err.Error()}
+		return &pyError{class: "hornbeam_erlang:Busy", msg: err.Error()}
+	case errors.Is(err, context.DeadlineExceeded):
+		// The call that waited on the batch passed its own deadline.
+		return &pyError{class: "TimeoutError", msg: "the batch did not finish before the call's deadline"}
 	default:
 		return err
 	}
