@@ -31,6 +31,11 @@ const (
 	DefaultMaxPayload  = 8 << 20
 	DefaultMaxInflight = 16384
 	DefaultHeartbeat   = 150 * time.Millisecond
+	// DefaultMaxInflightBytes bounds the request bytes of the calls and casts
+	// a node holds (queued or running) when Config.MaxInflightBytes is 0 (or
+	// 4 payloads, if that is more).
+	DefaultMaxInflightBytes = 256 << 20
+	DefaultCastTimeout      = 60 * time.Second
 )
 
 // Handler runs the calls that other nodes send to this one.
@@ -93,8 +98,14 @@ type Config struct {
 	// GPUs, cpu, memory_gb, ...), for selecting nodes by what they have.
 	Capabilities map[string]float64
 	MaxPayload   int // largest message in bytes; 0 = DefaultMaxPayload
-	MaxInflight  int // calls served at once; beyond, callers get a busy error
-	Heartbeat    time.Duration
+	MaxInflight  int // calls and casts held at once; beyond, callers get ErrBusy
+	// MaxInflightBytes bounds the request bytes of the calls and casts held
+	// at once; beyond, callers get ErrBusy. 0 = DefaultMaxInflightBytes.
+	MaxInflightBytes int64
+	// CastTimeout is the deadline of a cast this node runs: past it the
+	// Python code is interrupted as a call's is. 0 = DefaultCastTimeout.
+	CastTimeout time.Duration
+	Heartbeat   time.Duration
 	// JoinTimeout bounds how long Start waits for the first route when Join is
 	// set; 0 = 5 s.
 	JoinTimeout time.Duration
@@ -123,10 +134,18 @@ type Bus struct {
 	optsMu      sync.Mutex
 	sopts       *server.Options // the embedded server's options, for reloads
 	nc          *nats.Conn
-	inbox       string
-	maxPayload  int
-	sem         chan struct{}
-	announced   atomic.Bool // heartbeats go out
+	// mc carries membership (heartbeats, pings, node info) on a connection
+	// of its own, so that payloads queued on nc never delay a heartbeat.
+	mc         *nats.Conn
+	dial       func() (*nats.Conn, error) // another connection like nc
+	inbox      string
+	maxPayload int
+	sem        chan struct{}
+	held       atomic.Int64 // request bytes of the calls and casts in sem
+	maxHeld    int64
+	sent       *window // large casts sent and not yet acknowledged
+	casts      castCounts
+	announced  atomic.Bool // heartbeats go out
 
 	nextID  atomic.Uint64
 	pmu     sync.Mutex
@@ -173,6 +192,12 @@ func Start(cfg Config) (*Bus, error) {
 	if cfg.JoinTimeout <= 0 {
 		cfg.JoinTimeout = 5 * time.Second
 	}
+	if cfg.MaxInflightBytes <= 0 {
+		cfg.MaxInflightBytes = max(DefaultMaxInflightBytes, 4*int64(cfg.MaxPayload))
+	}
+	if cfg.CastTimeout <= 0 {
+		cfg.CastTimeout = DefaultCastTimeout
+	}
 	var inc [8]byte
 	rand.Read(inc[:])
 	ctx, cancel := context.WithCancel(context.Background())
@@ -184,6 +209,8 @@ func Start(cfg Config) (*Bus, error) {
 		ns:          "hb." + derive(cfg.Cookie, "namespace")[:12],
 		maxPayload:  cfg.MaxPayload,
 		sem:         make(chan struct{}, cfg.MaxInflight),
+		maxHeld:     cfg.MaxInflightBytes,
+		sent:        newWindow(2 * int64(cfg.MaxPayload)),
 		pending:     map[uint64]*pendingCall{},
 		byNode:      map[string]map[uint64]*pendingCall{},
 		ctx:         ctx,
@@ -212,6 +239,12 @@ func Start(cfg Config) (*Bus, error) {
 		b.shutdown()
 		return nil, err
 	}
+	mc, err := b.dial()
+	if err != nil {
+		b.shutdown()
+		return nil, fmt.Errorf("bus: the membership connection: %w", err)
+	}
+	b.mc = mc
 	if err := b.join(); err != nil {
 		b.shutdown()
 		return nil, err
@@ -232,7 +265,8 @@ func (b *Bus) connect() error {
 	if b.cfg.NATSURL != "" && b.cfg.Mode == Worker && b.cfg.NATSToken != "" {
 		// The supervising process's server: mutual TLS with the node's identity.
 		opts = append(opts, nats.Token(b.cfg.NATSToken), nats.Secure(b.id.config()))
-		nc, err := nats.Connect(b.cfg.NATSURL, opts...)
+		b.dial = func() (*nats.Conn, error) { return nats.Connect(b.cfg.NATSURL, opts...) }
+		nc, err := b.dial()
 		if err != nil {
 			return fmt.Errorf("bus: connecting to the node's server %s: %w", b.cfg.NATSURL, err)
 		}
@@ -312,7 +346,10 @@ func (b *Bus) connect() error {
 	}
 	b.srv = srv
 	b.sopts = sopts.Clone()
-	nc, err := nats.Connect("", append(opts, nats.InProcessServer(srv), nats.Token(b.token))...)
+	b.dial = func() (*nats.Conn, error) {
+		return nats.Connect("", append(opts, nats.InProcessServer(srv), nats.Token(b.token))...)
+	}
+	nc, err := b.dial()
 	if err != nil {
 		return fmt.Errorf("bus: connecting to the embedded NATS: %w", err)
 	}
@@ -347,7 +384,7 @@ func (b *Bus) join() error {
 	if b.probe(b.name, 300*time.Millisecond) {
 		return fmt.Errorf("bus: node name %s is already in use in this cluster", b.name)
 	}
-	if err := b.subscribe(b.sysSubject(b.name), "", b.onSys); err != nil {
+	if err := b.subscribeOn(b.mc, b.sysSubject(b.name), "", b.onSys); err != nil {
 		return err
 	}
 	if b.cfg.Mode == Standalone {
@@ -368,13 +405,17 @@ func (b *Bus) join() error {
 // empty), lets it hold up to 64 maximal payloads pending, and waits until the
 // server has the interest.
 func (b *Bus) subscribe(subject, queue string, handler nats.MsgHandler) error {
-	sub, err := b.nc.QueueSubscribe(subject, queue, handler)
+	return b.subscribeOn(b.nc, subject, queue, handler)
+}
+
+func (b *Bus) subscribeOn(nc *nats.Conn, subject, queue string, handler nats.MsgHandler) error {
+	sub, err := nc.QueueSubscribe(subject, queue, handler)
 	if err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
 	sub.SetPendingLimits(-1, b.cfg.MaxPayload*64)
 	b.subs = append(b.subs, sub)
-	if err := b.nc.Flush(); err != nil {
+	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
 	return nil
@@ -519,6 +560,9 @@ func (b *Bus) shutdown() {
 	b.failAll(ErrClosed)
 	if b.nc != nil {
 		b.nc.Close()
+	}
+	if b.mc != nil {
+		b.mc.Close()
 	}
 	if b.srv != nil {
 		b.srv.Shutdown()

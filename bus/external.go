@@ -89,11 +89,14 @@ func (b *Bus) connectExternal(opts []nats.Option) error {
 	nc, err := nats.Connect(b.cfg.NATSURL, append(opts, cookieKey...)...)
 	if errors.Is(err, nats.ErrNkeysNotSupported) {
 		b.log.Warn("the NATS server asks no credentials: whoever reaches it can join this cluster", "nats", b.cfg.NATSURL)
+		cookieKey = nil
 		nc, err = nats.Connect(b.cfg.NATSURL, opts...)
 	}
 	if err != nil {
 		return fmt.Errorf("bus: connecting to %s: %w", b.cfg.NATSURL, err)
 	}
+	// Membership gets a connection of its own, made the same way.
+	b.dial = func() (*nats.Conn, error) { return nats.Connect(b.cfg.NATSURL, append(opts, cookieKey...)...) }
 	b.nc = nc
 	return nil
 }

@@ -81,7 +81,7 @@ func newMembers(b *Bus) *members {
 }
 
 func (ms *members) start() error {
-	sub, err := ms.b.nc.Subscribe(ms.b.hbSubject(), ms.onBeat)
+	sub, err := ms.b.mc.Subscribe(ms.b.hbSubject(), ms.onBeat)
 	if err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
@@ -102,14 +102,14 @@ func (ms *members) heartbeat(leaving bool) []byte {
 
 func (ms *members) beat() {
 	if ms.b.announced.Load() {
-		ms.b.nc.Publish(ms.b.hbSubject(), ms.heartbeat(false))
+		ms.b.mc.Publish(ms.b.hbSubject(), ms.heartbeat(false))
 	}
 }
 
 func (ms *members) leave() {
-	if ms.b.announced.Load() && ms.b.nc != nil && ms.b.nc.IsConnected() {
-		ms.b.nc.Publish(ms.b.hbSubject(), ms.heartbeat(true))
-		ms.b.nc.FlushTimeout(time.Second)
+	if ms.b.announced.Load() && ms.b.mc != nil && ms.b.mc.IsConnected() {
+		ms.b.mc.Publish(ms.b.hbSubject(), ms.heartbeat(true))
+		ms.b.mc.FlushTimeout(time.Second)
 	}
 }
 
@@ -147,7 +147,21 @@ func (ms *members) check(silence time.Duration) {
 		ms.b.wg.Add(1)
 		go func() {
 			defer ms.b.wg.Done()
-			ok := ms.b.probe(name, 2*ms.b.cfg.Heartbeat)
+			// A node whose answer waits behind payloads on a busy route is
+			// alive: the probe is repeated with longer waits before the node
+			// is declared down (about 4 s after its last heartbeat); one
+			// whose process is gone finds no responder at once.
+			ok := false
+			for _, wait := range []time.Duration{2 * ms.b.cfg.Heartbeat, time.Second, 2 * time.Second} {
+				var gone bool
+				if ok, gone = ms.b.probeGone(name, wait); ok || gone || ms.b.ctx.Err() != nil {
+					break
+				}
+				if ms.heardSince(name, inc, now) {
+					ok = true
+					break
+				}
+			}
 			ms.mu.Lock()
 			defer ms.mu.Unlock()
 			m := ms.m[name]
@@ -446,4 +460,12 @@ func (b *Bus) SetCapabilities(caps map[string]float64) error {
 	b.members.caps.Store(&c)
 	b.members.beat()
 	return nil
+}
+
+// heardSince reports whether node (this incarnation) sent a heartbeat after t.
+func (ms *members) heardSince(node string, inc uint64, t time.Time) bool {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	m := ms.m[node]
+	return m != nil && m.incarnation == inc && m.lastSeen.After(t)
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -53,6 +54,12 @@ func (b *Bus) call(ctx context.Context, node, module, function string, args []by
 	if err != nil {
 		return nil, err
 	}
+	return b.request(ctx, node, data, nil)
+}
+
+// request sends data to node until a subscriber gets it, and waits for the
+// reply; hdr marks a cast.
+func (b *Bus) request(ctx context.Context, node string, data []byte, hdr nats.Header) ([]byte, error) {
 	// A request that found no subscriber was never delivered, so it is safe to
 	// send again. A node heard from moments ago is alive: NATS can briefly lack
 	// its interest while routes are being (re)established, so retry for a short
@@ -60,7 +67,7 @@ func (b *Bus) call(ctx context.Context, node, module, function string, args []by
 	start := time.Now()
 	backoff := 5 * time.Millisecond
 	for {
-		v, err := b.attempt(ctx, node, data)
+		v, err := b.attempt(ctx, node, data, hdr)
 		if !errors.Is(err, errNoResponder) {
 			return v, err
 		}
@@ -87,7 +94,7 @@ const maxBudget = int64(1) << 33
 var errNoResponder = errors.New("no responder")
 
 // attempt sends one request and waits for its reply.
-func (b *Bus) attempt(ctx context.Context, node string, data []byte) ([]byte, error) {
+func (b *Bus) attempt(ctx context.Context, node string, data []byte, hdr nats.Header) ([]byte, error) {
 	pc := &pendingCall{id: b.nextID.Add(1), node: node}
 	b.pmu.Lock()
 	b.pending[pc.id] = pc
@@ -100,7 +107,7 @@ func (b *Bus) attempt(ctx context.Context, node string, data []byte) ([]byte, er
 	b.pmu.Unlock()
 	defer b.forget(pc)
 
-	msg := &nats.Msg{Subject: b.rpcSubject(node), Reply: b.inbox + "." + strconv.FormatUint(pc.id, 36), Data: data}
+	msg := &nats.Msg{Subject: b.rpcSubject(node), Reply: b.inbox + "." + strconv.FormatUint(pc.id, 36), Data: data, Header: hdr}
 	if err := b.nc.PublishMsg(msg); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNodeDown, err)
 	}
@@ -226,7 +233,12 @@ func (b *Bus) local(ctx context.Context, module, function string, args []byte) (
 	if len(args) == 0 {
 		args = emptyArgs
 	}
+	// Calls to this node itself count against the same bounds as others'.
+	if err := b.admit(len(args)); err != nil {
+		return nil, err
+	}
 	v, err := b.cfg.Handler.Call(ctx, module, function, args)
+	b.release(len(args))
 	if err == nil {
 		return v, nil
 	}
@@ -235,7 +247,7 @@ func (b *Bus) local(ctx context.Context, module, function string, args []byte) (
 	case errors.As(err, &re):
 		re.Node = b.name
 		return nil, re
-	case errors.Is(err, ErrBadRPC):
+	case errors.Is(err, ErrBadRPC), errors.Is(err, ErrBusy), errors.Is(err, ErrPayloadTooLarge):
 		return nil, err
 	case errors.Is(err, context.DeadlineExceeded):
 		return nil, ErrTimeout
@@ -244,27 +256,193 @@ func (b *Bus) local(ctx context.Context, module, function string, args []byte) (
 	}
 }
 
-// Cast sends the call and returns at once; its result and errors are dropped.
-// It fails only when the request cannot be sent (too large, closed).
-func (b *Bus) Cast(node, module, function string, args []byte) error {
-	if node == b.name {
-		go b.local(b.ctx, module, function, args)
-		return nil
-	}
-	err := b.cast(node, module, function, args)
+// Cast sends the call and returns once node has queued it; its result is
+// dropped there, and failures are logged and counted there (CastStats). A node
+// at its bounds refuses it: Cast retries for up to CastWait (or ctx's end),
+// which slows a caller that casts faster than node runs, then returns ErrBusy:
+// the cast did not run. Other errors: ErrNodeDown, ErrPayloadTooLarge,
+// ErrClosed; all wrapped in a *CallError.
+func (b *Bus) Cast(ctx context.Context, node, module, function string, args []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, CastAckWait)
+	defer cancel()
+	err := b.cast(ctx, node, module, function, args)
 	b.cfg.Metrics.RPCCast(outcome(err))
-	return err
-}
-
-func (b *Bus) cast(node, module, function string, args []byte) error {
-	if err := b.members.reachable(node); err != nil {
-		return &CallError{Node: node, Module: module, Function: function, Err: err}
-	}
-	data, err := b.encodeRequest(context.Background(), module, function, args)
 	if err != nil {
 		return &CallError{Node: node, Module: module, Function: function, Err: err}
 	}
-	return b.nc.Publish(b.rpcSubject(node), data)
+	return nil
+}
+
+// CastWait bounds how long Cast retries a node that refuses a cast because it
+// is at its bounds; CastAckWait bounds the wait for the node's answer (taken
+// or refused) to one attempt. A cast whose answer does not come in time
+// (a hung node) fails with ErrTimeout: it may or may not run.
+const (
+	CastWait    = time.Second
+	CastAckWait = 30 * time.Second
+)
+
+// castHeader marks a cast that wants to hear it was queued.
+const castHeader = "Hb-Cast"
+
+var castHdr = nats.Header{castHeader: []string{"1"}}
+
+func (b *Bus) cast(ctx context.Context, node, module, function string, args []byte) error {
+	if len(args) == 0 {
+		args = emptyArgs
+	}
+	local := node == b.name
+	var data []byte
+	if !local {
+		if err := b.members.reachable(node); err != nil {
+			return err
+		}
+		var err error
+		// No deadline in the request: the target applies its --cast-timeout.
+		if data, err = b.encodeRequest(context.Background(), module, function, args); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	// A refused large cast is sent again in full: retry it less often.
+	backoff, most := time.Millisecond, 50*time.Millisecond
+	if len(data) >= windowed {
+		backoff, most = 20*time.Millisecond, 250*time.Millisecond
+	}
+	for {
+		var err error
+		switch {
+		case local:
+			err = b.castLocal(module, function, args)
+		case len(data) < windowed:
+			_, err = b.request(ctx, node, data, castHdr)
+		default:
+			wctx, cancel := context.WithDeadline(ctx, start.Add(CastWait))
+			err = b.sent.acquire(wctx, int64(len(data)))
+			cancel()
+			if err != nil {
+				return fmt.Errorf("%w: this node's large casts in flight (%d bytes at most) did not drain within %v",
+					ErrBusy, b.sent.max, CastWait)
+			}
+			_, err = b.request(ctx, node, data, castHdr)
+			b.sent.release(int64(len(data)))
+		}
+		if !errors.Is(err, ErrBusy) {
+			if errors.Is(err, ErrTimeout) {
+				return fmt.Errorf("%w: node %s did not answer the cast within %v; it may or may not run", ErrTimeout, node, CastAckWait)
+			}
+			return err
+		}
+		if time.Since(start)+backoff > CastWait {
+			return err // refused: it did not run
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return err
+		case <-b.ctx.Done():
+			return ErrClosed
+		}
+		backoff = min(2*backoff, most)
+	}
+}
+
+// castLocal runs a cast to this node itself, within the same bounds as others'.
+func (b *Bus) castLocal(module, function string, args []byte) error {
+	if b.cfg.Handler == nil {
+		return BadRPC("this node runs no Python")
+	}
+	if err := b.admit(len(args)); err != nil {
+		return err
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		defer b.release(len(args))
+		b.runCast(&request{Module: module, Function: function, Args: args, From: b.name})
+	}()
+	return nil
+}
+
+// runCast runs a cast under its deadline and logs and counts its failure.
+func (b *Bus) runCast(req *request) {
+	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.CastTimeout)
+	defer cancel()
+	if req.Budget > 0 {
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(min(req.Budget, maxBudget))*time.Millisecond)
+		defer cancel()
+	}
+	_, err := b.cfg.Handler.Call(ctx, req.Module, req.Function, req.Args)
+	b.cfg.Metrics.RPCServed(servedOutcome(ctx, err))
+	if err == nil {
+		b.casts.run.Add(1)
+		return
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w: still running after --cast-timeout %v; interrupted", ErrTimeout, b.cfg.CastTimeout)
+	}
+	b.castFailed(req, err)
+}
+
+func (b *Bus) castFailed(req *request, err error) {
+	b.logCast("cast failed", req, err, b.casts.failed.Add(1))
+}
+
+// logCast logs a cast that did not run to its end. Every one is counted; the
+// log keeps the first ten and then one a second, so that a flood of bad casts
+// cannot flood it.
+func (b *Bus) logCast(msg string, req *request, err error, total int64) {
+	now := time.Now().UnixNano()
+	last := b.casts.lastLog.Load()
+	if total > 10 && now-last < int64(time.Second) {
+		return
+	}
+	if b.casts.lastLog.CompareAndSwap(last, now) {
+		b.log.Warn(msg, "from", req.From, "module", req.Module, "function", req.Function,
+			"err", err, "total", total)
+	}
+}
+
+// castCounts are a node's counts of the casts it was sent.
+type castCounts struct {
+	run, failed, refused atomic.Int64
+	lastLog              atomic.Int64
+}
+
+// CastStats counts the casts this node was sent: run (returned), failed
+// (raised, missing, timed out; each logged with its sender's name, at most one
+// a second after the first ten) and refused (ErrBusy to the sender, or dropped
+// when the sender asked for no answer).
+type CastStats struct {
+	Run     int64 `cbor:"run" json:"run"`
+	Failed  int64 `cbor:"failed" json:"failed"`
+	Refused int64 `cbor:"refused" json:"refused"`
+}
+
+// CastStats returns this node's cast counts.
+func (b *Bus) CastStats() CastStats {
+	return CastStats{Run: b.casts.run.Load(), Failed: b.casts.failed.Load(), Refused: b.casts.refused.Load()}
+}
+
+// admit takes room for a request of size bytes among the calls and casts this
+// node holds, or returns ErrBusy. One request alone is always let in.
+func (b *Bus) admit(size int) error {
+	select {
+	case b.sem <- struct{}{}:
+	default:
+		return fmt.Errorf("%w: node %s holds %d calls and casts (the most it takes)", ErrBusy, b.name, cap(b.sem))
+	}
+	if held := b.held.Add(int64(size)); held > b.maxHeld && held != int64(size) {
+		b.held.Add(-int64(size))
+		<-b.sem
+		return fmt.Errorf("%w: node %s holds %d bytes of calls and casts (bound %d)", ErrBusy, b.name, held-int64(size), b.maxHeld)
+	}
+	return nil
+}
+
+func (b *Bus) release(size int) {
+	b.held.Add(-int64(size))
+	<-b.sem
 }
 
 // Result is one node's answer in a Multicall.
@@ -315,17 +493,30 @@ func (b *Bus) onRequest(m *nats.Msg) {
 		b.respond(m, reply{Status: statusBadRPC, Message: err.(*badRPCError).msg})
 		return
 	}
-	select {
-	case b.sem <- struct{}{}:
-	default:
+	cast := m.Reply == "" || m.Header.Get(castHeader) != ""
+	size := len(m.Data)
+	if err := b.admit(size); err != nil {
+		if cast {
+			n := b.casts.refused.Add(1)
+			if m.Reply == "" { // its sender asked for no answer: say it here
+				b.logCast("cast refused", &req, err, n)
+			}
+		}
 		b.cfg.Metrics.RPCServed(metrics.Busy)
-		b.respond(m, reply{Status: statusBusy, Message: fmt.Sprintf("node %s is serving %d calls", b.name, cap(b.sem))})
+		b.respond(m, reply{Status: statusBusy, Message: strings.TrimPrefix(err.Error(), ErrBusy.Error()+": ")})
 		return
+	}
+	if cast && m.Reply != "" {
+		b.respond(m, reply{Status: statusOK, Value: cbor.RawMessage{0xf6}}) // queued
 	}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
-		defer func() { <-b.sem }()
+		defer b.release(size)
+		if cast {
+			b.runCast(&req)
+			return
+		}
 		b.serve(m, &req)
 	}()
 }
@@ -343,12 +534,6 @@ func (b *Bus) serve(m *nats.Msg, req *request) {
 	}
 	v, err := b.cfg.Handler.Call(ctx, req.Module, req.Function, req.Args)
 	b.cfg.Metrics.RPCServed(servedOutcome(ctx, err))
-	if m.Reply == "" { // a cast
-		if err != nil {
-			b.log.Debug("cast failed", "from", req.From, "module", req.Module, "function", req.Function, "err", err)
-		}
-		return
-	}
 	var r reply
 	var re *RemoteError
 	switch {
@@ -363,6 +548,10 @@ func (b *Bus) serve(m *nats.Msg, req *request) {
 			msg = br.msg
 		}
 		r = reply{Status: statusBadRPC, Message: msg}
+	case errors.Is(err, ErrPayloadTooLarge):
+		r = reply{Status: statusBusy, Type: "payload", Message: err.Error()}
+	case errors.Is(err, ErrBusy):
+		r = reply{Status: statusBusy, Message: err.Error()}
 	case ctx.Err() != nil:
 		return // the caller's deadline passed: it has stopped waiting
 	default:
@@ -422,8 +611,15 @@ func (b *Bus) onSys(m *nats.Msg) {
 
 // probe asks node's Go side for a pong within timeout.
 func (b *Bus) probe(node string, timeout time.Duration) bool {
-	msg, err := b.nc.Request(b.sysSubject(node), []byte(sysPing), timeout)
-	return err == nil && string(msg.Data) == "pong"
+	ok, _ := b.probeGone(node, timeout)
+	return ok
+}
+
+// probeGone is probe that also says when nothing listens for node (its
+// process is gone), as opposed to no answer in time.
+func (b *Bus) probeGone(node string, timeout time.Duration) (ok, gone bool) {
+	msg, err := b.mc.Request(b.sysSubject(node), []byte(sysPing), timeout)
+	return err == nil && string(msg.Data) == "pong", errors.Is(err, nats.ErrNoResponders)
 }
 
 // Ping reports whether node answers, like net_adm:ping: a hidden node or one
@@ -456,7 +652,7 @@ func (b *Bus) Info(ctx context.Context, node string) ([]byte, error) {
 		}
 		return cbor.Marshal(info)
 	}
-	msg, err := b.nc.RequestWithContext(ctx, b.sysSubject(node), []byte(sysInfo))
+	msg, err := b.mc.RequestWithContext(ctx, b.sysSubject(node), []byte(sysInfo))
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, &CallError{Node: node, Module: "node_info", Err: ErrNodeDown}

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/hornbeam-go/hornbeam/batch"
 	"github.com/hornbeam-go/hornbeam/bus"
@@ -12,8 +13,9 @@ import (
 // pyHandler serves other nodes' calls with this node's Python. Calls of a
 // batched function join its batch without taking a Python thread to wait.
 type pyHandler struct {
-	py      *pybridge.Interpreter
-	batcher *batch.Batcher
+	py        *pybridge.Interpreter
+	batcher   *batch.Batcher
+	maxResult int // bytes of a result's encoding; 0 = unbounded
 }
 
 func (h pyHandler) Call(ctx context.Context, module, function string, args []byte) ([]byte, error) {
@@ -26,7 +28,7 @@ func (h pyHandler) Call(ctx context.Context, module, function string, args []byt
 			return nil, h.fail(err)
 		}
 	}
-	v, err := h.py.Call(ctx, module, function, args)
+	v, err := h.py.CallWith(ctx, pybridge.CallOpts{Lane: pybridge.LaneRPC, MaxResult: h.maxResult}, module, function, args)
 	if err == nil {
 		return v, nil
 	}
@@ -38,6 +40,11 @@ func (h pyHandler) fail(err error) error {
 	switch {
 	case errors.Is(err, pybridge.ErrNoModule), errors.Is(err, pybridge.ErrNoFunction):
 		return bus.BadRPC(pe2msg(err))
+	case errors.Is(err, pybridge.ErrTooLarge):
+		return fmt.Errorf("%w: the reply is over the %d-byte limit (--max-payload); encoding stopped there",
+			bus.ErrPayloadTooLarge, h.maxResult)
+	case errors.Is(err, batch.ErrBusy):
+		return fmt.Errorf("%w: %v", bus.ErrBusy, err)
 	case errors.As(err, &pe):
 		return &bus.RemoteError{Type: pe.Type, Message: pe.Message, Traceback: pe.Traceback}
 	default:

@@ -13,8 +13,8 @@ import (
 
 	"github.com/hornbeam-go/hornbeam/batch"
 	"github.com/hornbeam-go/hornbeam/bus"
-	"github.com/hornbeam-go/hornbeam/process"
 	"github.com/hornbeam-go/hornbeam/metrics"
+	"github.com/hornbeam-go/hornbeam/process"
 	"github.com/hornbeam-go/hornbeam/pybridge"
 	"github.com/hornbeam-go/hornbeam/python"
 	"github.com/hornbeam-go/hornbeam/state"
@@ -24,7 +24,15 @@ import (
 
 // Config configures a Node.
 type Config struct {
-	Threads int // pool threads for synchronous Python; 0 picks a default
+	Threads int // pool threads for synchronous Python kept available; 0 picks a default
+	// MaxThreads caps each pool (RPC, HTTP, batches) when it grows past
+	// Threads to replace stuck threads; 0 = 4×Threads.
+	MaxThreads int
+	// CastTimeout bounds a cast this node runs; 0 = 60 s.
+	CastTimeout time.Duration
+	// StateMaxValue bounds a state value's encoding in bytes; 0 =
+	// DefaultStateMaxValue.
+	StateMaxValue int
 	// SpinWait is how long an idle pool thread spins for the next call before
 	// parking (see pybridge.Config.SpinWait); 0 = the default.
 	SpinWait   time.Duration
@@ -67,14 +75,17 @@ type Node struct {
 	web     *web.Server
 	gpus    sysinfo.GPUCache
 	cancel  context.CancelFunc
+	closed  <-chan struct{} // when Close ends the node's goroutines
 	swept   chan struct{}
 	events  chan bus.Event // membership events for Python, at most maxQueuedEvents
-	unwatch func()
 	// Processes (hornbeam_erlang's spawn, send, receive, ...).
 	procs        *process.Table
 	unwatchProcs func()
 	localCalls   sync.Map // async_call id -> cancel, for calls to this node
 	dag          dagHost
+	// localCasts bounds the casts to itself a node outside a cluster runs.
+	localCasts chan struct{}
+	unwatch    func()
 }
 
 // New starts a node's interpreter, state and, when configured, its cluster bus.
@@ -84,7 +95,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, name: "nonode@nohost", started: time.Now(),
 		store: cfg.SharedState, cache: cfg.SharedCache, swept: make(chan struct{}),
-		events: make(chan bus.Event, maxQueuedEvents)}
+		events: make(chan bus.Event, maxQueuedEvents), localCasts: make(chan struct{}, bus.DefaultMaxInflight)}
 	if n.cache == nil {
 		n.cache = LocalCache{state.NewCache(cfg.Cache)}
 	}
@@ -130,8 +141,24 @@ func New(cfg Config) (*Node, error) {
 			funcs[k] = f
 		}
 	}
+	threads := cfg.Threads
+	if threads <= 0 {
+		threads = pybridge.DefaultThreads()
+	}
+	httpThreads := 0
+	if cfg.Web != nil {
+		httpThreads = threads // its own pool: RPC load cannot starve requests, nor the reverse
+	}
 	py, err := pybridge.New(pybridge.Config{
-		Threads:    cfg.Threads,
+		Threads:     threads,
+		MaxThreads:  cfg.MaxThreads,
+		HTTPThreads: httpThreads,
+		StateMaxValue: func() int {
+			if cfg.StateMaxValue > 0 {
+				return cfg.StateMaxValue
+			}
+			return DefaultStateMaxValue
+		}(),
 		SpinWait:   cfg.SpinWait,
 		Packages:   python.Packages,
 		PythonPath: cfg.PythonPath,
@@ -153,7 +180,7 @@ func New(cfg Config) (*Node, error) {
 	n.registerMetrics()
 	n.installPythonLogging()
 	ctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
+	n.cancel, n.closed = cancel, ctx.Done()
 	go func() {
 		defer close(n.swept)
 		if n.state != nil {
@@ -162,7 +189,14 @@ func New(cfg Config) (*Node, error) {
 	}()
 	if cfg.Cluster != nil {
 		bc := *cfg.Cluster
-		bc.Handler = pyHandler{py, n.batcher}
+		if bc.MaxPayload <= 0 {
+			bc.MaxPayload = bus.DefaultMaxPayload
+		}
+		if bc.CastTimeout <= 0 {
+			bc.CastTimeout = cfg.CastTimeout
+		}
+		// The reply's envelope takes a few bytes of the payload limit.
+		bc.Handler = pyHandler{py, n.batcher, max(bc.MaxPayload-replyOverhead, 1)}
 		bc.Capabilities = withDeclared(capabilities(context.Background(), &n.gpus), cfg.Cluster.Capabilities)
 		bc.Info = func(ctx context.Context) any { return n.info(ctx) }
 		if bc.Logger == nil {
@@ -188,8 +222,42 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
+// replyOverhead bounds the bytes a reply's envelope adds to its value.
+const replyOverhead = 64
+
 // maxQueuedEvents bounds the membership events waiting for Python's callbacks.
 const maxQueuedEvents = 4096
+
+// DefaultStateMaxValue is Config.StateMaxValue when it is 0.
+const DefaultStateMaxValue = 8 << 20
+
+// Wedged returns a channel closed once every thread some Python pool may
+// have has been stuck (in calls whose callers gave up) for d.
+func (n *Node) Wedged(d time.Duration) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		var since time.Time
+		t := time.NewTicker(min(time.Second, max(d/4, 10*time.Millisecond)))
+		defer t.Stop()
+		for {
+			select {
+			case <-n.closed:
+				return
+			case <-t.C:
+			}
+			switch {
+			case !n.py.Wedged():
+				since = time.Time{}
+			case since.IsZero():
+				since = time.Now()
+			case time.Since(since) >= d:
+				close(ch)
+				return
+			}
+		}
+	}()
+	return ch
+}
 
 // Exhausted is closed when the web server has served its MaxRequests; nil
 // (never) without one.
@@ -239,6 +307,16 @@ func (n *Node) forwardEvents(ctx context.Context) {
 func (n *Node) info(ctx context.Context) map[string]any {
 	m := withTotals(nodeInfo(ctx, n.name, n.started, n.cfg.Cluster, n.cluster(), &n.gpus), n.cfg.Metrics)
 	m["processes"] = n.procs.Stats()
+	pools := map[string]any{}
+	for lane, name := range map[pybridge.Lane]string{pybridge.LaneRPC: "rpc", pybridge.LaneHTTP: "http", pybridge.LaneBatch: "batch"} {
+		if total, lost := n.py.PoolStats(lane); total > 0 {
+			pools[name] = map[string]int{"threads": total, "stuck": lost}
+		}
+	}
+	m["python_threads"] = pools
+	if b := n.cluster(); b != nil {
+		m["casts"] = b.CastStats()
+	}
 	return m
 }
 

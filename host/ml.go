@@ -63,7 +63,9 @@ func (n *Node) runBatch(ctx context.Context, s batch.Spec, extra []byte, items [
 	if err != nil {
 		return nil, err
 	}
-	out, err := n.py.Call(ctx, "hornbeam_ml._batching", "run_batch", args)
+	// Batches have threads of their own: their callers hold RPC or HTTP
+	// threads while they wait, so a batch that needed one could wait forever.
+	out, err := n.py.CallOn(ctx, pybridge.LaneBatch, "hornbeam_ml._batching", "run_batch", args)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +258,10 @@ func batchError(err error) error {
 		i := strings.LastIndexByte(pe.Type, '.')
 		return &pyError{class: pe.Type[:i] + ":" + pe.Type[i+1:], msg: pe.Message}
 	case errors.Is(err, batch.ErrBusy):
-		return &pyError{class: "hornbeam_erlang:RPCError", msg: err.Error()}
+		return &pyError{class: "hornbeam_erlang:Busy", msg: err.Error()}
+	case errors.Is(err, context.DeadlineExceeded):
+		// The call that waited on the batch passed its own deadline.
+		return &pyError{class: "TimeoutError", msg: "the batch did not finish before the call's deadline"}
 	default:
 		return err
 	}

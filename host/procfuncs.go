@@ -402,6 +402,9 @@ var (
 
 // spawnHere serves another node's spawn: Python picks a thread or a task.
 func (n *Node) spawnHere(ctx context.Context, module, function string, args []byte, link *process.Pid) (process.Pid, error) {
+	if err := n.remoteAllowed(module); err != nil {
+		return process.Pid{}, &process.RemoteError{Class: "hornbeam_erlang:BadRPC", Message: err.Error()}
+	}
 	if len(args) == 0 {
 		args = []byte{0x80}
 	}
@@ -480,7 +483,10 @@ func (n *Node) serveProcs(b *bus.Bus) {
 // serveCall runs another node's async_call here; cancelling ctx stops it (a
 // task is cancelled, a thread gets KeyboardInterrupt at its next bytecode).
 func (n *Node) serveCall(ctx context.Context, module, function string, args []byte) *process.CallReply {
-	v, err := (pyHandler{n.py, n.batcher}).Call(ctx, module, function, args)
+	if err := n.remoteAllowed(module); err != nil {
+		return &process.CallReply{Kind: "badrpc", Message: err.Error()}
+	}
+	v, err := n.handler().Call(ctx, module, function, args)
 	if err == nil {
 		return &process.CallReply{OK: true, Value: v}
 	}
@@ -586,4 +592,23 @@ func (n *Node) distCancel(ctx context.Context, data []byte) ([]byte, error) {
 	}
 	n.procs.CancelCall(a.Node, a.ID)
 	return marshal(nil)
+}
+
+// remoteAllowed applies --allow-module to what another node asks this one to
+// run: a remote spawn or async_call, as to an rpc_call.
+func (n *Node) remoteAllowed(module string) error {
+	if n.cfg.Cluster == nil {
+		return nil
+	}
+	return bus.ModuleAllowed(n.cfg.Cluster.AllowModules, module)
+}
+
+// handler runs calls other nodes make, with their results bounded by the
+// cluster's payload limit.
+func (n *Node) handler() pyHandler {
+	mp := bus.DefaultMaxPayload
+	if c := n.cfg.Cluster; c != nil && c.MaxPayload > 0 {
+		mp = c.MaxPayload
+	}
+	return pyHandler{n.py, n.batcher, max(mp-replyOverhead, 1)}
 }

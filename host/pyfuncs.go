@@ -44,6 +44,8 @@ func toPython(err error) error {
 		return &pyError{class: "hornbeam_erlang:BadRPC", msg: err.Error()}
 	case errors.Is(err, bus.ErrPayloadTooLarge):
 		return &pyError{class: "hornbeam_erlang:PayloadTooLarge", msg: err.Error()}
+	case errors.Is(err, bus.ErrBusy):
+		return &pyError{class: "hornbeam_erlang:Busy", msg: err.Error()}
 	default:
 		return &pyError{class: "hornbeam_erlang:RPCError", msg: err.Error()}
 	}
@@ -139,7 +141,7 @@ func (n *Node) pyRPCCall(ctx context.Context, data []byte) ([]byte, error) {
 
 // localCall serves rpc_call(node(), ...) on a node without a cluster.
 func (n *Node) localCall(ctx context.Context, module, function string, args []byte) ([]byte, error) {
-	v, err := (pyHandler{n.py, n.batcher}).Call(ctx, module, function, args)
+	v, err := (pyHandler{py: n.py, batcher: n.batcher}).Call(ctx, module, function, args)
 	if err == nil {
 		return v, nil
 	}
@@ -163,13 +165,38 @@ func (n *Node) pyRPCCast(ctx context.Context, data []byte) ([]byte, error) {
 		if a.Node != n.Name() {
 			return nil, errNoCluster
 		}
-		go n.localCall(context.Background(), a.Module, a.Function, a.Args)
+		if err := n.localCast(a.Module, a.Function, a.Args); err != nil {
+			return nil, err
+		}
 		return marshal(nil)
 	}
-	if err := b.Cast(a.Node, a.Module, a.Function, a.Args); err != nil {
+	if err := b.Cast(ctx, a.Node, a.Module, a.Function, a.Args); err != nil {
 		return nil, toPython(err)
 	}
 	return marshal(nil)
+}
+
+// localCast serves rpc_cast(node(), ...) on a node without a cluster: at most
+// bus.DefaultMaxInflight at once (beyond, Busy), each under the cast timeout.
+func (n *Node) localCast(module, function string, args []byte) error {
+	select {
+	case n.localCasts <- struct{}{}:
+	default:
+		return &pyError{class: "hornbeam_erlang:Busy", msg: fmt.Sprintf("%d casts to this node are running", cap(n.localCasts))}
+	}
+	go func() {
+		defer func() { <-n.localCasts }()
+		timeout := n.cfg.CastTimeout
+		if timeout <= 0 {
+			timeout = bus.DefaultCastTimeout
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if _, err := n.localCall(ctx, module, function, args); err != nil {
+			n.log.Warn("cast failed", "from", n.Name(), "module", module, "function", function, "err", err)
+		}
+	}()
+	return nil
 }
 
 // multicallResult is one answer: [node, ok, value] or [node, false, [kind, type, message, traceback]].

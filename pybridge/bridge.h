@@ -1,8 +1,8 @@
 /* bridge.h: the C side of pybridge, shared by its .c files and the Go code.
  *
  * Thread model (see docs/ARCHITECTURE.md): Go owns every OS thread that touches
- * Python. The init thread is Python's main thread; a loop thread runs asyncio; a
- * fixed pool of threads, each with a thread state created once, runs synchronous
+ * Python. The init thread is Python's main thread; a loop thread runs asyncio;
+ * pools of threads, each with a thread state created once, run synchronous
  * calls. Every function here that takes or returns PyObject* needs the GIL unless
  * it says otherwise. */
 #ifndef HB_BRIDGE_H
@@ -25,7 +25,8 @@ enum hb_status {
     HB_ERROR = 1,      /* err holds the exception */
     HB_ASYNC = 2,      /* coro holds an awaitable (owned) for the loop */
     HB_NO_MODULE = 3,  /* the target module does not exist; err set */
-    HB_NO_FUNCTION = 4 /* the target attribute is missing or not callable; err set */
+    HB_NO_FUNCTION = 4, /* the target attribute is missing or not callable; err set */
+    HB_TOO_LARGE = 5    /* the result's encoding passed the call's limit; err set */
 };
 
 typedef struct {
@@ -34,6 +35,7 @@ typedef struct {
     size_t len;
     hb_error err;
     PyObject *coro; /* HB_ASYNC only; the reference travels to the loop queue */
+    int coro_fn;    /* HB_ASYNC only: the function is a coroutine function */
 } hb_result;
 
 void hb_result_free(hb_result *r); /* no GIL needed unless coro is set */
@@ -112,14 +114,20 @@ void hb_interrupt_thread(unsigned long tid, int exc_kind);
  * back (leave): under load it runs queued calls back to back without handing the
  * GIL to another thread between them. */
 void hb_worker_enter(hb_worker *w);
+/* The calling thread's pool slot (-1 outside the pool), so that Python's calls
+ * into Go find the call their thread runs. No GIL needed. */
+void hb_set_slot(int slot);
+int hb_get_slot(void);
 void hb_worker_leave(hb_worker *w);
+/* limit, when not 0, bounds the result's encoding (HB_TOO_LARGE past it). */
 void hb_call_job(hb_worker *w, uint64_t job, const char *mod, size_t modlen, const char *fn,
-                 size_t fnlen, const unsigned char *args, size_t argslen, hb_result *out);
+                 size_t fnlen, const unsigned char *args, size_t argslen, size_t limit,
+                 hb_result *out);
 /* Resolves and calls with the GIL held; shared by the pool and the loop. */
 void hb_call_locked(const char *mod, size_t modlen, const char *fn, size_t fnlen,
-                    const unsigned char *args, size_t argslen, hb_result *out);
+                    const unsigned char *args, size_t argslen, size_t limit, hb_result *out);
 void hb_result_from_value(PyObject *v, hb_result *out); /* steals v */
-void hb_encode_result(PyObject *v, hb_result *out);      /* borrows v */
+void hb_encode_result(PyObject *v, size_t limit, hb_result *out); /* borrows v */
 
 /* loop.c: the asyncio loop thread and its batched work queue. */
 enum hb_loop_kind {
@@ -147,5 +155,6 @@ char *hb_loop_run(PyThreadState *ts);
 
 /* module.c */
 PyObject *hb_module_init(void);
+void hb_set_state_max_value(size_t n); /* bounds state_set's encoded value; 0 = none */
 
 #endif

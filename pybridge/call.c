@@ -3,12 +3,14 @@
 #include "bridge.h"
 #include <string.h>
 
-void hb_encode_result(PyObject *v, hb_result *out) {
+void hb_encode_result(PyObject *v, size_t limit, hb_result *out) {
     hb_buf b;
     hb_buf_init(&b);
+    b.limit = limit;
     if (hb_encode(v, &b) < 0) {
-        hb_buf_free(&b);
-        out->status = HB_ERROR;
+        int over = b.over;
+        hb_buf_free(&b); /* what was encoded goes back now, not after the refusal */
+        out->status = over ? HB_TOO_LARGE : HB_ERROR;
         hb_error_capture(&out->err);
         return;
     }
@@ -18,7 +20,7 @@ void hb_encode_result(PyObject *v, hb_result *out) {
 }
 
 void hb_result_from_value(PyObject *v, hb_result *out) {
-    hb_encode_result(v, out);
+    hb_encode_result(v, 0, out);
     Py_DECREF(v);
 }
 
@@ -50,7 +52,7 @@ static int missing_module(PyObject *modname) {
 }
 
 void hb_call_locked(const char *mod, size_t modlen, const char *fn, size_t fnlen,
-                    const unsigned char *args, size_t argslen, hb_result *out) {
+                    const unsigned char *args, size_t argslen, size_t limit, hb_result *out) {
     memset(out, 0, sizeof(*out));
     PyObject *modname = NULL, *m = NULL, *f = NULL, *a = NULL, *tuple = NULL, *res = NULL;
 
@@ -99,8 +101,15 @@ void hb_call_locked(const char *mod, size_t modlen, const char *fn, size_t fnlen
         out->status = HB_ASYNC;
         out->coro = res;
         res = NULL;
+        /* inspect's answer also covers methods, partials and markcoroutinefunction. */
+        PyObject *inspect = PyImport_ImportModule("inspect");
+        PyObject *yes = inspect ? PyObject_CallMethod(inspect, "iscoroutinefunction", "O", f) : NULL;
+        out->coro_fn = yes != NULL && PyObject_IsTrue(yes) == 1;
+        Py_XDECREF(yes);
+        Py_XDECREF(inspect);
+        PyErr_Clear();
     } else {
-        hb_encode_result(res, out);
+        hb_encode_result(res, limit, out);
     }
     goto done;
 error:
@@ -115,14 +124,21 @@ done:
     Py_XDECREF(res);
 }
 
+static _Thread_local int hb_slot = -1;
+
+void hb_set_slot(int slot) { hb_slot = slot; }
+
+int hb_get_slot(void) { return hb_slot; }
+
 void hb_worker_enter(hb_worker *w) { PyEval_RestoreThread(w->ts); }
 
 void hb_worker_leave(hb_worker *w) { PyEval_SaveThread(); (void)w; }
 
 void hb_call_job(hb_worker *w, uint64_t job, const char *mod, size_t modlen, const char *fn,
-                 size_t fnlen, const unsigned char *args, size_t argslen, hb_result *out) {
+                 size_t fnlen, const unsigned char *args, size_t argslen, size_t limit,
+                 hb_result *out) {
     w->job = job;
-    hb_call_locked(mod, modlen, fn, fnlen, args, argslen, out);
+    hb_call_locked(mod, modlen, fn, fnlen, args, argslen, limit, out);
     w->job = 0;
     if (w->interrupted) {
         /* An interrupt aimed at this job that did not fire must not hit the next. */

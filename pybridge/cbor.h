@@ -12,7 +12,9 @@
 #include <Python.h>
 #include <stddef.h>
 
-typedef struct { unsigned char *data; size_t len, cap; } hb_buf;   /* malloc'd, grows */
+/* malloc'd, grows; with limit set, growing past it fails (over set, MemoryError
+ * raised) before any memory for the rest is taken. */
+typedef struct { unsigned char *data; size_t len, cap, limit; int over; } hb_buf;
 void hb_buf_init(hb_buf *b);
 void hb_buf_free(hb_buf *b);
 /* Append the CBOR encoding of obj to out. GIL held. Returns 0, or -1 with a Python exception set. */

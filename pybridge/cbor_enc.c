@@ -16,7 +16,8 @@
 
 void hb_buf_init(hb_buf *b) {
     b->data = NULL;
-    b->len = b->cap = 0;
+    b->len = b->cap = b->limit = 0;
+    b->over = 0;
 }
 
 void hb_buf_free(hb_buf *b) {
@@ -27,7 +28,13 @@ void hb_buf_free(hb_buf *b) {
 static int buf_grow(hb_buf *b, size_t need) {
     if (need > SIZE_MAX - b->len) return PyErr_NoMemory(), -1;
     size_t want = b->len + need, cap = b->cap ? b->cap : 256;
+    if (b->limit && want > b->limit) {
+        b->over = 1;
+        PyErr_Format(PyExc_MemoryError, "hornbeam: the encoded value is over the %zu-byte limit", b->limit);
+        return -1;
+    }
     while (cap < want) cap = cap > SIZE_MAX / 2 ? want : cap * 2;
+    if (b->limit && cap > b->limit) cap = b->limit;
     unsigned char *p = realloc(b->data, cap);
     if (p == NULL) return PyErr_NoMemory(), -1;
     b->data = p;

@@ -53,6 +53,21 @@ func raise(kind int, msg string) {
 
 var errNoState = errors.New("node-wide state is not available in this process")
 
+// unlocked runs f, an operation of the store, without the GIL when the store
+// waits on another process (a worker's store is its node's, over a socket):
+// other Python threads run meanwhile, and a stopped node freezes only this
+// caller, until the store's deadline. The thread holds the GIL on entry and
+// on return; f must not touch Python.
+func unlocked(s StateStore, f func()) {
+	if b, ok := s.(interface{ Blocking() bool }); !ok || !b.Blocking() {
+		f()
+		return
+	}
+	ts := C.PyEval_SaveThread()
+	f()
+	C.PyEval_RestoreThread(ts)
+}
+
 func stateOrRaise() StateStore {
 	s := interp().cfg.State
 	if s == nil {
@@ -67,7 +82,10 @@ func hbStateGet(key *C.char, n C.size_t) *C.PyObject {
 	if s == nil {
 		return nil
 	}
-	v, ok, err := s.Get(keyView(key, n))
+	var v []byte
+	var ok bool
+	var err error
+	unlocked(s, func() { v, ok, err = s.Get(keyView(key, n)) })
 	if err != nil {
 		raise(excRuntime, fmt.Sprintf("state_get(): %v", err))
 		return nil
@@ -87,7 +105,9 @@ func hbStateSet(key *C.char, n C.size_t, data *C.uchar, dlen C.size_t, ttlNanos 
 	// The store copies the value, and the key when it inserts it, so views of
 	// C memory suffice.
 	v := unsafe.Slice((*byte)(unsafe.Pointer(data)), int(dlen))
-	if err := s.Set(keyView(key, n), v, time.Duration(ttlNanos)); err != nil {
+	var err error
+	unlocked(s, func() { err = s.Set(keyView(key, n), v, time.Duration(ttlNanos)) })
+	if err != nil {
 		kind := excRuntime
 		if errors.Is(err, state.ErrFull) {
 			kind = excMemory
@@ -104,7 +124,9 @@ func hbStateDelete(key *C.char, n C.size_t) C.int {
 	if s == nil {
 		return -1
 	}
-	ok, err := s.Delete(keyView(key, n))
+	var ok bool
+	var err error
+	unlocked(s, func() { ok, err = s.Delete(keyView(key, n)) })
 	if err != nil {
 		raise(excRuntime, fmt.Sprintf("state_delete(): %v", err))
 		return -1
@@ -122,7 +144,9 @@ func hbStateIncr(key *C.char, n C.size_t, delta C.int64_t, out *C.int64_t) C.int
 		return -1
 	}
 	k := keyView(key, n)
-	v, err := s.Incr(k, int64(delta))
+	var v int64
+	var err error
+	unlocked(s, func() { v, err = s.Incr(k, int64(delta)) })
 	if err != nil {
 		raise(classifyIncr(err), fmt.Sprintf("state_incr(%q): %v", k, err))
 		return -1
@@ -154,7 +178,9 @@ func hbStateKeys(prefix *C.char, n C.size_t) *C.PyObject {
 	if prefix != nil {
 		p = keyView(prefix, n)
 	}
-	keys, err := s.Keys(p)
+	var keys []string
+	var err error
+	unlocked(s, func() { keys, err = s.Keys(p) })
 	if err != nil {
 		raise(excRuntime, fmt.Sprintf("state_keys(): %v", err))
 		return nil
@@ -184,7 +210,19 @@ func hbGoCall(name *C.char, n C.size_t, args *C.uchar, alen C.size_t, out *C.hb_
 		setCError(out, "AttributeError", fmt.Sprintf("_hornbeam has no Go function %q", fname), nil)
 		return
 	}
-	res, err := f(ip.ctx, C.GoBytes(unsafe.Pointer(args), C.int(alen)))
+	// A pool thread's wait ends with the call it runs (its caller's deadline);
+	// while it waits the thread does no Python work, so its lane replaces it
+	// (a batch or a call to this node itself then finds a thread). Other
+	// threads wait until the interpreter closes.
+	ctx := ip.ctx
+	if c := ip.callOf(); c != nil {
+		if c.ctx.Done() != nil {
+			ctx = c.ctx
+		}
+		c.q.lose()
+		defer c.q.regain()
+	}
+	res, err := f(ctx, C.GoBytes(unsafe.Pointer(args), C.int(alen)))
 	if err != nil {
 		class, attrs := "RuntimeError", []byte(nil)
 		var pe PythonException
@@ -216,7 +254,11 @@ func cBytes(b []byte) (*C.uchar, C.size_t) {
 // hbLoopReady runs on the loop thread, with the GIL, just before run_forever.
 //
 //export hbLoopReady
-func hbLoopReady() { interp().markLoopReady() }
+func hbLoopReady() {
+	ip := interp()
+	ip.loopRan.Store(true)
+	ip.markLoopReady()
+}
 
 // hbComplete delivers the result of a coroutine that ran on the loop.
 //

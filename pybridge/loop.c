@@ -137,6 +137,14 @@ static void resolve(hb_item *it) {
         if (t == NULL || PyList_Append(lst, t) < 0) PyErr_WriteUnraisable(fut);
         Py_XDECREF(t);
     }
+    if (floop == NULL) {
+        /* get_loop() raised (a broken or foreign future type): settle it here
+         * rather than never; a caller waiting on it would wait forever. */
+        PyErr_Clear();
+        PyObject *r = PyObject_CallFunctionObjArgs(Q.settle, fut, ok, arg, NULL);
+        if (r == NULL) PyErr_WriteUnraisable(fut);
+        Py_XDECREF(r);
+    }
     Py_XDECREF(floop);
     PyErr_Clear();
     Py_XDECREF(value);
@@ -214,7 +222,7 @@ static void run_item(hb_item *it) {
         break;
     case HB_LOOP_CALL: {
         hb_result r;
-        hb_call_locked(it->mod, it->modlen, it->fn, it->fnlen, it->args, it->argslen, &r);
+        hb_call_locked(it->mod, it->modlen, it->fn, it->fnlen, it->args, it->argslen, 0, &r);
         free(it->mod);
         if (r.status == HB_ASYNC) {
             start_task(it->id, r.coro);

@@ -6,6 +6,10 @@
 #include "_cgo_export.h"
 #include <string.h>
 
+static size_t state_max_value; /* 0: none; set once before Python starts */
+
+void hb_set_state_max_value(size_t n) { state_max_value = n; }
+
 static const char *key_utf8(PyObject *key, Py_ssize_t *n) {
     if (!PyUnicode_Check(key)) {
         PyErr_Format(PyExc_TypeError, "state key must be str, not %.100s", Py_TYPE(key)->tp_name);
@@ -83,7 +87,16 @@ static PyObject *state_set(PyObject *self, PyObject *const *args, Py_ssize_t nar
     }
     hb_buf b;
     hb_buf_init(&b);
+    /* Checked as the value encodes: a huge value stops at the limit instead of
+     * holding the GIL while all of it is encoded. */
+    b.limit = state_max_value;
     if (hb_encode(a[1], &b) < 0) {
+        if (b.over) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError,
+                         "state_set(): the value is over the %zu-byte limit (--state-max-value)",
+                         state_max_value);
+        }
         hb_buf_free(&b);
         return NULL;
     }

@@ -4,8 +4,10 @@
 //
 // Thread model: the thread that initialises Python becomes its main thread and
 // runs scripts (RunMain); a loop thread runs an asyncio event loop that Go feeds
-// through a batched queue; a fixed pool of threads, each holding a thread state
-// created once, runs synchronous calls. Goroutines never take the GIL.
+// through a batched queue; pools of threads (one per Lane), each thread holding a
+// thread state created once, run synchronous calls, and grow past their size to
+// replace threads stuck in calls whose callers gave up. Goroutines never take
+// the GIL.
 //
 // CPython is one per process, so at most one Interpreter exists at a time.
 package pybridge
@@ -81,11 +83,23 @@ type PythonException interface {
 	PythonAttrs() []byte
 }
 
+// DefaultThreads is Config.Threads when it is 0.
+func DefaultThreads() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
+
 // Config configures an Interpreter.
 type Config struct {
-	// Threads is the number of pool threads for synchronous calls; 0 picks
-	// 2×GOMAXPROCS (at least 4), since most Python work releases the GIL to wait.
+	// Threads is the number of pool threads for synchronous calls that are
+	// kept available (LaneRPC); 0 picks 2×GOMAXPROCS (at least 4), since most
+	// Python work releases the GIL to wait.
 	Threads int
+	// MaxThreads caps each lane's threads, stuck ones included: a lane grows
+	// past its size to replace threads stuck in calls whose callers gave up,
+	// or waiting on Go, up to this many; 0 picks 4×Threads.
+	MaxThreads int
+	// HTTPThreads sizes LaneHTTP; 0 gives it none (its calls use LaneRPC).
+	HTTPThreads int
+	// BatchThreads sizes LaneBatch; 0 picks 2.
+	BatchThreads int
 	// Packages is a file tree extracted once to a cache directory and put on
 	// sys.path (the embedded hornbeam_* packages).
 	Packages fs.FS
@@ -95,6 +109,9 @@ type Config struct {
 	Argv []string
 	// State backs state_*; nil makes them raise RuntimeError.
 	State StateStore
+	// StateMaxValue bounds a value state_set encodes, in bytes: a larger one
+	// raises ValueError as soon as encoding passes it. 0 = no bound.
+	StateMaxValue int
 	// NodeName answers node(); nil answers "nonode@nohost".
 	NodeName func() string
 	// Funcs are the Go functions Python can call by name.
@@ -118,6 +135,24 @@ const (
 	Code                   // a source string, like python3 -c CODE
 )
 
+// Lane selects the pool of threads a synchronous call runs on. Each lane has
+// its own threads, so one kind of work cannot take every thread from another.
+type Lane int
+
+const (
+	// LaneRPC runs calls from other nodes, the node's own calls and casts.
+	LaneRPC Lane = iota
+	// LaneHTTP runs web requests.
+	LaneHTTP
+	// LaneBatch runs the batches of hornbeam_ml.batched functions: their
+	// callers hold threads of the other lanes while they wait, so a batch must
+	// never need one of those.
+	LaneBatch
+	numLanes
+)
+
+var laneNames = [numLanes]string{"rpc", "http", "batch"}
+
 // Interrupt kinds, raised asynchronously in Python code.
 const (
 	raiseKeyboardInterrupt = 0
@@ -132,7 +167,10 @@ var (
 	ErrNoModule = errors.New("pybridge: no such module")
 	// ErrNoFunction reports a call whose function does not exist or is not callable.
 	ErrNoFunction = errors.New("pybridge: no such function")
-	errRunning    = errors.New("pybridge: Python was already started in this process (CPython and extension modules such as numpy cannot be restarted)")
+	// ErrTooLarge reports a result whose encoding passed the call's MaxResult:
+	// encoding stopped there and its memory was freed.
+	ErrTooLarge = errors.New("pybridge: result too large")
+	errRunning  = errors.New("pybridge: Python was already started in this process (CPython and extension modules such as numpy cannot be restarted)")
 )
 
 // Error is a Python exception seen from Go.
@@ -163,7 +201,10 @@ type Interpreter struct {
 	cfg Config
 	log *slog.Logger
 
-	queue    *workQueue
+	lanes    [numLanes]*workQueue // nil for a lane without threads
+	slots    []workerSlot         // per pool thread, indexed by its C thread-local slot
+	slotMu   sync.Mutex
+	free     []int           // unused slots
 	spinner  handoff.Spinner // callers spinning for a result
 	inflight atomic.Int32    // calls made and not yet answered
 	mainJobs chan func(ts *C.PyThreadState)
@@ -178,6 +219,8 @@ type Interpreter struct {
 	loopDone  chan struct{}
 	loopReady chan struct{} // closed once the loop runs (hbLoopReady), or failed
 	loopOnce  sync.Once
+	loopRan   atomic.Bool // hbLoopReady was called
+	loopErr   error       // why the loop failed before it ran; read after loopReady
 	mainDone  chan struct{}
 	closeErr  error
 	ctx       context.Context // for Go functions Python calls; cancelled by Close
@@ -190,8 +233,26 @@ type call struct {
 	function string
 	args     []byte
 	id       uint64
+	q        *workQueue
+	limit    int // MaxResult
 	slot     handoff.Slot[result]
 	worker   atomic.Pointer[C.hb_worker] // the pool thread running it, for interrupts
+	phase    atomic.Int32                // phaseQueued, ...
+}
+
+// A sync call's phases: abandon and runSync race on them.
+const (
+	phaseQueued    = iota
+	phaseRunning   // on a pool thread
+	phaseLost      // running, its caller gone: the thread counts as lost
+	phaseDone      // returned
+	phaseAbandoned // the caller left before it started: it never runs
+)
+
+// workerSlot is what Python's calls into Go need to know about the pool
+// thread they come from: the call it runs, for that call's deadline.
+type workerSlot struct {
+	cur atomic.Pointer[call]
 }
 
 type result struct {
@@ -205,7 +266,14 @@ func New(cfg Config) (*Interpreter, error) {
 		return nil, errRunning
 	}
 	if cfg.Threads <= 0 {
-		cfg.Threads = max(4, 2*runtime.GOMAXPROCS(0))
+		cfg.Threads = DefaultThreads()
+	}
+	if cfg.MaxThreads <= 0 {
+		cfg.MaxThreads = 4 * cfg.Threads
+	}
+	cfg.MaxThreads = max(cfg.MaxThreads, cfg.Threads, cfg.HTTPThreads)
+	if cfg.BatchThreads <= 0 {
+		cfg.BatchThreads = 2
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -229,7 +297,6 @@ func New(cfg Config) (*Interpreter, error) {
 	ip := &Interpreter{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		queue:    newWorkQueue(cfg.SpinWait),
 		spinner:  handoff.Spinner{For: cfg.SpinWait, Max: maxSpinningCallers},
 		mainJobs: make(chan func(*C.PyThreadState)),
 		stopping: make(chan struct{}),
@@ -240,6 +307,7 @@ func New(cfg Config) (*Interpreter, error) {
 		cancel:   cancel,
 	}
 	current.Store(ip)
+	C.hb_set_state_max_value(C.size_t(max(cfg.StateMaxValue, 0)))
 	if C.hb_loop_open() < 0 {
 		current.Store(nil)
 		running.Store(false)
@@ -257,15 +325,104 @@ func New(cfg Config) (*Interpreter, error) {
 
 	go ip.loopThread()
 	<-ip.loopReady
-	workersReady := make(chan struct{}, cfg.Threads)
-	for range cfg.Threads {
-		ip.pool.Add(1)
-		go ip.poolThread(workersReady)
+	if ip.loopErr != nil {
+		// Nothing else runs Python yet: the main thread finalizes it.
+		close(ip.stopping)
+		ip.cancel()
+		close(ip.mainJobs)
+		<-ip.mainDone
+		close(ip.dead)
+		current.Store(nil) // running stays true: CPython cannot start twice in one process
+		return nil, ip.loopErr
 	}
-	for range cfg.Threads {
+	sizes := [numLanes]int{cfg.Threads, cfg.HTTPThreads, cfg.BatchThreads}
+	nslots := 0
+	for _, n := range sizes {
+		if n > 0 {
+			nslots += 2 * max(cfg.MaxThreads, n) // room for threads exiting while others start
+		}
+	}
+	ip.slots = make([]workerSlot, nslots)
+	for i := nslots - 1; i >= 0; i-- {
+		ip.free = append(ip.free, i)
+	}
+	workersReady := make(chan struct{}, nslots)
+	started := 0
+	for lane, n := range sizes {
+		if n <= 0 {
+			continue
+		}
+		q := newWorkQueue(cfg.SpinWait)
+		q.target, q.max, q.total = n, max(cfg.MaxThreads, n), n
+		name := laneNames[lane]
+		q.spawn = func() {
+			ip.pool.Add(1)
+			go ip.poolThread(q, nil)
+		}
+		q.onMax = func(total int) {
+			ip.log.Warn("every thread of a Python pool is stuck in a call whose caller gave up, or waits on another node; new work waits",
+				"pool", name, "threads", total, "max", q.max)
+		}
+		ip.lanes[lane] = q
+		for range n {
+			ip.pool.Add(1)
+			go ip.poolThread(q, workersReady)
+			started++
+		}
+	}
+	for range started {
 		<-workersReady
 	}
 	return ip, nil
+}
+
+// PoolStats reports a lane's threads: in all, and lost (stuck in calls whose
+// callers gave up, or waiting on Go).
+func (ip *Interpreter) PoolStats(lane Lane) (total, lost int) {
+	if q := ip.lanes[lane]; q != nil {
+		return q.size()
+	}
+	return 0, 0
+}
+
+// Wedged reports whether some lane has every thread its cap allows stuck.
+func (ip *Interpreter) Wedged() bool {
+	for _, q := range ip.lanes {
+		if q != nil && q.wedged() {
+			return true
+		}
+	}
+	return false
+}
+
+func (ip *Interpreter) takeSlot() int {
+	ip.slotMu.Lock()
+	defer ip.slotMu.Unlock()
+	if len(ip.free) == 0 {
+		return -1
+	}
+	i := ip.free[len(ip.free)-1]
+	ip.free = ip.free[:len(ip.free)-1]
+	return i
+}
+
+func (ip *Interpreter) putSlot(i int) {
+	if i < 0 {
+		return
+	}
+	ip.slotMu.Lock()
+	ip.free = append(ip.free, i)
+	ip.slotMu.Unlock()
+}
+
+// callOf returns the call the calling pool thread runs, or nil (not a pool
+// thread, or between calls). It runs on the thread itself, from Python.
+func (ip *Interpreter) callOf() *call {
+	i := int(C.hb_get_slot())
+	if i < 0 || i >= len(ip.slots) {
+		return nil
+	}
+	return ip.slots[i].cur.Load()
 }
 
 // mainThread initialises Python on a locked OS thread, then runs __main__ jobs
@@ -359,8 +516,15 @@ func (ip *Interpreter) loopThread() {
 	C.free(unsafe.Pointer(w)) // the loop keeps only the thread state
 	defer ip.markLoopReady()  // if it failed before it was ready
 	if msg := C.hb_loop_run(ts); msg != nil {
-		ip.log.Error("python event loop failed", "err", C.GoString(msg))
+		err := C.GoString(msg)
 		C.free(unsafe.Pointer(msg))
+		if !ip.loopRan.Load() {
+			ip.loopErr = fmt.Errorf("pybridge: the asyncio event loop did not start: %s", err)
+		} else {
+			ip.log.Error("python event loop failed", "err", err)
+		}
+	} else if !ip.loopRan.Load() {
+		ip.loopErr = errors.New("pybridge: the asyncio event loop did not start")
 	}
 	// Whatever the loop did not answer is answered now.
 	ip.pending.Range(func(k, v any) bool {
@@ -371,29 +535,40 @@ func (ip *Interpreter) loopThread() {
 	})
 }
 
-func (ip *Interpreter) poolThread(ready chan<- struct{}) {
+// poolThread runs q's calls until q closes or the thread is surplus. Its OS
+// thread stays locked, so it ends with the goroutine.
+func (ip *Interpreter) poolThread(q *workQueue, ready chan<- struct{}) {
 	runtime.LockOSThread()
 	defer ip.pool.Done()
+	slot := ip.takeSlot()
+	defer ip.putSlot(slot)
+	C.hb_set_slot(C.int(slot))
+	var ws *workerSlot
+	if slot >= 0 {
+		ws = &ip.slots[slot]
+	}
 	w := C.hb_worker_new()
-	ready <- struct{}{}
+	if ready != nil {
+		ready <- struct{}{}
+	}
 	defer C.hb_worker_delete(w)
 	wake := make(chan struct{}, 1)
-	for c := ip.queue.pop(wake); c != nil; c = ip.queue.pop(wake) {
+	for c := q.pop(wake); c != nil; c = q.pop(wake) {
 		// Each GIL hand-over between threads costs a futex wake-up (tens of µs
 		// here), so a thread that holds it runs whatever is queued, up to a
 		// bound that keeps other Python threads from starving.
-		ip.queue.busy.Add(1)
+		q.busy.Add(1)
 		C.hb_worker_enter(w)
 		start := time.Now()
 		for n := 0; c != nil; n++ {
-			ip.runSync(w, c)
+			ip.runSync(w, ws, c)
 			if n >= maxBatch || time.Since(start) > maxBatchTime {
 				break
 			}
-			c = ip.queue.tryPop()
+			c = q.tryPop()
 		}
 		C.hb_worker_leave(w)
-		ip.queue.busy.Add(-1)
+		q.busy.Add(-1)
 	}
 }
 
@@ -403,20 +578,39 @@ const (
 	maxBatchTime = 2 * time.Millisecond
 )
 
-func (ip *Interpreter) runSync(w *C.hb_worker, c *call) {
+func (ip *Interpreter) runSync(w *C.hb_worker, ws *workerSlot, c *call) {
 	if c.ctx.Err() != nil {
+		c.phase.Store(phaseAbandoned)
 		c.slot.Deliver(result{err: c.ctx.Err()})
 		return
 	}
 	c.worker.Store(w)
+	if !c.phase.CompareAndSwap(phaseQueued, phaseRunning) {
+		c.worker.Store(nil)
+		c.slot.Deliver(result{err: context.Cause(c.ctx)})
+		return
+	}
+	if ws != nil {
+		ws.cur.Store(c)
+	}
 	var r C.hb_result
 	C.hb_call_job(w, C.uint64_t(c.id),
 		(*C.char)(unsafe.Pointer(unsafe.StringData(c.module))), C.size_t(len(c.module)),
 		(*C.char)(unsafe.Pointer(unsafe.StringData(c.function))), C.size_t(len(c.function)),
-		bytesPtr(c.args), C.size_t(len(c.args)), &r)
+		bytesPtr(c.args), C.size_t(len(c.args)), C.size_t(c.limit), &r)
+	if ws != nil {
+		ws.cur.Store(nil)
+	}
 	c.worker.Store(nil)
+	if c.phase.Swap(phaseDone) == phaseLost {
+		c.q.regain()
+	}
 	if r.status == C.HB_ASYNC {
-		ip.asyncFns.Store(c.module+"\x00"+c.function, true)
+		// Only an async def marks the function: a sync function that returned
+		// an awaitable once keeps running its body on the pool.
+		if r.coro_fn != 0 {
+			ip.asyncFns.Store(c.module+"\x00"+c.function, true)
+		}
 		ip.pending.Store(c.id, c)
 		if C.hb_loop_submit_coro(C.uint64_t(c.id), r.coro) < 0 {
 			ip.pending.Delete(c.id)
@@ -434,6 +628,27 @@ func (ip *Interpreter) runSync(w *C.hb_worker, c *call) {
 // (deadline) or KeyboardInterrupt (cancel) is raised in it at its next bytecode,
 // or the task is cancelled.
 func (ip *Interpreter) Call(ctx context.Context, module, function string, args []byte) ([]byte, error) {
+	return ip.CallOn(ctx, LaneRPC, module, function, args)
+}
+
+// CallOn is Call with a synchronous function run on lane's threads (LaneRPC's
+// when lane has none).
+func (ip *Interpreter) CallOn(ctx context.Context, lane Lane, module, function string, args []byte) ([]byte, error) {
+	return ip.CallWith(ctx, CallOpts{Lane: lane}, module, function, args)
+}
+
+// CallOpts are a call's options.
+type CallOpts struct {
+	Lane Lane
+	// MaxResult, when positive, bounds the result's CBOR encoding in bytes: a
+	// synchronous function's result that passes it is refused with ErrTooLarge
+	// as soon as the encoder reaches the bound.
+	MaxResult int
+}
+
+// CallWith is Call with options.
+func (ip *Interpreter) CallWith(ctx context.Context, o CallOpts, module, function string, args []byte) ([]byte, error) {
+	lane := o.Lane
 	select {
 	case <-ip.stopping:
 		return nil, ErrClosed
@@ -442,7 +657,11 @@ func (ip *Interpreter) Call(ctx context.Context, module, function string, args [
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	c := &call{ctx: ctx, module: module, function: function, args: args, id: ip.nextID.Add(1)}
+	q := ip.lanes[LaneRPC]
+	if lane >= 0 && lane < numLanes && ip.lanes[lane] != nil {
+		q = ip.lanes[lane]
+	}
+	c := &call{ctx: ctx, module: module, function: function, args: args, id: ip.nextID.Add(1), q: q, limit: max(o.MaxResult, 0)}
 	async := false
 	if _, ok := ip.asyncFns.Load(module + "\x00" + function); ok {
 		async = true
@@ -454,7 +673,7 @@ func (ip *Interpreter) Call(ctx context.Context, module, function string, args [
 			ip.pending.Delete(c.id)
 			return nil, errors.New("pybridge: out of memory queueing a call")
 		}
-	} else if !ip.queue.push(c) {
+	} else if !q.push(c) {
 		return nil, ErrClosed
 	}
 	return ip.wait(c, async)
@@ -485,6 +704,15 @@ func (ip *Interpreter) abandon(c *call, async bool) {
 		C.hb_loop_submit_cancel(C.uint64_t(c.id))
 		return
 	}
+	if c.phase.CompareAndSwap(phaseQueued, phaseAbandoned) {
+		return // it will never run
+	}
+	if !c.phase.CompareAndSwap(phaseRunning, phaseLost) {
+		return // it has returned
+	}
+	// Python blocked in C (a sleep, a socket, a model) does not see the
+	// interrupt until it returns: its thread no longer counts as available.
+	c.q.lose()
 	if w := c.worker.Load(); w != nil {
 		kind := C.int(raiseKeyboardInterrupt)
 		if errors.Is(c.ctx.Err(), context.DeadlineExceeded) {
@@ -528,7 +756,11 @@ func (ip *Interpreter) Close() error {
 		<-done
 		close(ip.stopping)
 		ip.cancel()
-		ip.queue.close()
+		for _, q := range ip.lanes {
+			if q != nil {
+				q.close()
+			}
+		}
 		ip.pool.Wait()
 		C.hb_loop_submit_stop()
 		<-ip.loopDone
@@ -564,6 +796,8 @@ func takeResult(r *C.hb_result) result {
 			e.kind = ErrNoModule
 		case C.HB_NO_FUNCTION:
 			e.kind = ErrNoFunction
+		case C.HB_TOO_LARGE:
+			e.kind = ErrTooLarge
 		}
 		return result{err: e}
 	}

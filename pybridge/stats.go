@@ -1,7 +1,16 @@
 package pybridge
 
-// PoolThreads returns the number of pool threads for synchronous calls and
-// how many of them are running calls now (holding or waiting for the GIL).
+// PoolThreads returns the number of pool threads for synchronous calls, over
+// every lane, and how many of them are running calls now (holding or waiting
+// for the GIL).
 func (ip *Interpreter) PoolThreads() (threads, busy int) {
-	return ip.cfg.Threads, int(ip.queue.busy.Load())
+	for _, q := range ip.lanes {
+		if q == nil {
+			continue
+		}
+		total, _ := q.size()
+		threads += total
+		busy += int(q.busy.Load())
+	}
+	return threads, busy
 }

@@ -1,6 +1,7 @@
 package pybridge
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -28,9 +29,72 @@ type workQueue struct {
 	spin     time.Duration
 	busy     atomic.Int32 // pool threads running calls
 	closed   bool
+
+	// Elastic size, under mu. A thread is lost while it runs a call whose
+	// caller has given up (Python blocked in C cannot be interrupted) or
+	// while its Python code waits on Go (rpc_call, a batch): the queue keeps
+	// target threads that are not lost, up to max threads in all, and threads
+	// beyond that exit once they have idled for idleExit.
+	target, max int
+	total, lost int
+	spawn       func() // starts one more pool thread (total already counts it)
+	atMax       bool   // logged once per stretch at the cap
+	onMax       func(total int)
 }
 
 func newWorkQueue(spin time.Duration) *workQueue { return &workQueue{spin: spin} }
+
+// idleExit is how long a surplus pool thread idles before it exits, so that a
+// pool that grew for stuck calls shrinks back without thrashing under load.
+const idleExit = 2 * time.Second
+
+// lose marks one thread as unavailable and starts a replacement while fewer
+// than target threads are available and the cap allows.
+func (q *workQueue) lose() {
+	q.mu.Lock()
+	q.lost++
+	grow := !q.closed && q.total-q.lost < q.target && q.total < q.max
+	if grow {
+		q.total++
+	}
+	full := !grow && q.total-q.lost < q.target && !q.atMax
+	if full {
+		q.atMax = true
+	}
+	total := q.total
+	q.mu.Unlock()
+	if grow {
+		q.spawn()
+	}
+	if full && q.onMax != nil {
+		q.onMax(total)
+	}
+}
+
+// regain undoes lose: the thread is available again (surplus threads exit
+// when idle).
+func (q *workQueue) regain() {
+	q.mu.Lock()
+	q.lost--
+	if q.total-q.lost >= q.target {
+		q.atMax = false
+	}
+	q.mu.Unlock()
+}
+
+// wedged reports whether every thread the cap allows is lost.
+func (q *workQueue) wedged() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.total >= q.max && q.lost >= q.total
+}
+
+// size returns the threads in all and those lost.
+func (q *workQueue) size() (total, lost int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.total, q.lost
+}
 
 // push queues c and wakes a parked pool thread unless one is spinning.
 func (q *workQueue) push(c *call) bool {
@@ -85,7 +149,17 @@ func (q *workQueue) pop(wake chan struct{}) *call {
 	for {
 		q.mu.Lock()
 		if c := q.tryPopLocked(); c != nil || q.closed {
+			// Calls pushed while this thread spun woke no one: pass the
+			// wake-up on, or they would wait for this call to end.
+			var next chan struct{}
+			if c != nil && q.head < len(q.calls) && len(q.sleepers) > 0 {
+				next = q.sleepers[len(q.sleepers)-1]
+				q.sleepers = q.sleepers[:len(q.sleepers)-1]
+			}
 			q.mu.Unlock()
+			if next != nil {
+				next <- struct{}{}
+			}
 			return c
 		}
 		// Spin (once per wait) only while no other pool thread runs a call:
@@ -105,8 +179,28 @@ func (q *workQueue) pop(wake chan struct{}) *call {
 		// Park. push reads spinning under the lock after our Store(0) above, so
 		// it either sees this sleeper or we saw its call just now.
 		q.sleepers = append(q.sleepers, wake)
+		surplus := q.total-q.lost > q.target
 		q.mu.Unlock()
-		<-wake
+		if !surplus {
+			<-wake
+			spun = false
+			continue
+		}
+		t := time.NewTimer(idleExit)
+		select {
+		case <-wake:
+			t.Stop()
+		case <-t.C:
+			q.mu.Lock()
+			if i := slices.Index(q.sleepers, wake); i >= 0 && q.total-q.lost > q.target {
+				q.sleepers = slices.Delete(q.sleepers, i, i+1)
+				q.total--
+				q.mu.Unlock()
+				return nil // this thread exits
+			}
+			q.mu.Unlock()
+			<-wake // still listed (no longer surplus), or push or close took it: its send is due
+		}
 		spun = false
 	}
 }

@@ -64,3 +64,58 @@ func TestASGIWebSocket(t *testing.T) {
 		t.Fatalf("http after websockets: %d %q", code, got)
 	}
 }
+
+// Websocket messages being read count against a node-wide buffer (here
+// 1 MiB): four clients that each send 400,000 bytes of a message and pause
+// need more than it holds, so some wait for room and are closed with 1013
+// after 10 s; the node goes on serving.
+func TestWebSocketBufferIsNodeWide(t *testing.T) {
+	base := startApp(t, "asgiapp:ws_app", "-k", "asgi", "--websocket-max-buffer", "1048576")
+	wsURL := "ws" + strings.TrimPrefix(base, "http") + "/ws"
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	part := make([]byte, 400_000)
+	closed := make(chan websocket.StatusCode, 4)
+	start := time.Now()
+	for range 4 {
+		c, _, err := websocket.Dial(ctx, wsURL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		w, err := c.Writer(ctx, websocket.MessageBinary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(part); err != nil { // the message is not finished
+			t.Fatal(err)
+		}
+		go func() {
+			_, _, err := c.Read(ctx)
+			closed <- websocket.CloseStatus(err)
+		}()
+	}
+	select {
+	case code := <-closed:
+		if code != websocket.StatusTryAgainLater {
+			t.Fatalf("a client waiting for room was closed with %d, want 1013", code)
+		}
+		if el := time.Since(start); el < 9*time.Second {
+			t.Errorf("closed after %v: it should wait 10 s for room", el)
+		}
+	case <-ctx.Done():
+		t.Fatal("no client was refused: 1.6 MB of messages held under a 1 MiB bound")
+	}
+	c, _, err := websocket.Dial(ctx, wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	// Room is made as the waiting clients are closed.
+	if _, msg, err := c.Read(ctx); err != nil || string(msg) != "echo: again" {
+		t.Fatalf("after the refusals: %d bytes, %v", len(msg), err)
+	}
+}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/hornbeam-go/hornbeam/pybridge"
 )
 
 // fakePy stands in for the interpreter: its "apps" are Go functions that
@@ -27,6 +29,10 @@ type fakePy struct {
 	app  func(ctx context.Context, id uint64, path string) ([]byte, error)
 	wg   sync.WaitGroup // the apps' goroutines
 	done chan struct{}  // closed by the test: the apps stop
+}
+
+func (f *fakePy) CallOn(ctx context.Context, _ pybridge.Lane, module, fn string, args []byte) ([]byte, error) {
+	return f.Call(ctx, module, fn, args)
 }
 
 func (f *fakePy) Call(ctx context.Context, module, fn string, args []byte) ([]byte, error) {

@@ -43,12 +43,17 @@ type Config struct {
 	HeaderTimeout    time.Duration
 	Timeout          time.Duration // the app's time per request; past it the client gets 504
 	LimitConcurrency int           // requests served at once; beyond, 503
-	RootPath         string        // SCRIPT_NAME: the prefix the app is mounted under
-	MaxHeaderBytes   int
-	KeepAlive        time.Duration // idle time of a kept-alive connection
-	CertFile         string        // with KeyFile: serve TLS, and HTTP/2 by ALPN
-	KeyFile          string
-	Factory          bool // App is a callable that returns the app
+	// WebSocketBuffer bounds the bytes of websocket messages read from all
+	// clients and not yet handed to Python; a connection that finds it full
+	// reads nothing (its client waits) for up to 10 s, then is closed with
+	// 1013 (try again later). 0 = DefaultWebSocketBuffer.
+	WebSocketBuffer int64
+	RootPath        string // SCRIPT_NAME: the prefix the app is mounted under
+	MaxHeaderBytes  int
+	KeepAlive       time.Duration // idle time of a kept-alive connection
+	CertFile        string        // with KeyFile: serve TLS, and HTTP/2 by ALPN
+	KeyFile         string
+	Factory         bool // App is a callable that returns the app
 	// BodyTimeout bounds how long a client may stall while sending a
 	// request body; past it the client gets 408 and the app's read fails.
 	// 0 = 30 s.
@@ -96,6 +101,7 @@ type Server struct {
 	wsSem     chan struct{}
 	// serverHeader is the Server header sent, "" for none.
 	serverHeader string
+	wsBudget     *budget // websocket message bytes read and not yet in Python
 }
 
 // New makes a Server; its Funcs must be given to the interpreter, then Start.
@@ -128,6 +134,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.HeaderTimeout <= 0 {
 		cfg.HeaderTimeout = 10 * time.Second
 	}
+	if cfg.WebSocketBuffer <= 0 {
+		cfg.WebSocketBuffer = DefaultWebSocketBuffer
+	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 5 * time.Second
 	}
@@ -151,7 +160,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	srv := &Server{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.LimitConcurrency),
 		wsSem: make(chan struct{}, cfg.WSMax), exhausted: make(chan struct{}),
-		conns: newConnTracker(cfg.HeaderTimeout, cfg.MaxHeaderBytes), serverHeader: "hornbeam"}
+		conns: newConnTracker(cfg.HeaderTimeout, cfg.MaxHeaderBytes), serverHeader: "hornbeam",
+		wsBudget: newBudget(cfg.WebSocketBuffer)}
 	if cfg.NoServerHeader {
 		srv.serverHeader = ""
 	}
@@ -161,6 +171,7 @@ func New(cfg Config) (*Server, error) {
 // caller runs a Python function: the interpreter, or a fake in unit tests.
 type caller interface {
 	Call(ctx context.Context, module, function string, args []byte) ([]byte, error)
+	CallOn(ctx context.Context, lane pybridge.Lane, module, function string, args []byte) ([]byte, error)
 }
 
 // interp returns the caller given to Start.
@@ -428,7 +439,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// WSGI app from its next write; only --timeout stops the app.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.Timeout)
 	defer cancel()
-	out, err := s.interp().Call(ctx, module, "handle", args)
+	out, err := s.interp().CallOn(ctx, pybridge.LaneHTTP, module, "handle", args)
 	timedOut := errors.Is(err, context.DeadlineExceeded)
 	badBody, slow := req.endBody(timedOut)
 	switch {

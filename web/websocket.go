@@ -15,6 +15,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/hornbeam-go/hornbeam/pybridge"
 )
 
 // maxMessageBytes bounds one websocket message a client may send.
@@ -37,18 +39,20 @@ type wsConn struct {
 	gone   chan struct{} // closed when the connection ends
 	end    sync.Once
 	cancel context.CancelFunc
+	budget *budget // the node's websocket bytes not yet in Python
 }
 
 // wsMsg is a message for the app, or its end (close is the code).
 type wsMsg struct {
-	typ   websocket.MessageType
-	data  []byte
-	close int
+	typ     websocket.MessageType
+	data    []byte
+	close   int
+	release func() // gives data's bytes back to the node's budget
 }
 
-func newWSConn(c *websocket.Conn, pingInterval, pingTimeout time.Duration) *wsConn {
+func newWSConn(c *websocket.Conn, b *budget, pingInterval, pingTimeout time.Duration) *wsConn {
 	ctx, cancel := context.WithCancel(context.Background())
-	ws := &wsConn{c: c, msgs: make(chan wsMsg, 1), gone: make(chan struct{}), cancel: cancel}
+	ws := &wsConn{c: c, msgs: make(chan wsMsg, 1), gone: make(chan struct{}), cancel: cancel, budget: b}
 	go ws.read(ctx)
 	if pingInterval > 0 {
 		go ws.ping(ctx, pingInterval, pingTimeout)
@@ -59,8 +63,14 @@ func newWSConn(c *websocket.Conn, pingInterval, pingTimeout time.Duration) *wsCo
 func (ws *wsConn) read(ctx context.Context) {
 	defer close(ws.msgs)
 	for {
-		typ, data, err := ws.c.Read(ctx)
+		typ, data, release, err := readMessage(ctx, ws.c, ws.budget)
+		if errors.Is(err, errWSBudget) {
+			ws.code.Store(int32(websocket.StatusTryAgainLater))
+			ws.close(websocket.StatusTryAgainLater, "server busy")
+			return
+		}
 		if err == nil && typ == websocket.MessageText && !utf8.Valid(data) {
+			release()
 			ws.code.Store(int32(websocket.StatusInvalidFramePayloadData))
 			ws.close(websocket.StatusInvalidFramePayloadData, "invalid UTF-8 in a text message")
 			return
@@ -84,8 +94,9 @@ func (ws *wsConn) read(ctx context.Context) {
 			return
 		}
 		select {
-		case ws.msgs <- wsMsg{typ: typ, data: data}:
+		case ws.msgs <- wsMsg{typ: typ, data: data, release: release}:
 		case <-ws.gone:
+			release()
 			return
 		}
 	}
@@ -177,7 +188,7 @@ func (s *Server) serveWebSocket(req *request) {
 		req.fail(http.StatusBadRequest, "bad request\n")
 		return
 	}
-	_, err = s.interp().Call(r.Context(), "_hornbeam_web.asgi", "handle_ws", args)
+	_, err = s.interp().CallOn(r.Context(), pybridge.LaneHTTP, "_hornbeam_web.asgi", "handle_ws", args)
 	if err != nil && r.Context().Err() == nil {
 		s.logAppError(r, err)
 	}
@@ -218,7 +229,7 @@ func (s *Server) pyWSAccept(_ context.Context, data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("websocket handshake: %w", err)
 	}
 	c.SetReadLimit(maxMessageBytes)
-	req.ws, req.started, req.status = newWSConn(c, s.cfg.WSPingInterval, s.cfg.WSPingTimeout), true, http.StatusSwitchingProtocols
+	req.ws, req.started, req.status = newWSConn(c, s.wsBudget, s.cfg.WSPingInterval, s.cfg.WSPingTimeout), true, http.StatusSwitchingProtocols
 	return cborNil, nil
 }
 
@@ -243,6 +254,10 @@ func (s *Server) pyWSReceive(ctx context.Context, data []byte) ([]byte, error) {
 		return cbor.Marshal([]any{"close", 1006, ""})
 	}
 	m := ws.receive(ctx)
+	if m.release != nil {
+		// The CBOR goes to Python at once; the budget counts until then.
+		defer m.release()
+	}
 	switch {
 	case m.close != 0:
 		return cbor.Marshal([]any{"close", m.close, ""})

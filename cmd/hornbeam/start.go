@@ -49,6 +49,7 @@ type startOptions struct {
 	ml                mlFlags
 	metrics           metricsFlags
 	ops               opsFlags
+	lf                limitFlags
 }
 
 func newStartCmd() *cobra.Command {
@@ -125,6 +126,7 @@ Examples:
 	o.pf.add(f)
 	o.metrics.add(f)
 	o.ops.add(f)
+	o.lf.add(f)
 	f.StringVarP(&o.configFile, "config", "c", "", "TOML file of settings named as the long flags, e.g. bind = [\"0.0.0.0:8000\"], timeout = 60")
 	f.StringArrayVar(&o.pythonPath, "pythonpath", nil, "add a directory to sys.path (repeatable)")
 	f.IntVar(&o.threads, "threads", envInt("HORNBEAM_THREADS", 0), "threads for synchronous Python calls, per worker (0: 2 per CPU, at least 4)")
@@ -157,12 +159,16 @@ func (o *startOptions) hostConfig(args []string, log *slog.Logger) (host.Config,
 			pythonPath = append(pythonPath, cwd)
 		}
 	}
-	return host.Config{
+	cfg := host.Config{
 		Threads: o.threads, SpinWait: spinWait(o.spinUS), PythonPath: absPaths(pythonPath),
 		Argv: []string{"hornbeam"}, Cluster: cluster, Web: webCfg,
 		GracefulTimeout: secDuration(o.wf.gracefulTimeout), Logger: log, Cache: o.ml.cacheConfig(),
 		Processes: o.pf.limits(),
-	}, nil
+	}
+	if err := o.lf.apply(&cfg); err != nil {
+		return host.Config{}, err
+	}
+	return cfg, nil
 }
 
 // runSingle serves from this process.
@@ -265,6 +271,12 @@ func (o *startOptions) runWorker(w *supervisor.Worker, args []string, log *slog.
 		log.Warn("the supervising process is gone; stopping")
 	case <-node.Exhausted():
 		log.Info("worker served --max-requests; retiring")
+	case <-node.Wedged(secDuration(o.wf.timeout)):
+		// As gunicorn does with a worker past --timeout: Python blocked in C
+		// cannot be interrupted, and closing would wait for it, so the process
+		// ends and the supervisor starts a fresh one.
+		log.Error("every Python thread of this worker is stuck past --timeout; recycling the worker", "timeout", o.wf.timeout)
+		os.Exit(3)
 	}
 	return node.Close()
 }

@@ -219,12 +219,22 @@ func writeFrame(w *bufio.Writer, data []byte) error {
 // Client reaches a node's state from a worker process. It is safe for
 // concurrent use.
 type Client struct {
-	path string
-	mu   sync.Mutex
-	idle []*conn // at most maxIdle
+	// Timeout bounds each request's round trip (a stopped or hung node);
+	// 0 = DefaultTimeout.
+	Timeout time.Duration
+	path    string
+	mu      sync.Mutex
+	idle    []*conn // at most maxIdle
 }
 
 const maxIdle = 16
+
+// DefaultTimeout is Client.Timeout when it is 0.
+const DefaultTimeout = 5 * time.Second
+
+// Blocking reports that the client's operations wait on another process, so
+// that its caller lets other threads run meanwhile (pybridge releases the GIL).
+func (c *Client) Blocking() bool { return true }
 
 type conn struct {
 	c   net.Conn
@@ -295,6 +305,13 @@ func (c *Client) do(op byte, key string, operand []byte, value []byte) (byte, []
 	if err != nil {
 		return 0, nil, err
 	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	// A connection whose exchange timed out is closed below, never reused
+	// out of step.
+	cn.c.SetDeadline(time.Now().Add(timeout))
 	head := binary.AppendUvarint([]byte{op}, uint64(len(key)))
 	var hdr [4]byte
 	binary.LittleEndian.PutUint32(hdr[:], uint32(len(head)+len(key)+len(operand)+len(value)))

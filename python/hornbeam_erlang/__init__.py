@@ -83,6 +83,7 @@ __all__ = [
     "BadRPC",
     "RemoteError",
     "PayloadTooLarge",
+    "Busy",
     "state_decr",
     "state_delete",
     "state_get",

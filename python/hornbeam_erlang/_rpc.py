@@ -44,7 +44,10 @@ def rpc_call(node: str, module: str, function: str, args: Sequence[Any] = (),
 def rpc_cast(node: str, module: str, function: str, args: Sequence[Any] = ()) -> None:
     """Send ``module.function(*args)`` to ``node`` and return at once.
 
-    The result and any exception are dropped; NodeDown is raised only for a node
+    Returns once the target has queued the call: the result and any exception
+    are dropped there (the target logs a failure with this node's name and
+    counts it). A target at its bounds slows the caller for up to a second,
+    then Busy is raised: the cast did not run. NodeDown is raised for a node
     known to be down, PayloadTooLarge for an oversized request.
     """
     _call("rpc_cast", node, module, function, _check(node, module, function, args), None)

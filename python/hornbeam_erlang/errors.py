@@ -23,6 +23,13 @@ class PayloadTooLarge(RPCError, ValueError):
     """The request or reply is over the cluster's payload limit (--max-payload)."""
 
 
+class Busy(RPCError):
+    """The target could not take the call, cast or message: a node serves as
+    many calls and casts as its bounds allow (in flight, their bytes, or a batch
+    queue), or a local process's mailbox is full (messages or bytes). Nothing
+    ran and nothing was queued; try again later or elsewhere."""
+
+
 class RemoteError(RPCError):
     """The called function raised on the remote node.
 
@@ -36,7 +43,7 @@ class RemoteError(RPCError):
     node: Optional[str] = None
 
 
-__all__ = ["RPCError", "RPCTimeout", "NodeDown", "BadRPC", "PayloadTooLarge", "RemoteError"]
+__all__ = ["RPCError", "RPCTimeout", "NodeDown", "BadRPC", "PayloadTooLarge", "Busy", "RemoteError"]
 
 
 # Processes (spawn, send, receive, ...).
@@ -63,11 +70,6 @@ class ProcessExit(BaseException):
         self.reason = reason
 
 
-class Busy(RuntimeError):
-    """The receiving process's mailbox is full (messages or bytes); the message
-    was not queued."""
-
-
 class ProcessLimit(RuntimeError):
     """The node runs its maximum of thread processes (--max-processes)."""
 
@@ -76,4 +78,4 @@ class NoProcess(LookupError):
     """No process has that pid or registered name on this node."""
 
 
-__all__ += ["ReceiveTimeout", "ProcessExit", "Busy", "ProcessLimit", "NoProcess"]
+__all__ += ["ReceiveTimeout", "ProcessExit", "ProcessLimit", "NoProcess"]

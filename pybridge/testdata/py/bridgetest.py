@@ -117,3 +117,41 @@ async def go_async(ms):
 def go_async_foreign_loop(ms):
     """call_async from an event loop of the caller's own (asyncio.run in a pool thread)."""
     return asyncio.run(go_async(ms))
+
+
+def sleep_c(seconds):
+    """Blocks in C (time.sleep), where no interrupt reaches it."""
+    time.sleep(seconds)
+
+
+def maybe_awaitable(give):
+    """A sync function that returns an awaitable only when asked; otherwise it
+    says whether it runs on an event loop's thread."""
+    if give:
+        return asyncio.sleep(0)
+    try:
+        asyncio.get_running_loop()
+        return "on the loop"
+    except RuntimeError:
+        return "on the pool"
+
+
+class _NoLoopFuture(asyncio.Future):
+    def get_loop(self):
+        raise RuntimeError("get_loop() refused")
+
+
+async def go_async_broken_get_loop(ms):
+    """A future whose get_loop() raises is still settled by call_async."""
+    fut = _NoLoopFuture(loop=asyncio.get_running_loop())
+    _hornbeam.call_async(fut, "sleep", ms)
+    # Not awaited: asyncio itself calls get_loop() on what it awaits.
+    for _ in range(500):
+        if fut.done():
+            return "settled"
+        await asyncio.sleep(0.01)
+    return "never settled"
+
+
+def big_bytes(n):
+    return b"x" * n

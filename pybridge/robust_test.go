@@ -1,0 +1,93 @@
+package pybridge_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hornbeam-go/hornbeam/pybridge"
+)
+
+// Calls blocked in C past their caller's deadline cost the pool its threads:
+// the pool replaces them, and shrinks back once they return.
+func TestStuckThreadsReplacedThenShrink(t *testing.T) {
+	const base = 4 // TestMain's Threads
+	waitPool := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			total, lost := py.PoolStats(pybridge.LaneRPC)
+			if total == base && lost == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d threads, %d stuck; want %d", what, total, lost, base)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitPool("pool before the test (surplus threads of earlier tests idle out)")
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			if _, err := call(t, ctx, "sleep_c", 1.5); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("stuck call: %v, want its deadline", err)
+			}
+		}()
+	}
+	wg.Wait()
+	total, lost := py.PoolStats(pybridge.LaneRPC)
+	if lost != 4 || total != base+4 {
+		t.Fatalf("pool with 4 stuck threads: %d threads, %d stuck; want %d+4 and 4", total, lost, base)
+	}
+	start := time.Now()
+	if v, err := call(t, context.Background(), "add", 1, 2); err != nil || v.(uint64) != 3 {
+		t.Fatalf("call beside stuck threads: %v %v", v, err)
+	}
+	if el := time.Since(start); el > 500*time.Millisecond {
+		t.Errorf("call beside stuck threads took %v", el)
+	}
+	waitPool("pool after the stuck calls returned")
+}
+
+// A result whose encoding passes MaxResult is refused at the bound.
+func TestMaxResultStopsEncoding(t *testing.T) {
+	_, err := py.CallWith(context.Background(), pybridge.CallOpts{MaxResult: 1 << 20}, "bridgetest", "big_bytes", args(t, 64<<20))
+	if !errors.Is(err, pybridge.ErrTooLarge) {
+		t.Fatalf("64 MiB result under a 1 MiB bound: %v, want ErrTooLarge", err)
+	}
+	if _, err := py.CallWith(context.Background(), pybridge.CallOpts{MaxResult: 1 << 20}, "bridgetest", "big_bytes", args(t, 1000)); err != nil {
+		t.Fatalf("small result: %v", err)
+	}
+}
+
+// A sync function that once returned an awaitable keeps running on the pool.
+func TestAwaitableResultDoesNotMakeFunctionAsync(t *testing.T) {
+	if _, err := call(t, context.Background(), "maybe_awaitable", true); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		v, err := call(t, context.Background(), "maybe_awaitable", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v != "on the pool" {
+			t.Fatalf("sync body ran %v", v)
+		}
+	}
+}
+
+func TestFutureWithBrokenGetLoopIsSettled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := call(t, ctx, "go_async_broken_get_loop", 10)
+	if err != nil || v != "settled" {
+		t.Fatalf("got %v, %v; want settled", v, err)
+	}
+}
