@@ -17,12 +17,18 @@ import (
 func main() {
 	out := flag.String("out", "docs/BENCHMARKS.md", "markdown file to write")
 	bin := flag.String("bin", "bin/hornbeam", "the hornbeam binary to measure")
-	only := flag.String("only", "", "comma-separated sections to run (bridge, rpc, http, ml, procs, dag); default all")
+	only := flag.String("only", "", "comma-separated sections to run (bridge, rpc, percore, http, ml, procs, dag); default all")
 	child := flag.Bool("nats-child", false, "internal: the second process of the NATS floor")
 	busChildFlag := flag.Bool("bus-child", false, "internal: the serving process of the Go bus measurement")
 	dagChildName := flag.String("dag-child", "", "internal: a worker process of the DAG floor, by node name")
 	dagChildJoin := flag.String("dag-join", "", "internal: the cluster address a DAG floor worker joins")
+	bareAddr := flag.String("bare-child", "", "internal: serve the bare Go floor on this address")
+	bareSize := flag.Int("bare-size", 13, "internal: the bare floor's body size")
 	flag.Parse()
+	if *bareAddr != "" {
+		bareChild(*bareAddr, *bareSize)
+		return
+	}
 	if *dagChildName != "" {
 		dagChild(*dagChildName, *dagChildJoin)
 		return
@@ -50,6 +56,7 @@ func main() {
 	}{
 		{"bridge", bridgeSection},
 		{"rpc", func() (string, error) { return rpcSection(*bin) }},
+		{"percore", func() (string, error) { return perCoreSection(*bin) }},
 		{"http", func() (string, error) { return httpSection(*bin) }},
 		{"ml", func() (string, error) { return mlSection(*bin) }},
 		{"procs", func() (string, error) { return procSection(*bin) }},

@@ -35,3 +35,35 @@ def wsgi_hello(environ, start_response):
 def wsgi_64k(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/octet-stream")])
     return [BIG]
+
+
+def _fastapi_app():
+    """A FastAPI JSON route, as a user's API has it."""
+    from typing import Optional
+
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def read_item(item_id: int, q: Optional[str] = None) -> dict:
+        return {"item_id": item_id, "q": q}
+
+    return app
+
+
+def _flask_app():
+    """A Flask route returning JSON."""
+    from flask import Flask, jsonify
+
+    app = Flask(__name__)
+
+    @app.route("/items/<int:item_id>")
+    def read_item(item_id: int):
+        return jsonify(item_id=item_id, q=None)
+
+    return app
+
+
+fastapi_items = _fastapi_app()
+flask_items = _flask_app()

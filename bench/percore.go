@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The CPUs of the per-core table: the server under test on serverCPU, the
+// load generator on loadCPU, so that neither borrows the other's core.
+const (
+	serverCPU = "1"
+	loadCPU   = "0"
+)
+
+// perCoreSection serves each app pinned to one CPU, loads it with one wrk
+// thread pinned to the other, and reports requests/s and the CPU seconds the
+// server's processes spent per 10,000 requests (from /proc/PID/stat), which
+// does not depend on how many cores sit idle.
+func perCoreSection(bin string) (string, error) {
+	for _, tool := range []string{"wrk", "taskset"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return "", fmt.Errorf("%s is not installed (make bench-deps)", tool)
+		}
+	}
+	pydir, _ := filepath.Abs("bench/py")
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	pinned := func(args ...string) func(int) *exec.Cmd {
+		return func(port int) *exec.Cmd {
+			a := []string{"-c", serverCPU}
+			for _, s := range args {
+				a = append(a, strings.ReplaceAll(s, "PORT", strconv.Itoa(port)))
+			}
+			c := exec.Command("taskset", a...)
+			c.Dir = pydir
+			return c
+		}
+	}
+	hb := func(app string, extra ...string) func(int) *exec.Cmd {
+		return pinned(append([]string{bin, "start", app, "-b", "127.0.0.1:PORT", "--pythonpath", pydir,
+			"--log-level", "warning"}, extra...)...)
+	}
+	uv := func(app string) func(int) *exec.Cmd {
+		return pinned("/usr/bin/python3", "-m", "uvicorn", app, "--port", "PORT", "--loop", "uvloop",
+			"--http", "httptools", "--log-level", "warning", "--no-access-log")
+	}
+	gthread := func(app string) func(int) *exec.Cmd {
+		return pinned("gunicorn", "-k", "gthread", "--threads", "4", "-w", "1", "-b", "127.0.0.1:PORT",
+			"--log-level", "warning", app)
+	}
+	bare := func(size string) func(int) *exec.Cmd {
+		return pinned(self, "-bare-child", "127.0.0.1:PORT", "-bare-size", size)
+	}
+	const (
+		hbName   = "hornbeam"
+		hbNoSpin = "hornbeam `--spin-us -1`"
+		uvName   = "uvicorn (uvloop, httptools)"
+		gtName   = "gunicorn gthread (4 threads)"
+		bareName = "floor: bare Go `net/http`"
+	)
+	type server struct {
+		app, name, path string
+		cmd             func(int) *exec.Cmd
+	}
+	servers := []server{
+		{"ASGI hello", bareName, "/", bare("13")},
+		{"ASGI hello", hbName, "/", hb("httpapps:asgi_hello", "-k", "asgi")},
+		{"ASGI hello", hbNoSpin, "/", hb("httpapps:asgi_hello", "-k", "asgi", "--spin-us", "-1")},
+		{"ASGI hello", uvName, "/", uv("httpapps:asgi_hello")},
+		{"FastAPI JSON", hbName, "/items/5?q=x", hb("httpapps:fastapi_items", "-k", "asgi")},
+		{"FastAPI JSON", uvName, "/items/5?q=x", uv("httpapps:fastapi_items")},
+		{"WSGI hello", hbName, "/", hb("httpapps:wsgi_hello", "-k", "wsgi")},
+		{"WSGI hello", hbNoSpin, "/", hb("httpapps:wsgi_hello", "-k", "wsgi", "--spin-us", "-1")},
+		{"WSGI hello", gtName, "/", gthread("httpapps:wsgi_hello")},
+		{"64 KiB", bareName, "/", bare("65536")},
+		{"64 KiB", hbName + " ASGI", "/", hb("httpapps:asgi_64k", "-k", "asgi")},
+		{"64 KiB", uvName, "/", uv("httpapps:asgi_64k")},
+		{"64 KiB", hbName + " WSGI", "/", hb("httpapps:wsgi_64k", "-k", "wsgi")},
+		{"64 KiB", gtName, "/", gthread("httpapps:wsgi_64k")},
+		{"Flask route", hbName, "/items/5", hb("httpapps:flask_items", "-k", "wsgi")},
+		{"Flask route", gtName, "/items/5", gthread("httpapps:flask_items")},
+	}
+	peerOf := map[string]string{
+		"ASGI hello": uvName, "FastAPI JSON": uvName, "WSGI hello": gtName, "Flask route": gtName,
+		"64 KiB|" + hbName + " ASGI": uvName, "64 KiB|" + hbName + " WSGI": gtName,
+	}
+
+	var b strings.Builder
+	b.WriteString("## HTTP per core: server on one CPU, `wrk -t1 -c64` on the other\n\n")
+	fmt.Fprintf(&b, "Each server runs pinned with `taskset -c %s` as one process (one worker), and wrk with "+
+		"`taskset -c %s`. Requests/s is the median of 3 rounds of 3 s after a 1 s warm-up; CPU is the user+system "+
+		"time of the server's processes over those rounds (from /proc/PID/stat), per 10,000 requests: what a "+
+		"request costs whatever the machine's size.\n\n", serverCPU, loadCPU)
+	b.WriteString("| app | server | requests/s | p50 latency | CPU s / 10k requests | vs peer (req/s, CPU) |\n|---|---|---|---|---|---|\n")
+	type result struct {
+		rate, cpu float64
+		lat       string
+		err       error
+	}
+	res := make([]result, len(servers))
+	for i, s := range servers {
+		port, err := freePort()
+		if err != nil {
+			return "", err
+		}
+		r, err := measureServer(s.cmd(port), port, s.path, true)
+		res[i] = result{r.rate, r.cpuPer10k, r.lat, err}
+	}
+	find := func(app, name string) *result {
+		for i, s := range servers {
+			if s.app == app && s.name == name && res[i].err == nil {
+				return &res[i]
+			}
+		}
+		return nil
+	}
+	for i, s := range servers {
+		r := res[i]
+		if r.err != nil {
+			fmt.Fprintf(&b, "| %s | %s | not measured: %v | | | |\n", s.app, s.name, r.err)
+			continue
+		}
+		cmp := ""
+		if strings.HasPrefix(s.name, hbName) {
+			peer := peerOf[s.app+"|"+s.name]
+			if peer == "" {
+				peer = peerOf[s.app]
+			}
+			if p := find(s.app, peer); p != nil && p.rate > 0 && r.cpu > 0 {
+				cmp = fmt.Sprintf("%.2fx %s, %.2fx its CPU", r.rate/p.rate, strings.Fields(peer)[0], r.cpu/p.cpu)
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %.2f | %s |\n", s.app, s.name, r.rate, r.lat, r.cpu, cmp)
+	}
+	b.WriteString("\nGoals per core: ASGI ≥ 1.3x uvicorn, FastAPI ≥ 1.2x uvicorn, WSGI ≥ 5x gunicorn gthread. " +
+		"The `--spin-us -1` rows show what the idle-thread spin policy costs or earns on one core.\n\n")
+	return b.String(), nil
+}
+
+// measured is one server's load figures.
+type measured struct {
+	rate      float64 // requests/s, median of the rounds
+	lat       string  // wrk's p50 in the median round
+	cpuPer10k float64 // server CPU seconds per 10,000 requests over all rounds
+}
+
+var totalRe = regexp.MustCompile(`(\d+) requests in`)
+
+// measureServer starts cmd in its own process group, waits for path to
+// answer on port, loads it with wrk, and stops the group. With pin, wrk runs
+// one thread on loadCPU.
+func measureServer(cmd *exec.Cmd, port int, path string, pin bool) (measured, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = append(os.Environ(), "HORNBEAM_COOKIE=bench")
+	if err := cmd.Start(); err != nil {
+		return measured{}, err
+	}
+	defer stopGroup(cmd, 5*time.Second)
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, path)
+	if err := waitHTTP(url, 20*time.Second); err != nil {
+		return measured{}, err
+	}
+	wrk := func(d string, latency bool) *exec.Cmd {
+		args := []string{"wrk", "-t2", "-c64", "-d" + d}
+		if pin {
+			args = []string{"taskset", "-c", loadCPU, "wrk", "-t1", "-c64", "-d" + d}
+		}
+		if latency {
+			args = append(args, "--latency")
+		}
+		return exec.Command(args[0], append(args[1:], url)...)
+	}
+	wrk("1s", false).Run()
+	pgid := cmd.Process.Pid
+	cpu0 := groupCPU(pgid)
+	var rates []float64
+	lats := map[float64]string{}
+	total := 0
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		c := wrk("3s", true)
+		out, err := exec.CommandContext(ctx, c.Path, c.Args[1:]...).Output()
+		cancel()
+		if err != nil {
+			return measured{}, fmt.Errorf("wrk: %w", err)
+		}
+		m := reqRe.FindSubmatch(out)
+		n := totalRe.FindSubmatch(out)
+		if m == nil || n == nil {
+			return measured{}, fmt.Errorf("wrk printed no rate")
+		}
+		r, _ := strconv.ParseFloat(string(m[1]), 64)
+		k, _ := strconv.Atoi(string(n[1]))
+		total += k
+		rates = append(rates, r)
+		if l := latRe.FindSubmatch(out); l != nil {
+			lats[r] = string(l[1])
+		}
+	}
+	cpu := groupCPU(pgid) - cpu0
+	sort.Float64s(rates)
+	m := measured{rate: rates[1], lat: lats[rates[1]]}
+	if total > 0 {
+		m.cpuPer10k = cpu / float64(total) * 10000
+	}
+	return m, nil
+}
+
+func waitHTTP(url string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return fmt.Errorf("%s did not answer 200: %v", url, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// groupCPU sums the user and system CPU seconds of the live processes in
+// process group pgid, and what they collected from children they reaped.
+func groupCPU(pgid int) float64 {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	ticks := 0
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// The command name is in parentheses and may hold spaces: fields
+		// are counted from after its closing parenthesis (field 3 is state).
+		i := strings.LastIndexByte(string(data), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(data[i+1:]))
+		if len(f) < 15 {
+			continue
+		}
+		if g, _ := strconv.Atoi(f[2]); g != pgid { // field 5: pgrp
+			continue
+		}
+		for _, k := range []int{11, 12, 13, 14} { // fields 14-17: utime stime cutime cstime
+			v, _ := strconv.Atoi(f[k])
+			ticks += v
+		}
+	}
+	return float64(ticks) / clockTicks
+}
+
+// clockTicks is USER_HZ, which Linux fixes at 100 for /proc on every
+// architecture Go supports.
+const clockTicks = 100
+
+// bareChild serves a body of size bytes on addr from plain net/http until
+// killed: the floor of the per-core table, pinned like the servers.
+func bareChild(addr string, size int) {
+	body := []byte("Hello, world!")
+	if size != len(body) {
+		body = make([]byte, size)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(body)
+	}))
+}
