@@ -13,7 +13,7 @@ import (
 // name ("ml", "ml.*", "app_*"); a pattern without wildcards also allows the
 // module's submodules ("ml" allows "ml.encoders").
 func ModuleAllowed(patterns []string, module string) error {
-	if len(patterns) == 0 {
+	if len(patterns) == 0 || internal[module] {
 		return nil
 	}
 	top, _, _ := strings.Cut(module, ".")
@@ -36,6 +36,13 @@ func ModuleAllowed(patterns []string, module string) error {
 		}
 	}
 	return BadRPC(fmt.Sprintf("module %q is not allowed on this node (--allow-module %s)", module, strings.Join(patterns, ", ")))
+}
+
+// internal are hornbeam's own modules that other nodes call to run DAG
+// functions and routed requests; each checks the user's module it is asked to
+// run against the same patterns before importing it.
+var internal = map[string]bool{
+	"hornbeam_dag._executor": true, "hornbeam_dag._scheduler": true, "hornbeam_dist._router": true,
 }
 
 // dangerous are the standard modules (and their submodules) that give a

@@ -109,7 +109,23 @@ func (n *Node) pyFuncs() map[string]pybridge.GoFunc {
 		"connect":    n.pyConnect,
 		"disconnect": n.pyDisconnect,
 		"event_seq":  n.pyEventSeq,
+		// module_allowed raises BadRPC when --allow-module keeps other nodes
+		// from running module: hornbeam's own entry points (DAG executors,
+		// routers) that run code for other nodes ask before they import it.
+		"module_allowed": n.pyModuleAllowed,
 	}
+}
+
+func (n *Node) pyModuleAllowed(_ context.Context, data []byte) ([]byte, error) {
+	var a []string
+	if err := cbor.Unmarshal(data, &a); err != nil || len(a) != 1 {
+		return nil, typeError("module_allowed(): want one module name (%v)", err)
+	}
+	module := a[0]
+	if err := n.remoteAllowed(module); err != nil {
+		return nil, toPython(err)
+	}
+	return []byte{0xf6}, nil // None
 }
 
 func (n *Node) cluster() *bus.Bus { return n.bus.Load() }

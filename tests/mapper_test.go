@@ -9,22 +9,18 @@ import (
 	"time"
 )
 
-// names runs `hornbeam names` against the mapper at port.
-func names(t *testing.T, port int) string {
-	t.Helper()
-	r := run(t, "", nil, 20*time.Second, "names", "127.0.0.1", "--mapper-port", strconv.Itoa(port))
-	if r.code != 0 {
-		t.Fatalf("names: exit %d: %s %s", r.code, r.stdout, r.stderr)
-	}
-	return r.stdout
-}
-
 // waitNames waits until `hornbeam names` lists exactly want (NAME -> cluster address).
 func waitNames(t *testing.T, port int, want map[string]string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		out := names(t, port)
+		// The mapper port is taken a moment after a node starts (and taken
+		// over a moment after its holder stops): until then names fails.
+		r := run(t, "", nil, 20*time.Second, "names", "127.0.0.1", "--mapper-port", strconv.Itoa(port))
+		out := r.stdout
+		if r.code != 0 {
+			out = ""
+		}
 		got := map[string]string{}
 		for _, l := range strings.Split(out, "\n") {
 			var n string
@@ -40,7 +36,7 @@ func waitNames(t *testing.T, port int, want map[string]string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("names lists %v, want %v", got, want)
+			t.Fatalf("names lists %v, want %v (last: exit %d %s)", got, want, r.code, r.stderr)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -327,10 +327,14 @@ try:
     rpc_call("a@127.0.0.1", "os", "system", ["touch `+marker+`"])
 except BadRPC as e:
     out["os"] = str(e)
-rpc_cast("a@127.0.0.1", "os", "system", ["touch `+marker+`"])
+try:
+    rpc_cast("a@127.0.0.1", "os", "system", ["touch `+marker+`"])
+except BadRPC as e:  # the target refuses the cast when it is queued
+    out["cast"] = str(e)
 print(json.dumps(out))
 `, 30*time.Second, &got)
-	if got["whoami"] != "a@127.0.0.1" || !strings.Contains(fmt.Sprint(got["os"]), "--allow-module") {
+	if got["whoami"] != "a@127.0.0.1" || !strings.Contains(fmt.Sprint(got["os"]), "--allow-module") ||
+		!strings.Contains(fmt.Sprint(got["cast"]), "--allow-module") {
 		t.Errorf("from Python: %v", got)
 	}
 	if waitFile(marker, 2*time.Second) {
@@ -338,6 +342,46 @@ print(json.dumps(out))
 	}
 	if !strings.Contains(a.logs(), "remote call refused") {
 		t.Errorf("the refusals are not logged:\n%s", a.logs())
+	}
+
+	// Spawns, remote tasks, DAG functions and routed requests run code on a
+	// too: the same rules hold for each, and allowed modules still run.
+	var other map[string]any
+	script(t, "t2@127.0.0.1", cookie, a.addr, waitPeers+`
+import json
+from hornbeam_erlang import BadRPC, RemoteError, spawn
+from hornbeam_dist import Router, async_call
+from hornbeam_dag import DAG, DAGFailed, Function, execute_distributed
+wait_peers(["a@127.0.0.1"])
+A = "a@127.0.0.1"
+out = {}
+def refused(f):
+    try:
+        f()
+    except (BadRPC, DAGFailed, RemoteError) as e:
+        return str(e)
+    return "ran"
+out["spawn"] = refused(lambda: spawn(A, "os", "system", ["touch `+marker+`"]))
+out["task"] = refused(lambda: async_call(A, "os", "system", ["touch `+marker+`"]).result(10))
+out["task_ok"] = async_call(A, "cltest", "add", [1, 2]).result(10)
+dag = DAG().add_function(Function("ok", [], ("cltest", "add"), extra_args=(2, 3), node=A))
+out["dag_ok"] = execute_distributed(dag, max_retries=0)["ok"]
+bad = DAG().add_function(Function("bad", [], ("os", "system"), extra_args=("touch `+marker+`",), node=A))
+out["dag"] = refused(lambda: execute_distributed(bad, max_retries=0))
+r = Router([("a-z", A)], "sec")
+out["route"] = refused(lambda: r.route("key", "os", "system", ["touch `+marker+`"]))
+print(json.dumps(out))
+`, 60*time.Second, &other)
+	for _, k := range []string{"spawn", "task", "dag", "route"} {
+		if !strings.Contains(fmt.Sprint(other[k]), "allow-module") {
+			t.Errorf("%s of os.system on a: %v", k, other[k])
+		}
+	}
+	if other["task_ok"] != float64(3) || other["dag_ok"] != float64(5) {
+		t.Errorf("allowed modules through tasks and DAGs: %v", other)
+	}
+	if waitFile(marker, 2*time.Second) {
+		t.Fatal("a module outside --allow-module ran")
 	}
 
 	// A node serving its calls in worker processes applies the same rules.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -43,9 +45,31 @@ func (f *limitFlags) apply(c *host.Config) error {
 	c.MaxThreads = f.maxThreads
 	c.CastTimeout = time.Duration(f.castTimeout * float64(time.Second))
 	c.StateMaxValue = f.stateMaxValue
+	inflight := f.maxInflightBytes
 	if c.Cluster != nil {
 		c.Cluster.CastTimeout = c.CastTimeout
 		c.Cluster.MaxInflightBytes = f.maxInflightBytes
+		if inflight <= 0 {
+			inflight = max(bus.DefaultMaxInflightBytes, 4*int64(c.Cluster.MaxPayload))
+		}
 	}
+	if inflight <= 0 {
+		inflight = bus.DefaultMaxInflightBytes
+	}
+	setMemoryLimit(inflight)
 	return nil
+}
+
+// setMemoryLimit gives the Go collector a soft limit of twice the bytes of
+// calls and casts a node may hold, plus room for the rest of the node, unless
+// GOMEMLIMIT is set. Collection runs at GOGC 400 (see gcPercent): fine for a
+// small live heap, but under a flood of large casts the garbage of the
+// requests already run (a few copies of each) would pile up to 5x the held
+// bytes before a collection; the limit makes the collector run sooner there,
+// and costs nothing while the heap is small.
+func setMemoryLimit(inflight int64) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(2*inflight + 256<<20)
 }

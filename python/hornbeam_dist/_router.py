@@ -108,6 +108,9 @@ class Router:
 
 def _route(name: str, key: Any, module: str, function: str, args: list, timeout_ms: Optional[float]) -> Any:
     """A forwarded request: route it again with this node's router of that name."""
+    # Another node asks this one to run module.function: --allow-module holds
+    # as for an rpc_call of it.
+    _hornbeam.call("module_allowed", module)
     with _lock:
         r = _routers.get(name)
     if r is None:
