@@ -150,7 +150,7 @@ func freePort() (int, error) {
 
 var (
 	reqRe = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
-	latRe = regexp.MustCompile(`50%\s+(\S+)`)
+	latRe = regexp.MustCompile(`(?m)^\s+50%\s+(\S+)`) // the latency distribution line, not a "+/- Stdev" column
 )
 
 func wrkRounds(url string) (float64, string, error) {

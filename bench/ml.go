@@ -69,7 +69,7 @@ func mlSection(bin string) (string, error) {
 			num(cc, "go_embed")/num(cc, "go_embed_unbatched"))
 	}
 	b.WriteString(conc.String())
-	b.WriteString("\nGoals (issue 5): end to end ≥ 0.9x direct at 256 texts per request; batching ≥ 5x unbatched for single texts.\n\n")
+	b.WriteString("\nGoals: end to end ≥ 0.9x direct at 256 texts per request; batching ≥ 5x unbatched for single texts.\n\n")
 	if _, err := exec.LookPath("nvidia-smi"); err != nil {
 		b.WriteString("GPU path: not measured in this run, which had no GPU (no nvidia-smi). With one, the same section " +
 			"measures whatever encoder the workers load: `--ml-fallback torch` puts the random-weight encoder on `cuda`.\n\n")

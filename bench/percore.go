@@ -34,6 +34,11 @@ func perCoreSection(bin string) (string, error) {
 		}
 	}
 	pydir, _ := filepath.Abs("bench/py")
+	// The servers run in bench/py: a relative binary would be looked up there.
+	bin, err := filepath.Abs(bin)
+	if err != nil {
+		return "", err
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return "", err

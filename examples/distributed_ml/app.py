@@ -1,7 +1,7 @@
-# app.py: the web node of the seed's "Distributed ML" example, on hornbeam.
+# app.py: the web node of the guide's "Distributed ML" example, on hornbeam.
 #
-# The seed's code is kept as written, with its missing imports added
-# (HTTPException) and SentenceTransformer taken from hornbeam_ml. What the seed
+# The guide's code is kept as written, with its missing imports added
+# (HTTPException) and SentenceTransformer taken from hornbeam_ml. What the guide
 # describes but leaves out of its app is added below the line "Added": the three
 # node-selection strategies, failover, local fallback, order-preserving
 # parallel inference that survives a dead worker, /metrics, and input limits.
@@ -78,7 +78,7 @@ async def distributed_inference(request: InferenceRequest, strategy: str = "roun
     # Added: the strategy, failover and metrics (see resilient_inference).
     state_incr('metrics:requests')
     result, target = await resilient_inference(request.texts, request.model, strategy)
-    # Added: the same JSON the seed's InferenceResponse gives, written at once.
+    # Added: the same JSON the guide's InferenceResponse gives, written at once.
     # Through the response model, pydantic 1 checks and re-encodes each float
     # three times: about half a second for 256 embeddings, twenty times the
     # model's own time with a small encoder.
@@ -104,7 +104,7 @@ async def parallel_inference(request: InferenceRequest):
         for i in range(0, len(request.texts), chunk_size)
     ]
 
-    # Added: the seed gathered results in completion order, which mixes up the
+    # Added: the guide gathered results in completion order, which mixes up the
     # embeddings, and failed the request when one node died. Each chunk keeps
     # its place, and a chunk whose node fails is redone on a survivor.
     state_incr('metrics:requests')
@@ -154,7 +154,7 @@ async def cluster_status():
     return status
 
 # ============================================================
-# Monitoring (the seed's /metrics)
+# Monitoring (the guide's /metrics)
 # ============================================================
 
 @app.get("/metrics")
@@ -226,7 +226,7 @@ _local_model = None
 
 
 def local_inference(texts, model="default"):
-    """No worker could serve: encode here (the seed's local fallback)."""
+    """No worker could serve: encode here (the guide's local fallback)."""
     global _local_model
     state_incr('metrics:local')
     if _local_model is None:

@@ -1,4 +1,4 @@
-# ml_service.py: the seed's Python service (docs "Distributed ML"), unchanged
+# ml_service.py: the guide's Python service (docs "Distributed ML"), unchanged
 # but for one import: SentenceTransformer comes from hornbeam_ml, which is the
 # real class where sentence-transformers is installed and otherwise loads
 # through hornbeam_ml's rules (a clear error, or the node's --ml-fallback).

@@ -1,9 +1,9 @@
-"""ml_worker: what the seed's Erlang module `ml_worker` does, in Python, on a
+"""ml_worker: what the guide's Erlang module `ml_worker` does, in Python, on a
 worker node. Web nodes call it with rpc_call(worker, 'ml_worker', ...).
 
-encode() improves on the seed's ml_service.encode (kept as the seed wrote it):
+encode() improves on the guide's ml_service.encode (kept as the guide wrote it):
 each text is cached in the node's bounded LRU cache under a stable key (the
-seed's hash(text) differs between processes), and all of a request's misses
+guide's hash(text) differs between processes), and all of a request's misses
 go to the model in one call that the host batches with other requests'.
 """
 

@@ -1,4 +1,4 @@
-"""Seed 004's router tests, with the hornbeam_dist pytest plugin:
+"""The router tests of Elixir's distributed tasks guide, with the hornbeam_dist pytest plugin:
 
     hornbeam run --name test@127.0.0.1 -m pytest -p hornbeam_dist.testing examples/processes
 
