@@ -1,14 +1,9 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 )
 
 // procSection measures hornbeam_erlang's processes beside Erlang's: a message
@@ -49,27 +44,5 @@ func procSection(bin string) (string, error) {
 }
 
 func hornbeamProcs(bin, pydir string) (map[string]float64, error) {
-	env := append(os.Environ(), "HORNBEAM_COOKIE=bench-procs")
-	join, _, stop, err := startNodeProc(bin, env, "--name", "psrv@127.0.0.1", "--pythonpath", pydir)
-	if err != nil {
-		return nil, err
-	}
-	defer stop()
-	out := filepath.Join(os.TempDir(), fmt.Sprintf("hornbeam-procs-%d.json", os.Getpid()))
-	defer os.Remove(out)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cli := exec.CommandContext(ctx, bin, "run", "--name", "pcli@127.0.0.1", "--join", join, "--pythonpath", pydir,
-		filepath.Join(pydir, "proc_bench.py"), "psrv@127.0.0.1", out)
-	cli.Env = env
-	cli.Stdout, cli.Stderr = os.Stderr, os.Stderr
-	if err := cli.Run(); err != nil {
-		return nil, fmt.Errorf("client: %w", err)
-	}
-	raw, err := os.ReadFile(out)
-	if err != nil {
-		return nil, err
-	}
-	var res map[string]float64
-	return res, json.Unmarshal(raw, &res)
+	return scriptAgainstNode(bin, pydir, "bench-procs", "psrv@127.0.0.1", "pcli@127.0.0.1", "proc_bench.py")
 }

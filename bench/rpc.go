@@ -99,18 +99,25 @@ func num(m map[string]any, k string) float64 {
 }
 
 func hornbeamRPC(bin, pydir string, extraEnv ...string) (map[string]float64, error) {
-	env := append(append(os.Environ(), "HORNBEAM_COOKIE=bench-cookie"), extraEnv...)
-	join, _, stop, err := startNodeProc(bin, env, "--name", "srv@127.0.0.1", "--pythonpath", pydir)
+	return scriptAgainstNode(bin, pydir, "bench-cookie", "srv@127.0.0.1", "cli@127.0.0.1", "rpc_bench.py", extraEnv...)
+}
+
+// scriptAgainstNode starts a serving node named server, runs bench/py/script
+// from a script node named client joined to it (the script gets the server's
+// name and a file for its JSON figures), and returns those figures.
+func scriptAgainstNode(bin, pydir, cookie, server, client, script string, extraEnv ...string) (map[string]float64, error) {
+	env := append(append(os.Environ(), "HORNBEAM_COOKIE="+cookie), extraEnv...)
+	join, _, stop, err := startNodeProc(bin, env, "--name", server, "--pythonpath", pydir)
 	if err != nil {
 		return nil, err
 	}
 	defer stop()
-	out := filepath.Join(os.TempDir(), fmt.Sprintf("hornbeam-rpc-%d.json", os.Getpid()))
+	out := filepath.Join(os.TempDir(), fmt.Sprintf("hornbeam-%s-%d.json", strings.TrimSuffix(script, ".py"), os.Getpid()))
 	defer os.Remove(out)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cli := exec.CommandContext(ctx, bin, "run", "--name", "cli@127.0.0.1", "--join", join, "--pythonpath", pydir,
-		filepath.Join(pydir, "rpc_bench.py"), "srv@127.0.0.1", out)
+	cli := exec.CommandContext(ctx, bin, "run", "--name", client, "--join", join, "--pythonpath", pydir,
+		filepath.Join(pydir, script), server, out)
 	cli.Env = env
 	cli.Stdout, cli.Stderr = os.Stderr, os.Stderr
 	if err := cli.Run(); err != nil {

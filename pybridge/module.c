@@ -231,12 +231,12 @@ static int encode_args(PyObject *const *args, Py_ssize_t from, Py_ssize_t nargs,
     return rc;
 }
 
-/* call(name, *args): runs the Go function registered under name with the GIL
- * released; its error becomes the exception class it names. */
-static PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
+/* go_call runs the Go function registered under args[0] with args[1:]; its
+ * error becomes the exception class it names. With release, the GIL is given
+ * up for the call. fname names the Python function in errors. */
+static PyObject *go_call(PyObject *const *args, Py_ssize_t nargs, int release, const char *fname) {
     if (nargs < 1 || !PyUnicode_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "call() needs a function name (str) first");
+        PyErr_Format(PyExc_TypeError, "%s() needs a function name (str) first", fname);
         return NULL;
     }
     Py_ssize_t nlen;
@@ -246,10 +246,14 @@ static PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (encode_args(args, 1, nargs, &b) < 0) return NULL;
     hb_result r;
     memset(&r, 0, sizeof r);
-    /* name stays valid without the GIL: args[0] is referenced by our caller. */
-    Py_BEGIN_ALLOW_THREADS
-    hbGoCall((char *)name, (size_t)nlen, b.data, b.len, &r);
-    Py_END_ALLOW_THREADS
+    if (release) {
+        /* name stays valid without the GIL: args[0] is referenced by our caller. */
+        Py_BEGIN_ALLOW_THREADS
+        hbGoCall((char *)name, (size_t)nlen, b.data, b.len, &r);
+        Py_END_ALLOW_THREADS
+    } else {
+        hbGoCall((char *)name, (size_t)nlen, b.data, b.len, &r);
+    }
     hb_buf_free(&b);
     PyObject *v = NULL;
     if (r.status == HB_OK) {
@@ -262,33 +266,19 @@ static PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     return v;
 }
 
+/* call(name, *args): runs the Go function registered under name with the GIL
+ * released. */
+static PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    return go_call(args, nargs, 1, "call");
+}
+
 /* call_fast(name, *args): call() for Go functions that never block (a send,
  * a pid): the GIL stays held, since giving it up and taking it back costs far
  * more than the call when other threads want it. */
 static PyObject *call_fast(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs < 1 || !PyUnicode_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "call_fast() needs a function name (str) first");
-        return NULL;
-    }
-    Py_ssize_t nlen;
-    const char *name = PyUnicode_AsUTF8AndSize(args[0], &nlen);
-    if (name == NULL) return NULL;
-    hb_buf b;
-    if (encode_args(args, 1, nargs, &b) < 0) return NULL;
-    hb_result r;
-    memset(&r, 0, sizeof r);
-    hbGoCall((char *)name, (size_t)nlen, b.data, b.len, &r);
-    hb_buf_free(&b);
-    PyObject *v = NULL;
-    if (r.status == HB_OK) {
-        v = hb_decode(r.data, r.len);
-    } else {
-        hb_raise(r.err.type ? r.err.type : "RuntimeError", r.err.message ? r.err.message : "",
-                 r.data, r.len);
-    }
-    hb_result_free(&r);
-    return v;
+    return go_call(args, nargs, 0, "call_fast");
 }
 
 /* call_async(future, name, *args): starts the Go function registered under name

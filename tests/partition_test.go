@@ -26,7 +26,11 @@ func ipCmd(t *testing.T, args ...string) {
 	}
 }
 
-func newNetns(t *testing.T) *netns {
+// newNetns makes a network namespace joined to this one by a veth pair with
+// the addresses 10.SUBNET.X.1 (here) and 10.SUBNET.X.2 (there). name and
+// ifPrefix (plus this process's pid) and subnet keep each test's namespace
+// apart from another's on a shared machine.
+func newNetns(t *testing.T, name, ifPrefix string, subnet int) *netns {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("network namespaces need root")
@@ -36,11 +40,11 @@ func newNetns(t *testing.T) *netns {
 	}
 	id := os.Getpid() % 200
 	n := &netns{
-		name:   fmt.Sprintf("hbpart%d", os.Getpid()),
-		hostIf: fmt.Sprintf("hbh%d", os.Getpid()%100000),
+		name:   fmt.Sprintf("%s%d", name, os.Getpid()),
+		hostIf: fmt.Sprintf("%s%d", ifPrefix, os.Getpid()%100000),
 		// An address pair inside our own namespaces only; nothing else is reached.
-		hostIP: fmt.Sprintf("10.231.%d.1", id),
-		nsIP:   fmt.Sprintf("10.231.%d.2", id),
+		hostIP: fmt.Sprintf("10.%d.%d.1", subnet, id),
+		nsIP:   fmt.Sprintf("10.%d.%d.2", subnet, id),
 	}
 	nsIf := n.hostIf + "n"
 	if out, err := exec.Command("ip", "netns", "add", n.name).CombinedOutput(); err != nil {
@@ -60,16 +64,14 @@ func newNetns(t *testing.T) *netns {
 	return n
 }
 
-// A node on the far side of a cut link is reported down within 5 s, and up
-// again when the link returns.
-func TestClusterPartition(t *testing.T) {
-	ns := newNetns(t)
-	const cookie = "cpart"
-	a := startNode(t, "a@"+ns.hostIP, cookie, "--cluster-host", ns.hostIP)
-	// The far node runs inside the namespace: `ip netns exec NAME hornbeam start ...`.
+// startFarNode starts far@NS-ADDRESS inside ns, joined to join, and waits
+// until it has started; it is killed (by process group) when the test ends.
+func startFarNode(t *testing.T, ns *netns, cookie, join string) {
+	t.Helper()
+	// `ip netns exec NAME hornbeam start ...`.
 	pydir, _ := filepath.Abs("testdata/cluster")
 	far := exec.Command("ip", "netns", "exec", ns.name, hornbeam, "start", "--name", "far@"+ns.nsIP,
-		"--cookie", cookie, "--join", a.addr, "--pythonpath", pydir)
+		"--cookie", cookie, "--join", join, "--pythonpath", pydir)
 	far.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	farErr, _ := far.StderrPipe()
 	if err := far.Start(); err != nil {
@@ -90,6 +92,16 @@ func TestClusterPartition(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("far node did not start")
 	}
+}
+
+// A node on the far side of a cut link is reported down within 5 s, and up
+// again when the link returns.
+func TestClusterPartition(t *testing.T) {
+	ns := newNetns(t, "hbpart", "hbh", 231)
+	const cookie = "cpart"
+	a := startNode(t, "a@"+ns.hostIP, cookie, "--cluster-host", ns.hostIP)
+	startFarNode(t, ns, cookie, a.addr)
+	pydir, _ := filepath.Abs("testdata/cluster")
 
 	dir := t.TempDir()
 	cutAt := filepath.Join(dir, "cut")

@@ -13,70 +13,14 @@ import (
 	"time"
 )
 
-// newProcNetns is newNetns with names and addresses of this test's own, so
-// that it never meets another test's namespace on a shared machine.
-func newProcNetns(t *testing.T) *netns {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("network namespaces need root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("ip (iproute2) is not installed")
-	}
-	id := os.Getpid() % 200
-	n := &netns{
-		name:   fmt.Sprintf("hbproc10-%d", os.Getpid()),
-		hostIf: fmt.Sprintf("hbp10%d", os.Getpid()%100000),
-		hostIP: fmt.Sprintf("10.232.%d.1", id),
-		nsIP:   fmt.Sprintf("10.232.%d.2", id),
-	}
-	nsIf := n.hostIf + "n"
-	if out, err := exec.Command("ip", "netns", "add", n.name).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a network namespace here: %v %s", err, out)
-	}
-	t.Cleanup(func() {
-		exec.Command("ip", "link", "del", n.hostIf).Run()
-		exec.Command("ip", "netns", "del", n.name).Run()
-	})
-	ipCmd(t, "link", "add", n.hostIf, "type", "veth", "peer", "name", nsIf)
-	ipCmd(t, "link", "set", nsIf, "netns", n.name)
-	ipCmd(t, "addr", "add", n.hostIP+"/30", "dev", n.hostIf)
-	ipCmd(t, "link", "set", n.hostIf, "up")
-	ipCmd(t, "netns", "exec", n.name, "ip", "addr", "add", n.nsIP+"/30", "dev", nsIf)
-	ipCmd(t, "netns", "exec", n.name, "ip", "link", "set", nsIf, "up")
-	ipCmd(t, "netns", "exec", n.name, "ip", "link", "set", "lo", "up")
-	return n
-}
-
 // A monitor and a link to a process on the far side of a cut link fire with
 // 'noconnection' as the node is seen down, and its group members leave.
 func TestProcessesAcrossAPartition(t *testing.T) {
-	ns := newProcNetns(t)
+	ns := newNetns(t, "hbproc10-", "hbp10", 232)
 	const cookie = "proc10-part"
 	a := startNode(t, "a@"+ns.hostIP, cookie, "--cluster-host", ns.hostIP)
+	startFarNode(t, ns, cookie, a.addr)
 	pydir, _ := filepath.Abs("testdata/cluster")
-	far := exec.Command("ip", "netns", "exec", ns.name, hornbeam, "start", "--name", "far@"+ns.nsIP,
-		"--cookie", cookie, "--join", a.addr, "--pythonpath", pydir)
-	far.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	farErr, _ := far.StderrPipe()
-	if err := far.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Kill(-far.Process.Pid, syscall.SIGKILL); far.Wait() })
-	started := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(farErr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "node started") {
-				close(started)
-			}
-		}
-	}()
-	select {
-	case <-started:
-	case <-time.After(20 * time.Second):
-		t.Fatal("far node did not start")
-	}
 	dir := t.TempDir()
 	cutAt := filepath.Join(dir, "cut")
 	path := writeFile(t, dir, "part.py", waitPeers+`

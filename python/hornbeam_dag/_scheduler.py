@@ -582,21 +582,21 @@ class _Run:
     def _require(self, roots: List[int]) -> None:
         """(Re)compute ``roots``, and the results they need that are gone."""
         state, where, deps = self.state, self.where, self.deps
-        todo = set(roots)
+        recompute = set(roots)
         stack = list(roots)
         while stack:
             x = stack.pop()
             for d in deps[x]:
-                if d not in todo and state[d] == DONE and where[d] is None:
-                    todo.add(d)
+                if d not in recompute and state[d] == DONE and where[d] is None:
+                    recompute.add(d)
                     stack.append(d)
-        for x in todo:
+        for x in recompute:
             if state[x] == DONE:
                 self.done_count -= 1
                 for d in deps[x]:
                     self.users[d] += 1
             state[x] = PENDING
-        for x in todo:
+        for x in recompute:
             remaining = 0
             for d in deps[x]:
                 if state[d] != DONE or where[d] is None:

@@ -28,6 +28,17 @@ async def acrash():
     raise KeyError("k")
 
 
+def crash_when_told(msg="boom"):
+    """Raises once it receives a message: a monitor set after spawn sees the crash."""
+    he.receive()
+    raise ValueError(msg)
+
+
+async def acrash_when_told():
+    await he.aio.receive()
+    raise KeyError("k")
+
+
 def wait_forever():
     he.receive()
 

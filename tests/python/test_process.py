@@ -189,14 +189,15 @@ def test_registered_names():
 
 @pytest.mark.parametrize("fn,args,reason", [
     ("echo", None, "normal"),
-    ("crash", ["bad"], "ValueError: bad"),
-    ("acrash", [], "KeyError: 'k'"),
+    ("crash_when_told", ["bad"], "ValueError: bad"),
+    ("acrash_when_told", [], "KeyError: 'k'"),
 ])
 def test_monitor_reasons(fn, args, reason):
+    # The process ends only once told, after the monitor is set: a crash
+    # before monitor() would be seen as 'noproc', as in Erlang.
     p = spawn(NODE, "procmod", fn, args or [])
     ref = monitor(p)
-    if args is None:
-        send(p, "stop")
+    send(p, "stop")
     assert down(ref) == ("DOWN", ref, "process", p, reason)
     assert not is_alive(p)
 
