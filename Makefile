@@ -13,10 +13,11 @@ BIN     := bin/hornbeam
 
 # Debian packages: the CPython to embed, and what the tests and benchmarks import.
 APT_PKGS := pkg-config python3-dev python3-numpy python3-pytest python3-cbor2 iproute2 \
-            python3-fastapi python3-flask python3-uvloop nats-server python3-django chromium
+            python3-fastapi python3-flask python3-uvloop nats-server python3-django chromium \
+            python3-uvicorn python3-httptools python3-wsproto python3-multipart gunicorn
 
 # The peers the benchmarks measure beside hornbeam (make bench only).
-BENCH_PKGS := erlang-base python3-distributed wrk python3-uvicorn python3-httptools gunicorn python3-hypercorn \
+BENCH_PKGS := erlang-base python3-distributed wrk python3-hypercorn \
               python3-torch
 
 .PHONY: deps bench-deps build test test-go test-python fuzz bench demo demo-rpc clean

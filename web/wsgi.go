@@ -38,11 +38,18 @@ func (s *Server) environ(r *http.Request, body []byte, more bool) map[string]any
 	if script != "" && (path == script || strings.HasPrefix(path, script+"/")) {
 		path = path[len(script):]
 	}
-	host, port, err := net.SplitHostPort(r.Host)
-	if err != nil {
-		host, port = r.Host, "80"
-		if r.TLS != nil {
-			port = "443"
+	// As gunicorn: the address the client connected to, and the Host
+	// header's only on a unix socket.
+	host, port, err := "", "", error(nil)
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		host, port, err = net.SplitHostPort(la.String())
+	}
+	if host == "" || err != nil {
+		if host, port, err = net.SplitHostPort(r.Host); err != nil {
+			host, port = r.Host, "80"
+			if r.TLS != nil {
+				port = "443"
+			}
 		}
 	}
 	scheme := httpScheme(r)
@@ -65,6 +72,13 @@ func (s *Server) environ(r *http.Request, body []byte, more bool) map[string]any
 		env["CONTENT_LENGTH"] = strconv.FormatInt(r.ContentLength, 10)
 	}
 	env["RAW_URI"] = latin1(r.RequestURI) // gunicorn's: the request target as sent
+	// net/http moves these two out of r.Header; apps read them as headers.
+	if r.Host != "" {
+		env["HTTP_HOST"] = latin1(r.Host)
+	}
+	if len(r.TransferEncoding) > 0 {
+		env["HTTP_TRANSFER_ENCODING"] = strings.Join(r.TransferEncoding, ",")
+	}
 	env["hornbeam.body"], env["hornbeam.more"] = body, more
 	env["wsgi.multiprocess"] = s.cfg.Multiprocess
 	for k, vs := range r.Header {
