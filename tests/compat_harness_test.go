@@ -147,8 +147,8 @@ func (s *syncBuf) String() string {
 type compatRow struct {
 	name   string
 	method string
-	proto  string // HTTP/1.1 unless set
-	noHost bool   // send no Host header (HTTP/1.0)
+	proto  string   // HTTP/1.1 unless set
+	noHost bool     // send no Host header (HTTP/1.0)
 	target string   // the request target as sent: {name} is replaced by a grabbed value
 	hdr    []string // "Name: value" lines; {name} replaced as in target
 	body   []byte

@@ -73,7 +73,7 @@ func TestCompatFlask(t *testing.T) {
 		// Streaming from a generator.
 		{name: "stream", method: "GET", target: "/mnt/stream?n=5&tag=%C3%A9"},
 		{name: "stream_empty", method: "GET", target: "/mnt/stream?n=0", ignore: []string{"framing:", "header content-length:"},
-			why: "hornbeam knows the generator ended before any byte and sends Content-Length: 0; gunicorn sends an empty chunked body",
+			why:  "hornbeam knows the generator ended before any byte and sends Content-Length: 0; gunicorn sends an empty chunked body",
 			want: []string{"framing: length\nheader content-length: 0\n"}},
 		{name: "stream_http10", method: "GET", target: "/mnt/stream?n=3", proto: "HTTP/1.0", ignore: http10Close, why: http10Why,
 			want: []string{"framing: none"}},
@@ -82,14 +82,14 @@ func TestCompatFlask(t *testing.T) {
 		// Paths and query strings.
 		{name: "path_unicode", method: "GET", target: "/mnt/echo/caf%C3%A9%20x/%E2%9C%93?q=%C3%A4+b&r=1&r=2&bad=%ZZ&e"},
 		{name: "path_raw_utf8", method: "GET", target: "/mnt/echo/café?q=ü", peerWrong: true,
-			why: "gunicorn 20.1 encodes a raw UTF-8 path twice (PATH_INFO caf\u00c3\u00a9); PEP 3333 wants the bytes as latin-1, once",
+			why:  "gunicorn 20.1 encodes a raw UTF-8 path twice (PATH_INFO caf\u00c3\u00a9); PEP 3333 wants the bytes as latin-1, once",
 			want: []string{`"path":"/echo/caf\u00e9"`}},
 		{name: "path_encoded_slash", method: "GET", target: "/mnt/echo/a%2Fb/c"},
 		{name: "path_dot_segments", method: "GET", target: "/mnt/echo/a/../b/./c"},
 		{name: "path_double_slash", method: "GET", target: "/mnt/echo//x"},
 		{name: "headers", method: "GET", target: "/mnt/headers", hdr: []string{"X-Multi: a", "X-Multi: b", "X-Empty:", "Accept-Language: fr"}},
 		{name: "header_trailing_space", method: "GET", target: "/mnt/headers", hdr: []string{"X-Spaces:   padded  "}, peerWrong: true,
-			why: "gunicorn 20.1 keeps a field value's trailing spaces; RFC 9110 5.5 excludes them",
+			why:  "gunicorn 20.1 keeps a field value's trailing spaces; RFC 9110 5.5 excludes them",
 			want: []string{`["X-Spaces","padded"]`}},
 		// Cookies the app sets and deletes.
 		{name: "cookie_set", method: "GET", target: "/mnt/cookie/set"},
