@@ -23,8 +23,13 @@ func (s *Server) scope(r *http.Request) map[string]any {
 	if root != "" && path != root && !strings.HasPrefix(path, root+"/") {
 		path, raw = root+path, root+raw
 	}
-	headers := make([][2][]byte, 0, len(r.Header)+1)
-	headers = append(headers, [2][]byte{[]byte("host"), []byte(r.Host)})
+	headers := make([][2][]byte, 0, len(r.Header)+2)
+	if r.Host != "" { // an HTTP/1.0 request may have none
+		headers = append(headers, [2][]byte{[]byte("host"), []byte(r.Host)})
+	}
+	if len(r.TransferEncoding) > 0 { // net/http moves it out of r.Header
+		headers = append(headers, [2][]byte{[]byte("transfer-encoding"), []byte(strings.Join(r.TransferEncoding, ","))})
+	}
 	for k, vs := range r.Header {
 		lk := []byte(strings.ToLower(k))
 		for _, v := range vs {
@@ -34,7 +39,7 @@ func (s *Server) scope(r *http.Request) map[string]any {
 	sc := map[string]any{
 		"type":         "http",
 		"asgi":         map[string]string{"version": "3.0", "spec_version": "2.3"},
-		"http_version": strings.TrimPrefix(strings.TrimSuffix(r.Proto, ".0"), "HTTP/"),
+		"http_version": asgiHTTPVersion(r),
 		"method":       r.Method,
 		"scheme":       scheme,
 		"path":         path,
@@ -54,4 +59,12 @@ func (s *Server) scope(r *http.Request) map[string]any {
 		}
 	}
 	return sc
+}
+
+// asgiHTTPVersion is the version as ASGI names it: "1.0", "1.1" or "2".
+func asgiHTTPVersion(r *http.Request) string {
+	if r.ProtoMajor >= 2 {
+		return strconv.Itoa(r.ProtoMajor)
+	}
+	return strconv.Itoa(r.ProtoMajor) + "." + strconv.Itoa(r.ProtoMinor)
 }

@@ -196,6 +196,8 @@ func (s *Server) serveWebSocket(req *request) {
 	ws, started := req.ws, req.started
 	req.mu.Unlock()
 	switch {
+	case ws != nil && err != nil && r.Context().Err() == nil:
+		ws.close(websocket.StatusInternalError, "") // RFC 6455 7.4.1: the app failed
 	case ws != nil:
 		ws.close(websocket.StatusNormalClosure, "")
 	case !started:

@@ -79,7 +79,18 @@ async def handle(req, app_spec, scope, head, more_body):
         else:
             raise RuntimeError(f"unexpected ASGI message type {t!r} for http")
 
-    await app(scope, receive, send)
+    try:
+        await app(scope, receive, send)
+    except Exception:
+        # As uvicorn: an exception once the response is complete (Starlette's
+        # ServerErrorMiddleware sends its 500 page, then re-raises) is logged,
+        # and the client gets that response, not the server's own 500.
+        if st["done"] and not st["sent"]:
+            await _go("http_start", req, st["start"][0], st["start"][1])
+            st["sent"] = True
+            if st["final"]:
+                await _go("http_write", req, st["final"])
+        raise
     if st["start"] is None:
         raise RuntimeError("the app returned without sending http.response.start")
     if st["sent"]:
