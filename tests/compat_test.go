@@ -128,7 +128,6 @@ var (
 // the headers alone.
 const gunicornHeadWhy = "gunicorn 20.1 sends the body of a HEAD answer when the app (Django) gives one"
 
-
 // Starlette (and FastAPI mounted at /fa) under hornbeam -k asgi and uvicorn
 // (httptools, wsproto).
 func TestCompatStarlette(t *testing.T) {
