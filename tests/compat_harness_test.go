@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -153,6 +154,10 @@ type compatRow struct {
 	target string   // the request target as sent: {name} is replaced by a grabbed value
 	hdr    []string // "Name: value" lines; {name} replaced as in target
 	body   []byte
+	// expect100 sends Expect: 100-continue and the body only once 100 Continue came.
+	expect100 bool
+	// then: requests sent after this one on the same connection (keep-alive).
+	then []compatRow
 	// chunks sends the body with Transfer-Encoding: chunked, in pieces of this size.
 	chunks int
 	// grab stores, under each name, the first group of the regexp in the
@@ -282,8 +287,9 @@ func (s *compatServer) subst(v string) string {
 	return v
 }
 
-// request renders r as the bytes sent, with the cookies of the server's jar.
-func (s *compatServer) request(r compatRow) []byte {
+// request renders r as the bytes sent, with the cookies of the server's
+// jar: the head (request line and headers) and the body (framed).
+func (s *compatServer) request(r compatRow, keepAlive bool) (head, body []byte) {
 	var b bytes.Buffer
 	target := s.subst(r.target)
 	proto := r.proto
@@ -294,7 +300,9 @@ func (s *compatServer) request(r compatRow) []byte {
 	if !r.noHost {
 		fmt.Fprintf(&b, "Host: %s\r\n", compatHost)
 	}
-	b.WriteString("Connection: close\r\n")
+	if !keepAlive {
+		b.WriteString("Connection: close\r\n")
+	}
 	if u, err := url.Parse("http://" + compatHost + target); err == nil {
 		var cs []string
 		for _, c := range s.jar.Cookies(u) {
@@ -307,27 +315,31 @@ func (s *compatServer) request(r compatRow) []byte {
 	for _, h := range r.hdr {
 		fmt.Fprintf(&b, "%s\r\n", s.subst(h))
 	}
-	body := []byte(s.subst(string(r.body)))
+	if r.expect100 {
+		b.WriteString("Expect: 100-continue\r\n")
+	}
+	raw := []byte(s.subst(string(r.body)))
+	var bb bytes.Buffer
 	switch {
 	case r.chunks > 0:
-		b.WriteString("Transfer-Encoding: chunked\r\n\r\n")
-		for len(body) > 0 {
-			n := min(r.chunks, len(body))
-			fmt.Fprintf(&b, "%x\r\n%s\r\n", n, body[:n])
-			body = body[n:]
+		b.WriteString("Transfer-Encoding: chunked\r\n")
+		for len(raw) > 0 {
+			n := min(r.chunks, len(raw))
+			fmt.Fprintf(&bb, "%x\r\n%s\r\n", n, raw[:n])
+			raw = raw[n:]
 		}
-		b.WriteString("0\r\n\r\n")
+		bb.WriteString("0\r\n\r\n")
 	case r.body != nil:
-		fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n", len(body))
-		b.Write(body)
-	default:
-		b.WriteString("\r\n")
+		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(raw))
+		bb.Write(raw)
 	}
-	return b.Bytes()
+	b.WriteString("\r\n")
+	return b.Bytes(), bb.Bytes()
 }
 
-// exchange sends the row's request on a fresh connection and renders the
-// answer normalised: status, framing, headers sorted by name, body.
+// exchange sends the row's request (then the rows of r.then, on the same
+// connection) and renders the answers normalised: status, framing, headers
+// sorted by name, body.
 func (s *compatServer) exchange(app compatApp, r compatRow) (string, error) {
 	conn, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
 	if err != nil {
@@ -335,12 +347,48 @@ func (s *compatServer) exchange(app compatApp, r compatRow) (string, error) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := conn.Write(s.request(r)); err != nil {
+	br := bufio.NewReader(conn)
+	reqs := append([]compatRow{r}, r.then...)
+	var answers []string
+	for i, q := range reqs {
+		last := i == len(reqs)-1
+		ans, err := s.roundTrip(app, conn, br, q, last)
+		if err != nil && i > 0 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+			answers = append(answers, "no answer: the connection was closed")
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+		answers = append(answers, ans)
+	}
+	return strings.Join(answers, "\n--- next request on the connection\n"), nil
+}
+
+// roundTrip sends one request on conn and reads its answer; after the last
+// (Connection: close) nothing may follow.
+func (s *compatServer) roundTrip(app compatApp, conn net.Conn, br *bufio.Reader, r compatRow, last bool) (string, error) {
+	head, reqBody := s.request(r, !last)
+	if _, err := conn.Write(head); err != nil {
 		return "", err
 	}
-	br := bufio.NewReader(conn)
 	var out []string
+	if r.expect100 {
+		// As curl: the body waits for 100 Continue (or the final answer).
+		resp, err := http.ReadResponse(br, &http.Request{Method: r.method})
+		if err != nil {
+			return "", fmt.Errorf("waiting for 100 Continue: %w", err)
+		}
+		if resp.StatusCode != 100 {
+			return "", fmt.Errorf("%d instead of 100 Continue", resp.StatusCode)
+		}
+		out = append(out, "interim 100")
+	}
+	if _, err := conn.Write(reqBody); err != nil {
+		return "", err
+	}
 	var resp *http.Response
+	var err error
 	for {
 		resp, err = http.ReadResponse(br, &http.Request{Method: r.method})
 		if err != nil {
@@ -355,16 +403,18 @@ func (s *compatServer) exchange(app compatApp, r compatRow) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("reading the body: %w", err)
 	}
-	// Connection: close was asked for: nothing may follow the answer.
-	if extra, _ := io.ReadAll(conn); len(extra) > 0 {
-		return "", fmt.Errorf("%d bytes after the answer: %q", len(extra), extra)
+	if last {
+		// Connection: close was asked for: nothing may follow the answer.
+		if extra, _ := io.ReadAll(br); len(extra) > 0 {
+			return "", fmt.Errorf("%d bytes after the answer: %q", len(extra), extra)
+		}
 	}
 	u, _ := url.Parse("http://" + compatHost + s.subst(r.target))
 	s.jar.SetCookies(u, resp.Cookies())
-	var head bytes.Buffer
-	resp.Header.Write(&head)
+	var hd bytes.Buffer
+	resp.Header.Write(&hd)
 	for name, re := range r.grab {
-		m := regexp.MustCompile(re).FindSubmatch(append(head.Bytes(), body...))
+		m := regexp.MustCompile(re).FindSubmatch(append(hd.Bytes(), body...))
 		if m == nil {
 			return "", fmt.Errorf("nothing to grab as %s (%s) in %q", name, re, body)
 		}
@@ -386,6 +436,9 @@ func (s *compatServer) exchange(app compatApp, r compatRow) (string, error) {
 			continue
 		}
 		for _, v := range vs {
+			if k == "connection" && strings.EqualFold(v, "keep-alive") && resp.ProtoAtLeast(1, 1) {
+				continue // HTTP/1.1's default (RFC 9112 9.3): gunicorn says it, others not
+			}
 			switch k {
 			case "set-cookie":
 				v = app.cookie(v)

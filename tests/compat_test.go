@@ -43,7 +43,15 @@ func TestCompatFlask(t *testing.T) {
 		{name: "raw_chunked", method: "POST", target: "/mnt/raw", hdr: []string{"Content-Type: application/octet-stream"}, body: big, chunks: 7000,
 			want: []string{`"chunked":"chunked"`}},
 		{name: "raw_chunked_empty", method: "PUT", target: "/mnt/raw", body: []byte{}, chunks: 1},
-		{name: "raw_expect_continue", method: "POST", target: "/mnt/raw", hdr: []string{"Expect: 100-continue"}, body: big[:5000]},
+		{name: "raw_expect_continue", method: "POST", target: "/mnt/raw", expect100: true, body: big[:5000]},
+		{name: "upload_expect_continue", method: "POST", target: "/mnt/upload", hdr: []string{multipartCT}, expect100: true, body: upload},
+		// Browsers keep the connection: the next request follows on it.
+		{name: "keepalive_after_unread_body", method: "PUT", target: "/mnt/api/items/5", body: big[:100000],
+			then: []compatRow{{method: "GET", target: "/mnt/api/items/5"}, {method: "GET", target: "/mnt/me"}}},
+		{name: "keepalive_after_stream", method: "GET", target: "/mnt/stream?n=3",
+			then: []compatRow{{method: "HEAD", target: "/mnt/file"}, {method: "GET", target: "/mnt/api/items/6"}}},
+		{name: "keepalive_after_chunked_upload", method: "POST", target: "/mnt/raw", body: big[:30000], chunks: 4000,
+			then: []compatRow{{method: "POST", target: "/mnt/raw", body: []byte("second")}}},
 		// A JSON API and its error pages.
 		{name: "api_get", method: "GET", target: "/mnt/api/items/5"},
 		{name: "api_404", method: "GET", target: "/mnt/api/items/500"},
@@ -175,7 +183,14 @@ func TestCompatStarlette(t *testing.T) {
 		{name: "stream_in_chunked", method: "PUT", target: "/stream-in", body: big, chunks: 5000},
 		{name: "stream_in_empty", method: "POST", target: "/stream-in", body: []byte{}},
 		{name: "body_get_without_body", method: "GET", target: "/body"},
-		{name: "body_expect_continue", method: "POST", target: "/body", hdr: []string{"Expect: 100-continue"}, body: []byte("ünïcode body")},
+		{name: "body_expect_continue", method: "POST", target: "/body", expect100: true, body: []byte("ünïcode body")},
+		{name: "form_expect_continue", method: "POST", target: "/form", hdr: []string{multipartCT}, expect100: true, body: upload},
+		{name: "keepalive_after_unread_body", method: "POST", target: "/items/3", body: big[:100000],
+			then: []compatRow{{method: "GET", target: "/items/3"}}},
+		{name: "keepalive_after_stream", method: "GET", target: "/stream?n=3",
+			then: []compatRow{{method: "HEAD", target: "/file"}, {method: "GET", target: "/items/1"}}},
+		{name: "keepalive_after_stream_in", method: "PUT", target: "/stream-in", body: big[:30000], chunks: 4000,
+			then: []compatRow{{method: "GET", target: "/body"}}},
 		{name: "redirect_slashes", method: "GET", target: "/slash?x=1"},
 		{name: "slash_page", method: "GET", target: "/slash/"},
 		{name: "redirect_303", method: "GET", target: "/redirect"},
@@ -244,6 +259,10 @@ func TestCompatDjango(t *testing.T) {
 		{name: "upload_no_csrf", method: "POST", target: "/dj/upload/do", hdr: []string{"Content-Type: application/x-www-form-urlencoded"}, body: []byte("a=1"),
 			ignore: []string{"body:", "header content-length:"}, why: "Django's 403 CSRF page names no server, but its length differs with the token cookie sent",
 			want: []string{"status 403"}},
+		{name: "upload_expect_continue", method: "POST", target: "/dj/upload/do", hdr: []string{multipartCT, "Referer: http://compat.test/dj/upload/"}, body: upload(), expect100: true},
+		{name: "keepalive_after_unread_body", method: "POST", target: "/dj/go", hdr: []string{"X-CSRFToken: {csrf}"}, body: data[:100000],
+			then: []compatRow{{method: "GET", target: "/dj/slash/"}}},
+		{name: "keepalive_after_stream", method: "GET", target: "/dj/stream?n=2", then: []compatRow{{method: "GET", target: "/dj/slash/"}}},
 		{name: "stream", method: "GET", target: "/dj/stream?n=4"},
 		{name: "stream_head", method: "HEAD", target: "/dj/stream?n=4", only: "asgi"},
 		{name: "stream_head", method: "HEAD", target: "/dj/stream?n=4", only: "wsgi", skipPeer: true, why: gunicornHeadWhy, want: []string{"status 200"}},
@@ -299,4 +318,30 @@ func TestCompatDjango(t *testing.T) {
 			runCompat(t, app, hb, peer, mine)
 		})
 	}
+}
+
+// Starlette mounted at /r (--root-path): the URLs the app builds, and its
+// routes, when a proxy strips the prefix and when it does not.
+func TestCompatStarletteRootPath(t *testing.T) {
+	needPy(t, "starlette", "fastapi", "uvicorn", "multipart")
+	dir, _ := compatData(t)
+	env := []string{"COMPAT_DIR=" + dir}
+	hb, peer := startBoth(t, func() *compatServer {
+		return startHornbeam(t, "", env, "starcompat:app", "-k", "asgi", "--pythonpath", compatTestdata(), "--root-path", "/r")
+	}, func() (*compatServer, error) {
+		return startPeer(t, "uvicorn", compatTestdata(), env, "-m", "uvicorn", "starcompat:app", "--host", "127.0.0.1",
+			"--port", "PORT", "--log-level", "warning", "--lifespan", "off", "--root-path", "/r")
+	})
+	// uvicorn 0.17 leaves the prefix out of path; hornbeam, as the ASGI spec
+	// says and uvicorn does from 0.26, puts it in (path starts with
+	// root_path). Starlette before 0.33 (Debian's is 0.26) routes on path
+	// alone, so under hornbeam it finds no route for a stripped request.
+	const why = "ASGI path includes root_path (spec; uvicorn >= 0.26, hornbeam); uvicorn 0.17 leaves it out, which Starlette < 0.33 routes on"
+	runCompat(t, compatApp{}, hb, peer, []compatRow{
+		{name: "prefix_stripped_by_proxy", method: "GET", target: "/info?x=1", skipPeer: true, why: why,
+			want: []string{"status 404", `"path":"/r/r/info"`}},
+		{name: "prefix_kept_by_proxy", method: "GET", target: "/r/info?x=1"},
+		{name: "fastapi_openapi_stripped", method: "GET", target: "/fa/openapi.json", skipPeer: true, why: why, want: []string{"status 404"}},
+		{name: "websocket_stripped", target: "/ws", ws: []wsStep{{1, []byte("close")}}, skipPeer: true, why: why, want: []string{"status 403"}},
+	})
 }
