@@ -178,15 +178,20 @@ type compatRow struct {
 	ws []wsStep
 }
 
-// wsStep is one client frame of a websocket conversation, or (op 0) a
+// wsStep is one client frame of a websocket conversation, or (wsRead) a
 // wait for the server's next frame, so that what follows does not race it.
 type wsStep struct {
-	op      byte // 0 read one frame, 1 text, 2 binary, 8 close
+	op      byte // 0 continuation, 1 text, 2 binary, 8 close, 9 ping; wsReadOp
 	payload []byte
 }
 
 // wsRead waits for the server's next frame.
-var wsRead = wsStep{}
+var wsRead = wsStep{op: wsReadOp}
+
+const wsReadOp = 0xff
+
+// wsNotFinal, or'ed into op, sends a frame without FIN: a fragment.
+const wsNotFinal = 0x40
 
 // compatApp is one app served by hornbeam and by its peer.
 type compatApp struct {
@@ -546,8 +551,13 @@ func (s *compatServer) websocket(app compatApp, r compatRow) (string, error) {
 	}
 	steps := r.ws
 	for {
-		for len(steps) > 0 && steps[0].op != 0 {
-			conn.Write(wsFrameAny(steps[0].op, steps[0].payload))
+		for len(steps) > 0 && steps[0].op != wsReadOp {
+			if f := wsFrameAny(steps[0].op&0x0f, steps[0].payload); steps[0].op&wsNotFinal != 0 {
+				f[0] &^= 0x80
+				conn.Write(f)
+			} else {
+				conn.Write(f)
+			}
 			steps = steps[1:]
 		}
 		if len(steps) > 0 {
@@ -578,6 +588,8 @@ func (s *compatServer) websocket(app compatApp, r compatRow) (string, error) {
 			return strings.Join(out, "\n"), nil
 		case 9:
 			conn.Write(wsFrameAny(10, p))
+		case 10:
+			out = append(out, fmt.Sprintf("pong: %q", p))
 		}
 	}
 	return strings.Join(out, "\n"), nil

@@ -97,6 +97,9 @@ func TestCompatFlask(t *testing.T) {
 		{name: "path_encoded_slash", method: "GET", target: "/mnt/echo/a%2Fb/c"},
 		{name: "path_dot_segments", method: "GET", target: "/mnt/echo/a/../b/./c"},
 		{name: "path_double_slash", method: "GET", target: "/mnt/echo//x"},
+		{name: "behind_proxy_proto", method: "GET", target: "/mnt/echo/p", hdr: []string{"X-Forwarded-Proto: https"}},
+		{name: "behind_proxy_for", method: "GET", target: "/mnt/echo/p", hdr: []string{"X-Forwarded-For: 203.0.113.9, 10.0.0.2", "X-Forwarded-Proto: https"}, skipPeer: true, why: forwardedForWhy,
+			want: []string{`"remote_addr":"10.0.0.2"`, `"scheme":"https"`}},
 		{name: "headers", method: "GET", target: "/mnt/headers", hdr: []string{"X-Multi: a", "X-Multi: b", "X-Empty:", "Accept-Language: fr"},
 			want: []string{`["Host","compat.test"]`}},
 		{name: "header_trailing_space", method: "GET", target: "/mnt/headers", hdr: []string{"X-Spaces:   padded  "}, skipPeer: true,
@@ -130,6 +133,11 @@ var (
 	wsRefusedBody = []string{"header content-length:", "header content-type:", "body:"}
 	wsRefusedWhy  = "the 403 of a refused websocket: hornbeam's has a text body, uvicorn's is empty"
 )
+
+// With --proxy-headers (on, as uvicorn's), hornbeam takes a trusted proxy's
+// X-Forwarded-For as REMOTE_ADDR for WSGI apps too; gunicorn leaves the
+// proxy's address there (it reads X-Forwarded-Proto alone).
+const forwardedForWhy = "gunicorn keeps the proxy's address as REMOTE_ADDR; hornbeam, as uvicorn, takes X-Forwarded-For from a trusted proxy"
 
 // gunicorn 20.1 writes the app's body after the headers of a HEAD answer
 // (RFC 9110 9.3.2: a server must not), as Django gives one; hornbeam sends
@@ -198,6 +206,7 @@ func TestCompatStarlette(t *testing.T) {
 		{name: "not_found_handler", method: "GET", target: "/nothing/here"},
 		{name: "error_500", method: "GET", target: "/boom", want: []string{"body: Internal Server Error"}},
 		{name: "request_info", method: "GET", target: "/info?a=1&a=2&b=%C3%A9&c", hdr: []string{"X-Multi: a", "X-Multi: b", "Accept: */*"}},
+		{name: "behind_proxy", method: "GET", target: "/info", hdr: []string{"X-Forwarded-For: 203.0.113.9, 10.0.0.2", "X-Forwarded-Proto: https"}},
 		{name: "request_info_http10", method: "GET", target: "/info", proto: "HTTP/1.0", noHost: true,
 			want: []string{`"http_version":"1.0"`, `"headers":[["connection","close"]]`}},
 		{name: "request_info_chunked", method: "POST", target: "/info", body: []byte("abc"), chunks: 2,
@@ -227,6 +236,9 @@ func TestCompatStarlette(t *testing.T) {
 		{name: "ws_app_raises", target: "/ws", ws: []wsStep{{1, []byte("raise")}}, ignore: []string{"close:", "end:"},
 			why:  "uvicorn 0.17 (wsproto) drops the connection without a close frame; hornbeam closes with 1011, RFC 6455's code for a server error",
 			want: []string{"close: 1011"}},
+		{name: "ws_ping_pong", target: "/ws", ws: []wsStep{wsRead, {9, []byte("are you there")}, wsRead, {1, []byte("close")}}},
+		{name: "ws_fragmented", target: "/ws", ws: []wsStep{wsRead, {0x01 | wsNotFinal, []byte("frag")}, {0x00 | wsNotFinal, []byte("men")}, {0x00, []byte("ted ✓")}, {1, []byte("close")}}},
+		{name: "ws_client_close_reason", target: "/ws", ws: []wsStep{wsRead, {8, append([]byte{0x0f, 0xa1}, "going away now"...)}}},
 		{name: "ws_json", target: "/ws-json", ws: []wsStep{{1, []byte(`{"k":[1,2]}`)}}},
 		{name: "ws_rejected", target: "/ws-reject", ws: []wsStep{}, ignore: wsRefusedBody, why: wsRefusedWhy, want: []string{"status 403"}},
 		{name: "ws_no_route", target: "/nows", ws: []wsStep{}, ignore: wsRefusedBody, why: wsRefusedWhy, want: []string{"status 403"}},
@@ -271,6 +283,10 @@ func TestCompatDjango(t *testing.T) {
 		{name: "file_response_head", method: "HEAD", target: "/dj/file", only: "wsgi", skipPeer: true, why: gunicornHeadWhy,
 			want: []string{"status 200", "header content-length: 307200"}},
 		{name: "meta", method: "GET", target: "/dj/meta?a=1&a=2&u=%C3%BC", hdr: []string{"X-Forwarded-Thing: 1", "Accept: text/html"}},
+		{name: "behind_proxy_proto", method: "GET", target: "/dj/meta", hdr: []string{"X-Forwarded-Proto: https"}},
+		{name: "behind_proxy_for", method: "GET", target: "/dj/meta", hdr: []string{"X-Forwarded-For: 203.0.113.9, 10.0.0.2", "X-Forwarded-Proto: https"}, only: "asgi"},
+		{name: "behind_proxy_for", method: "GET", target: "/dj/meta", hdr: []string{"X-Forwarded-For: 203.0.113.9, 10.0.0.2", "X-Forwarded-Proto: https"}, only: "wsgi", skipPeer: true, why: forwardedForWhy,
+			want: []string{`"REMOTE_ADDR": "10.0.0.2"`, `"secure": true`}},
 		{name: "meta_head", method: "HEAD", target: "/dj/meta", only: "asgi"},
 		{name: "meta_head", method: "HEAD", target: "/dj/meta", only: "wsgi", skipPeer: true, why: gunicornHeadWhy,
 			want: []string{"status 200", "header content-length: "}},
