@@ -227,6 +227,9 @@ func runCompat(t *testing.T, app compatApp, hb, peer *compatServer, rows []compa
 				got[s.name] = ans
 			}
 			h := got[hb.name]
+			if os.Getenv("COMPAT_SHOW") != "" { // to read what both answered
+				t.Logf("hornbeam:\n%s\n%s:\n%s", h, peer.name, got[peer.name])
+			}
 			for _, w := range r.want {
 				if !strings.Contains(h, w) {
 					t.Errorf("hornbeam's answer lacks %q:\n%s", w, h)

@@ -20,6 +20,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 DATA = os.path.join(os.environ["COMPAT_DIR"], "data.bin")
 
 bg_ran = threading.Event()
+ws_gone = threading.Condition()
+ws_codes = []
 bg_log = []
 
 
@@ -59,6 +61,14 @@ async def bg(request: Request):
         bg_ran.set()
 
     return JSONResponse({"queued": True}, background=BackgroundTask(task, request.query_params["who"]))
+
+
+def ws_last(request: Request):
+    """Whether the app saw a client close a /ws socket with ?code (waits)."""
+    code = int(request.query_params["code"])
+    with ws_gone:
+        seen = ws_gone.wait_for(lambda: code in ws_codes, 10)
+    return JSONResponse({"seen": seen, "code": code})
 
 
 def bg_status(request: Request):
@@ -158,7 +168,9 @@ async def ws_echo(websocket: WebSocket):
         while True:
             msg = await websocket.receive()
             if msg["type"] == "websocket.disconnect":
-                bg_log.append(f"ws disconnect {msg.get('code')}")
+                with ws_gone:
+                    ws_codes.append(msg.get("code"))
+                    ws_gone.notify_all()
                 return
             if msg.get("text") is not None:
                 if msg["text"] == "close":
@@ -230,6 +242,7 @@ app = Starlette(
         Route("/file", file),
         Route("/bg", bg),
         Route("/bg/status", bg_status),
+        Route("/ws/last", ws_last),
         Route("/form", form, methods=["POST"]),
         Route("/stream-in", stream_in, methods=["POST", "PUT"]),
         Route("/body", body, methods=["GET", "POST"]),
