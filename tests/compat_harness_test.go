@@ -457,12 +457,26 @@ func (s *compatServer) roundTrip(app compatApp, conn net.Conn, br *bufio.Reader,
 				slices.Sort(ms)
 				v = strings.Join(ms, ", ")
 			}
-			hs = append(hs, "header "+k+": "+s.normalise(app, v))
+			hs = append(hs, "header "+k+": "+s.normalise(app, asciiBytes(v)))
 		}
 	}
 	slices.Sort(hs)
 	out = append(out, hs...)
 	return strings.Join(append(out, renderBody(s.normalise(app, string(body)))), "\n"), nil
+}
+
+// asciiBytes shows the bytes of a header value above 0x7e as \xNN, so that
+// latin-1 and UTF-8 on the wire read differently.
+func asciiBytes(v string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c >= 0x7f {
+			fmt.Fprintf(&b, "\\x%02x", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // cookie normalises a Set-Cookie line: volatile values and expiry dates.

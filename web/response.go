@@ -175,7 +175,7 @@ func (req *request) start(status string, headers [][2]string, body []byte) error
 		return fmt.Errorf("bad status %q", status)
 	}
 	h := req.w.Header()
-	if err := checkFraming(req.r.Method, code, headers, body, h); err != nil {
+	if err := checkFraming(req.r.Method, code, wireHeaders(headers), body, h); err != nil {
 		return err
 	}
 	if _, ok := h["Content-Type"]; !ok {

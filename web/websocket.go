@@ -218,7 +218,7 @@ func (s *Server) pyWSAccept(_ context.Context, data []byte) ([]byte, error) {
 	if req.ws != nil || req.started || req.ended {
 		return nil, errors.New("websocket.accept sent twice, or after the connection ended")
 	}
-	for _, kv := range headers {
+	for _, kv := range wireHeaders(headers) {
 		req.w.Header().Add(kv[0], kv[1])
 	}
 	opts := &websocket.AcceptOptions{}

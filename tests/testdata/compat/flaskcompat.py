@@ -132,6 +132,12 @@ def cookie_del():
     return r
 
 
+@app.route("/latin1-header")
+def latin1_header():
+    # PEP 3333: header values are str of latin-1 code points, sent as those bytes.
+    return "ok", 200, {"X-Name": "caf\u00e9", "Content-Disposition": "inline; filename=\"r\u00e9sum\u00e9.txt\""}
+
+
 @app.route("/boom")
 def boom():
     raise RuntimeError("boom")

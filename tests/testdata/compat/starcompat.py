@@ -160,6 +160,14 @@ async def head_get(request: Request):
     return Response(b"x" * 1000, media_type="application/octet-stream")
 
 
+async def raw_header(request: Request):
+    # ASGI header values are bytes, sent as they are: latin-1 (as Starlette
+    # encodes str) and raw UTF-8.
+    r = PlainTextResponse("ok", headers={"x-latin1": "caf\u00e9"})
+    r.raw_headers.append((b"x-utf8", "caf\u00e9 \u2713".encode()))
+    return r
+
+
 async def ws_echo(websocket: WebSocket):
     await websocket.accept(subprotocol=websocket.scope.get("subprotocols", [None])[0]
                            if websocket.scope.get("subprotocols") else None)
@@ -256,6 +264,7 @@ app = Starlette(
         Route("/cookie/del", cookie_del),
         Route("/redirect", redirect),
         Route("/bytes", head_get),
+        Route("/raw-header", raw_header),
         WebSocketRoute("/ws", ws_echo),
         WebSocketRoute("/ws-reject", ws_reject),
         WebSocketRoute("/ws-json", ws_json),
