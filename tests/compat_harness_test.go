@@ -408,8 +408,12 @@ func (s *compatServer) roundTrip(app compatApp, conn net.Conn, br *bufio.Reader,
 		out = append(out, fmt.Sprintf("interim %d", resp.StatusCode))
 	}
 	body, err := io.ReadAll(resp.Body)
+	cut := ""
 	if err != nil {
-		return "", fmt.Errorf("reading the body: %w", err)
+		// A response cut short must read as cut (no last chunk, or fewer
+		// bytes than Content-Length), never as a whole one.
+		cut = "\nbody cut: " + err.Error()
+		last = false
 	}
 	if last {
 		// Connection: close was asked for: nothing may follow the answer.
@@ -462,7 +466,7 @@ func (s *compatServer) roundTrip(app compatApp, conn net.Conn, br *bufio.Reader,
 	}
 	slices.Sort(hs)
 	out = append(out, hs...)
-	return strings.Join(append(out, renderBody(s.normalise(app, string(body)))), "\n"), nil
+	return strings.Join(append(out, renderBody(s.normalise(app, string(body)))), "\n") + cut, nil
 }
 
 // asciiBytes shows the bytes of a header value above 0x7e as \xNN, so that
@@ -495,7 +499,9 @@ var expiresRe = regexp.MustCompile(`(?i)expires=[^;]*`)
 // normalise replaces the server's own port, then what app.norm matches.
 func (s *compatServer) normalise(app compatApp, v string) string {
 	_, port, _ := net.SplitHostPort(s.addr)
-	return app.normalise(regexp.MustCompile(`\b`+port+`\b`).ReplaceAllString(v, "<port>"))
+	// After ':' (HOST:PORT, JSON) or '"' (a quoted port) only: a body's
+	// other numbers stay as they are.
+	return app.normalise(regexp.MustCompile(`([:"])`+port+`\b`).ReplaceAllString(v, "$1<port>"))
 }
 
 func (a compatApp) normalise(s string) string {

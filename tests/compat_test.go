@@ -88,6 +88,8 @@ func TestCompatFlask(t *testing.T) {
 			want: []string{"framing: none"}},
 		{name: "echo_http10_no_host", method: "GET", target: "/mnt/echo/x", proto: "HTTP/1.0", noHost: true, ignore: http10Close, why: http10Why},
 		{name: "stream_head", method: "HEAD", target: "/mnt/stream"},
+		{name: "stream_large", method: "GET", target: "/mnt/stream?n=60000&tag=x"},
+		{name: "stream_fails_midway", method: "GET", target: "/mnt/stream-fail", want: []string{"body cut: unexpected EOF"}},
 		// Paths and query strings.
 		{name: "path_unicode", method: "GET", target: "/mnt/echo/caf%C3%A9%20x/%E2%9C%93?q=%C3%A4+b&r=1&r=2&bad=%ZZ&e",
 			want: []string{`"server":"127.0.0.1"`, `"port":"<port>"`}},
@@ -179,6 +181,8 @@ func TestCompatStarlette(t *testing.T) {
 		{name: "streaming_empty", method: "GET", target: "/stream?n=0", ignore: emptyStream, why: emptyStreamWhy,
 			want: []string{"framing: length\nheader content-length: 0\n"}},
 		{name: "streaming_head", method: "HEAD", target: "/stream?n=4"},
+		{name: "streaming_large", method: "GET", target: "/stream?n=60000"},
+		{name: "streaming_fails_midway", method: "GET", target: "/stream-fail", want: []string{"body cut: unexpected EOF"}},
 		{name: "file", method: "GET", target: "/file", grab: map[string]string{"etag": `Etag: (\S+)`}},
 		{name: "file_range_ignored", method: "GET", target: "/file", hdr: []string{"Range: bytes=0-99"}},
 		{name: "file_if_none_match", method: "GET", target: "/file", hdr: []string{"If-None-Match: {etag}"}},

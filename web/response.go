@@ -127,7 +127,11 @@ func (req *request) fail(code int, msg string) {
 func (req *request) failLocked(code int, msg string) {
 	req.ended = true
 	if req.started {
-		return // too late for a status: the client sees a cut response
+		// Too late for a status: the connection is cut, so that the client
+		// sees a cut response (as with gunicorn and uvicorn), not the last
+		// chunk net/http would write and with it a whole-looking one.
+		req.rc.SetWriteDeadline(time.Now())
+		return
 	}
 	req.started, req.status = true, code
 	h := req.w.Header()

@@ -96,6 +96,16 @@ def stream():
     return Response(gen(), mimetype="text/plain")
 
 
+@app.route("/stream-fail")
+def stream_fail():
+    def gen():
+        yield "first\n"
+        yield "second\n"
+        raise RuntimeError("the data source failed")
+
+    return Response(gen(), mimetype="text/plain")
+
+
 @app.route("/echo/<path:p>")
 def echo(p):
     return jsonify(p=p, path=request.path, full_path=request.full_path, script_root=request.script_root,

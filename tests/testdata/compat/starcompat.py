@@ -49,6 +49,15 @@ async def stream(request: Request):
     return StreamingResponse(gen(), media_type="text/plain", headers={"X-Parts": str(n)})
 
 
+async def stream_fail(request: Request):
+    async def gen():
+        yield b"first\n"
+        yield b"second\n"
+        raise RuntimeError("the data source failed")
+
+    return StreamingResponse(gen(), media_type="text/plain")
+
+
 async def file(request: Request):
     return FileResponse(DATA, filename="data ü.bin")
 
@@ -247,6 +256,7 @@ app = Starlette(
         Route("/items/{item_id:int}", item, name="item"),
         Route("/files/{path:path}", files),
         Route("/stream", stream),
+        Route("/stream-fail", stream_fail),
         Route("/file", file),
         Route("/bg", bg),
         Route("/bg/status", bg_status),
