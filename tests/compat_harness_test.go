@@ -158,6 +158,8 @@ type compatRow struct {
 	expect100 bool
 	// then: requests sent after this one on the same connection (keep-alive).
 	then []compatRow
+	// pipeline sends this request and those of then at once, before any answer.
+	pipeline bool
 	// chunks sends the body with Transfer-Encoding: chunked, in pieces of this size.
 	chunks int
 	// grab stores, under each name, the first group of the regexp in the
@@ -358,6 +360,26 @@ func (s *compatServer) exchange(app compatApp, r compatRow) (string, error) {
 	br := bufio.NewReader(conn)
 	reqs := append([]compatRow{r}, r.then...)
 	var answers []string
+	if r.pipeline {
+		// All requests at once, before any answer (HTTP/1.1 pipelining):
+		// the answers must come back whole and in order.
+		var all []byte
+		for i, q := range reqs {
+			head, body := s.request(q, i < len(reqs)-1)
+			all = append(append(all, head...), body...)
+		}
+		if _, err := conn.Write(all); err != nil {
+			return "", err
+		}
+		for i, q := range reqs {
+			ans, err := s.readAnswer(app, br, q, i == len(reqs)-1, nil)
+			if err != nil {
+				return "", err
+			}
+			answers = append(answers, ans)
+		}
+		return strings.Join(answers, "\n--- next request on the connection\n"), nil
+	}
 	for i, q := range reqs {
 		last := i == len(reqs)-1
 		ans, err := s.roundTrip(app, conn, br, q, last)
@@ -395,6 +417,11 @@ func (s *compatServer) roundTrip(app compatApp, conn net.Conn, br *bufio.Reader,
 	if _, err := conn.Write(reqBody); err != nil {
 		return "", err
 	}
+	return s.readAnswer(app, br, r, last, out)
+}
+
+// readAnswer reads the answer to r, after the lines of out (interim answers).
+func (s *compatServer) readAnswer(app compatApp, br *bufio.Reader, r compatRow, last bool, out []string) (string, error) {
 	var resp *http.Response
 	var err error
 	for {

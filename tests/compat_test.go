@@ -50,6 +50,10 @@ func TestCompatFlask(t *testing.T) {
 			then: []compatRow{{method: "GET", target: "/mnt/api/items/5"}, {method: "GET", target: "/mnt/me"}}},
 		{name: "keepalive_after_stream", method: "GET", target: "/mnt/stream?n=3",
 			then: []compatRow{{method: "HEAD", target: "/mnt/file"}, {method: "GET", target: "/mnt/api/items/6"}}},
+		{name: "pipelined", method: "POST", target: "/mnt/raw", body: big[:20000], pipeline: true,
+			then:     []compatRow{{method: "GET", target: "/mnt/stream?n=2"}, {method: "HEAD", target: "/mnt/file"}, {method: "GET", target: "/mnt/api/items/8"}},
+			skipPeer: true, why: gthreadPipelineWhy,
+			want: []string{`"n":20000`, "body: line 0 \nline 1 \n", "header content-length: 307200", `body: {"id":8,"name":"item 8"}`}},
 		{name: "keepalive_after_chunked_upload", method: "POST", target: "/mnt/raw", body: big[:30000], chunks: 4000,
 			then: []compatRow{{method: "POST", target: "/mnt/raw", body: []byte("second")}}},
 		// A JSON API and its error pages.
@@ -138,6 +142,13 @@ var (
 	wsRefusedWhy  = "the 403 of a refused websocket: hornbeam's has a text body, uvicorn's is empty"
 )
 
+// gunicorn's gthread worker reads one request per read: the requests
+// pipelined behind it are lost and the client waits for answers that never
+// come (RFC 9112 9.3.2 wants them answered in order).
+const gthreadPipelineWhy = "gunicorn gthread answers the first of pipelined requests only, then closes"
+
+var pipelinedDj = []compatRow{{method: "GET", target: "/dj/slash/"}, {method: "GET", target: "/dj/go"}}
+
 // With --proxy-headers (on, as uvicorn's), hornbeam takes a trusted proxy's
 // X-Forwarded-For as REMOTE_ADDR for WSGI apps too; gunicorn leaves the
 // proxy's address there (it reads X-Forwarded-Proto alone).
@@ -203,6 +214,8 @@ func TestCompatStarlette(t *testing.T) {
 			then: []compatRow{{method: "GET", target: "/items/3"}}},
 		{name: "keepalive_after_stream", method: "GET", target: "/stream?n=3",
 			then: []compatRow{{method: "HEAD", target: "/file"}, {method: "GET", target: "/items/1"}}},
+		{name: "pipelined", method: "POST", target: "/stream-in", body: big[:20000], pipeline: true,
+			then: []compatRow{{method: "GET", target: "/stream?n=2"}, {method: "HEAD", target: "/file"}, {method: "GET", target: "/items/8"}}},
 		{name: "keepalive_after_stream_in", method: "PUT", target: "/stream-in", body: big[:30000], chunks: 4000,
 			then: []compatRow{{method: "GET", target: "/body"}}},
 		{name: "redirect_slashes", method: "GET", target: "/slash?x=1"},
@@ -285,6 +298,9 @@ func TestCompatDjango(t *testing.T) {
 		{name: "keepalive_after_unread_body", method: "POST", target: "/dj/go", hdr: []string{"X-CSRFToken: {csrf}"}, body: data[:100000],
 			then: []compatRow{{method: "GET", target: "/dj/slash/"}}},
 		{name: "keepalive_after_stream", method: "GET", target: "/dj/stream?n=2", then: []compatRow{{method: "GET", target: "/dj/slash/"}}},
+		{name: "pipelined", method: "GET", target: "/dj/stream?n=2", pipeline: true, then: pipelinedDj, only: "asgi"},
+		{name: "pipelined", method: "GET", target: "/dj/stream?n=2", pipeline: true, then: pipelinedDj, only: "wsgi",
+			skipPeer: true, why: gthreadPipelineWhy, want: []string{"body: row 0\nrow 1\n", "body: slash page", "header location: /dj/meta?from=go"}},
 		{name: "stream", method: "GET", target: "/dj/stream?n=4"},
 		{name: "stream_head", method: "HEAD", target: "/dj/stream?n=4", only: "asgi"},
 		{name: "stream_head", method: "HEAD", target: "/dj/stream?n=4", only: "wsgi", skipPeer: true, why: gunicornHeadWhy, want: []string{"status 200"}},
