@@ -27,6 +27,50 @@ async def _go(name, *args):
     return await fut
 
 
+class _Body:
+    """A streamed response body on its way to Go.
+
+    ``write`` returns once its bytes are queued, as a transport's write does
+    under uvicorn; what is queued while a write to Go is in flight goes out
+    with the next one, so an app that sends many small pieces (a CSV export,
+    server-sent events) costs a few calls, not one each. At most ``HIGH``
+    bytes wait: past that, ``write`` waits until they are out (back pressure).
+    """
+
+    HIGH = 1 << 16
+
+    def __init__(self, req):
+        self.req = req
+        self.buf = bytearray()
+        self.task = None
+        self.error = None
+
+    async def _drain(self):
+        try:
+            while self.buf:
+                data = bytes(self.buf)
+                self.buf.clear()
+                await _go("http_write", self.req, data)
+        except Exception as e:  # the client left: the app learns it on its next send
+            self.error = e
+            self.buf.clear()
+
+    async def write(self, data):
+        if self.error is not None:
+            raise self.error
+        self.buf += data
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._drain())
+        if len(self.buf) >= self.HIGH:
+            await self.task
+
+    async def close(self):
+        if self.task is not None:
+            await self.task
+        if self.error is not None:
+            raise self.error
+
+
 async def handle(req, app_spec, scope, head, more_body):
     """Run the app for one request: ``head`` is the body the host read ahead
     (all of it unless ``more_body``)."""
@@ -34,6 +78,7 @@ async def handle(req, app_spec, scope, head, more_body):
     scope["headers"] = [(k, v) for k, v in scope["headers"]]  # tuples, as uvicorn gives
     scope["state"] = dict(_lifespan_state)
     st = {"head": head, "more": more_body, "start": None, "sent": False, "final": None, "done": False}
+    body_out = _Body(req)
 
     async def receive():
         # The first message is http.request even for a request without a
@@ -73,9 +118,10 @@ async def handle(req, app_spec, scope, head, more_body):
                 await _go("http_start", req, st["start"][0], st["start"][1])
                 st["sent"] = True
             if body:
-                await _go("http_write", req, body)
+                await body_out.write(body)
             if not more:
                 st["done"] = True
+                await body_out.close()
         else:
             raise RuntimeError(f"unexpected ASGI message type {t!r} for http")
 
@@ -90,6 +136,13 @@ async def handle(req, app_spec, scope, head, more_body):
             st["sent"] = True
             if st["final"]:
                 await _go("http_write", req, st["final"])
+        elif st["sent"]:
+            # What the app sent before it failed reaches the client, then
+            # the cut; as a transport's buffer under uvicorn.
+            try:
+                await body_out.close()
+            except Exception:
+                pass
         raise
     if st["start"] is None:
         raise RuntimeError("the app returned without sending http.response.start")
