@@ -213,14 +213,17 @@ func runCompat(t *testing.T, app compatApp, hb, peer *compatServer, rows []compa
 		}
 		ok := t.Run(r.name, func(t *testing.T) {
 			got := map[string]string{}
+			took := map[string]time.Duration{}
 			for _, s := range []*compatServer{hb, peer} {
 				var ans string
 				var err error
+				t0 := time.Now()
 				if r.ws != nil {
 					ans, err = s.websocket(app, r)
 				} else {
 					ans, err = s.exchange(app, r)
 				}
+				took[s.name] = time.Since(t0)
 				if err != nil && s == peer && r.skipPeer {
 					ans = "error: " + err.Error()
 				} else if err != nil {
@@ -230,7 +233,7 @@ func runCompat(t *testing.T, app compatApp, hb, peer *compatServer, rows []compa
 			}
 			h := got[hb.name]
 			if os.Getenv("COMPAT_SHOW") != "" { // to read what both answered
-				t.Logf("hornbeam:\n%s\n%s:\n%s", h, peer.name, got[peer.name])
+				t.Logf("hornbeam (%v):\n%s\n%s (%v):\n%s", took[hb.name], h, peer.name, took[peer.name], got[peer.name])
 			}
 			for _, w := range r.want {
 				if !strings.Contains(h, w) {

@@ -262,6 +262,7 @@ func TestCompatStarlette(t *testing.T) {
 			want: []string{"text: echo: fragmented ✓"}},
 		{name: "ws_client_close_reason", target: "/ws", ws: []wsStep{wsRead, {8, append([]byte{0x0f, 0xa1}, "going away now"...)}}, want: []string{"close: 4001"}},
 		{name: "ws_client_close_seen_by_app", method: "GET", target: "/ws/last?code=4001", want: []string{`{"seen":true,"code":4001}`}},
+		{name: "ws_many_messages", target: "/ws-many?n=20000", ws: []wsStep{}},
 		{name: "ws_json", target: "/ws-json", ws: []wsStep{{1, []byte(`{"k":[1,2]}`)}}},
 		{name: "ws_rejected", target: "/ws-reject", ws: []wsStep{}, ignore: wsRefusedBody, why: wsRefusedWhy, want: []string{"status 403"}},
 		{name: "ws_no_route", target: "/nows", ws: []wsStep{}, ignore: wsRefusedBody, why: wsRefusedWhy, want: []string{"status 403"}},

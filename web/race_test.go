@@ -186,10 +186,17 @@ func TestWebSocketConcurrentSendReceive(t *testing.T) {
 				f.cb("ws_send", id, nil, []byte("echo"))
 			}
 		}()
-		go func() { // and talk meanwhile
+		go func() { // and talk meanwhile: one at a time, then in batches
 			defer wg.Done()
-			for range n {
+			for range n / 2 {
 				f.cb("ws_send", id, "tick", nil)
+			}
+			for i := n / 2; i < n; i += 10 {
+				batch := make([][]any, 10)
+				for j := range batch {
+					batch[j] = []any{"tick", nil}
+				}
+				f.cb("ws_send_many", id, batch)
 			}
 			f.cb("ws_close", id, 1000, "bye") // while the receiver waits
 		}()

@@ -355,6 +355,7 @@ func (s *Server) Funcs() map[string]pybridge.GoFunc {
 		"ws_accept":            s.pyWSAccept,
 		"ws_receive":           s.pyWSReceive,
 		"ws_send":              s.pyWSSend,
+		"ws_send_many":         s.pyWSSendMany,
 		"ws_close":             s.pyWSClose,
 	}
 }

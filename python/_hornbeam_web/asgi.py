@@ -71,6 +71,47 @@ class _Body:
             raise self.error
 
 
+class _WSOut:
+    """Messages on their way to a websocket client, as ``_Body`` for bytes:
+    ``send`` returns once the message is queued; what is queued while a call
+    to Go is in flight goes out, in order, with the next one. At most ``HIGH``
+    bytes wait, then ``send`` waits (back pressure)."""
+
+    HIGH = 1 << 16
+
+    def __init__(self, req):
+        self.req = req
+        self.msgs = []
+        self.size = 0
+        self.task = None
+        self.error = None
+
+    async def _drain(self):
+        try:
+            while self.msgs:
+                batch, self.msgs, self.size = self.msgs, [], 0
+                await _go("ws_send_many", self.req, batch)
+        except Exception as e:  # the connection is gone: the app learns it on its next send
+            self.error = e
+            self.msgs, self.size = [], 0
+
+    async def send(self, text, data):
+        if self.error is not None:
+            raise self.error
+        self.msgs.append([text, data])
+        self.size += len(text) if text is not None else len(data)
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._drain())
+        if self.size >= self.HIGH:
+            await self.task
+
+    async def flush(self):
+        if self.task is not None:
+            await self.task
+        if self.error is not None:
+            raise self.error
+
+
 async def handle(req, app_spec, scope, head, more_body):
     """Run the app for one request: ``head`` is the body the host read ahead
     (all of it unless ``more_body``)."""
@@ -235,6 +276,7 @@ async def handle_ws(req, app_spec, scope):
     scope["headers"] = [(k, v) for k, v in scope["headers"]]
     scope["state"] = dict(_lifespan_state)
     st = {"connected": False, "accepted": False, "closed": False}
+    out = _WSOut(req)
 
     async def receive():
         if not st["connected"]:
@@ -263,13 +305,22 @@ async def handle_ws(req, app_spec, scope):
             if not st["accepted"]:
                 raise RuntimeError("websocket.send before websocket.accept")
             if message.get("text") is not None:
-                await _go("ws_send", req, message["text"], None)
+                await out.send(message["text"], None)
             else:
-                await _go("ws_send", req, None, bytes(message.get("bytes") or b""))
+                await out.send(None, bytes(message.get("bytes") or b""))
         elif t == "websocket.close":
             st["closed"] = True
-            await _go("ws_close", req, int(message.get("code", 1000)), message.get("reason") or "")
+            try:
+                await out.flush()  # what was sent before goes first
+            finally:
+                await _go("ws_close", req, int(message.get("code", 1000)), message.get("reason") or "")
         else:
             raise RuntimeError(f"unexpected ASGI message type {t!r} for websocket")
 
-    await app(scope, receive, send)
+    try:
+        await app(scope, receive, send)
+    finally:
+        try:
+            await out.flush()  # the messages the app sent reach the client before the close
+        except Exception:
+            pass

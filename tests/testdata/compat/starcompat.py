@@ -202,6 +202,14 @@ async def ws_echo(websocket: WebSocket):
         return
 
 
+async def ws_many(websocket: WebSocket):
+    await websocket.accept()
+    n = int(websocket.query_params["n"])
+    for i in range(n):
+        await websocket.send_text(f"message {i}")
+    await websocket.close(code=1000, reason="all sent")
+
+
 async def ws_reject(websocket: WebSocket):
     await websocket.close(code=1008)
 
@@ -277,6 +285,7 @@ app = Starlette(
         Route("/raw-header", raw_header),
         WebSocketRoute("/ws", ws_echo),
         WebSocketRoute("/ws-reject", ws_reject),
+        WebSocketRoute("/ws-many", ws_many),
         WebSocketRoute("/ws-json", ws_json),
         Mount("/fa", fa),
     ],
