@@ -106,6 +106,15 @@ func TestCompatFlask(t *testing.T) {
 		{name: "behind_proxy_proto", method: "GET", target: "/mnt/echo/p", hdr: []string{"X-Forwarded-Proto: https"}},
 		{name: "behind_proxy_for", method: "GET", target: "/mnt/echo/p", hdr: []string{"X-Forwarded-For: 203.0.113.9, 10.0.0.2", "X-Forwarded-Proto: https"}, skipPeer: true, why: forwardedForWhy,
 			want: []string{`"remote_addr":"10.0.0.2"`, `"scheme":"https"`}},
+		{name: "host_with_port", method: "GET", target: "/mnt/echo/h", noHost: true, hdr: []string{"Host: compat.test:8080"}},
+		{name: "absolute_form_target", method: "GET", target: "http://compat.test/mnt/echo/abs?q=1"},
+		{name: "unknown_method", method: "PROPFIND", target: "/mnt/api/items/5"},
+		{name: "options_asterisk", method: "OPTIONS", target: "*", skipPeer: true,
+			why:  "gunicorn hands OPTIONS * to Flask, which fails (500); hornbeam answers it itself (RFC 9110 9.3.7), as net/http does",
+			want: []string{"status 200\nframing: length\nheader content-length: 0"}},
+		{name: "http10_keepalive", method: "GET", target: "/mnt/api/items/3", proto: "HTTP/1.0", hdr: []string{"Connection: keep-alive"},
+			then: []compatRow{{method: "GET", target: "/mnt/api/items/4", proto: "HTTP/1.0"}}, skipPeer: true, why: http10KeepAliveWhy,
+			want: []string{"header connection: keep-alive", `body: {"id":4,"name":"item 4"}`}},
 		{name: "headers", method: "GET", target: "/mnt/headers", hdr: []string{"X-Multi: a", "X-Multi: b", "X-Empty:", "Accept-Language: fr"},
 			want: []string{`["Host","compat.test"]`}},
 		{name: "header_trailing_space", method: "GET", target: "/mnt/headers", hdr: []string{"X-Spaces:   padded  "}, skipPeer: true,
@@ -120,6 +129,11 @@ func TestCompatFlask(t *testing.T) {
 		{name: "cookie_get_after", method: "GET", target: "/mnt/cookie/get"},
 	})
 }
+
+// An HTTP/1.0 client that asks for keep-alive (ApacheBench does): hornbeam
+// (net/http) keeps the connection and says so, gunicorn and uvicorn close it
+// after the first answer. Both are allowed (RFC 9112 9.3).
+const http10KeepAliveWhy = "HTTP/1.0 keep-alive: hornbeam keeps the connection, gunicorn and uvicorn close it after one answer"
 
 // HTTP/1.0 without keep-alive closes after the answer whether or not the
 // server says so (RFC 9112 9.3); gunicorn says so, hornbeam (net/http) not.
@@ -226,6 +240,11 @@ func TestCompatStarlette(t *testing.T) {
 		{name: "error_500", method: "GET", target: "/boom", want: []string{"body: Internal Server Error"}},
 		{name: "request_info", method: "GET", target: "/info?a=1&a=2&b=%C3%A9&c", hdr: []string{"X-Multi: a", "X-Multi: b", "Accept: */*"}},
 		{name: "behind_proxy", method: "GET", target: "/info", hdr: []string{"X-Forwarded-For: 203.0.113.9, 10.0.0.2", "X-Forwarded-Proto: https"}},
+		{name: "host_with_port", method: "GET", target: "/info", noHost: true, hdr: []string{"Host: compat.test:8080"}},
+		{name: "absolute_form_target", method: "GET", target: "http://compat.test/info?q=1"},
+		{name: "http10_keepalive", method: "GET", target: "/items/3", proto: "HTTP/1.0", hdr: []string{"Connection: keep-alive"},
+			then: []compatRow{{method: "GET", target: "/items/4", proto: "HTTP/1.0"}}, skipPeer: true, why: http10KeepAliveWhy,
+			want: []string{"header connection: keep-alive", `body: {"id":4,`}},
 		{name: "request_info_http10", method: "GET", target: "/info", proto: "HTTP/1.0", noHost: true,
 			want: []string{`"http_version":"1.0"`, `"headers":[["connection","close"]]`}},
 		{name: "request_info_chunked", method: "POST", target: "/info", body: []byte("abc"), chunks: 2,
@@ -315,6 +334,7 @@ func TestCompatDjango(t *testing.T) {
 		{name: "behind_proxy_for", method: "GET", target: "/dj/meta", hdr: []string{"X-Forwarded-For: 203.0.113.9, 10.0.0.2", "X-Forwarded-Proto: https"}, only: "wsgi", skipPeer: true, why: forwardedForWhy,
 			want: []string{`"REMOTE_ADDR": "10.0.0.2"`, `"secure": true`}},
 		{name: "non_ascii_request_headers", method: "GET", target: "/dj/meta", hdr: []string{"X-Latin: caf\xe9", "X-Utf8: café ✓"}},
+		{name: "host_with_port", method: "GET", target: "/dj/meta", noHost: true, hdr: []string{"Host: compat.test:8080"}},
 		{name: "meta_head", method: "HEAD", target: "/dj/meta", only: "asgi"},
 		{name: "meta_head", method: "HEAD", target: "/dj/meta", only: "wsgi", skipPeer: true, why: gunicornHeadWhy,
 			want: []string{"status 200", "header content-length: "}},
