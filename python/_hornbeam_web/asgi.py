@@ -188,6 +188,7 @@ async def handle(req, app_spec, scope, head, more_body):
     if st["start"] is None:
         raise RuntimeError("the app returned without sending http.response.start")
     if st["sent"]:
+        await body_out.close()  # an app may return without the final body message
         return [st["start"][0], [], b"", True]
     return [st["start"][0], st["start"][1], st["final"] or b"", False]
 
