@@ -148,6 +148,12 @@ def latin1_header():
     return "ok", 200, {"X-Name": "caf\u00e9", "Content-Disposition": "inline; filename=\"r\u00e9sum\u00e9.txt\""}
 
 
+@app.route("/utf8-header")
+def utf8_header():
+    # Not latin-1, which PEP 3333 asks for.
+    return "ok", 200, {"X-Mark": "\u2713"}
+
+
 @app.route("/boom")
 def boom():
     raise RuntimeError("boom")
