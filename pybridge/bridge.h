@@ -150,6 +150,16 @@ int hb_loop_submit_stop(void);
  * exception named by errtype (then data holds optional CBOR attributes). */
 int hb_loop_submit_resolve(PyObject *fut, const unsigned char *data, size_t len,
                            const char *errtype, const char *errmsg);
+/* The loop's results, queued for Go: hb_done_open makes the eventfd written
+ * when the queue becomes non-empty; hb_done_take empties the queue (no GIL),
+ * and hb_done_free frees what it returned. */
+typedef struct {
+    uint64_t id;
+    hb_result r;
+} hb_done;
+int hb_done_open(void);
+size_t hb_done_take(hb_done **out);
+void hb_done_free(hb_done *items, size_t n);
 /* Runs the loop on the calling thread until a STOP item; GIL taken from ts. */
 char *hb_loop_run(PyThreadState *ts);
 

@@ -263,8 +263,10 @@ func hbLoopReady() {
 // hbComplete delivers the result of a coroutine that ran on the loop.
 //
 //export hbComplete
-func hbComplete(id C.uint64_t, r *C.hb_result) {
-	ip := interp()
+func hbComplete(id C.uint64_t, r *C.hb_result) { interp().complete(id, r) }
+
+// complete delivers the result of a call that ran on the loop; it does not free r.
+func (ip *Interpreter) complete(id C.uint64_t, r *C.hb_result) {
 	v, ok := ip.pending.LoadAndDelete(uint64(id))
 	if !ok {
 		return // the caller gave up; the result is dropped

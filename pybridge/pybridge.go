@@ -224,6 +224,7 @@ type Interpreter struct {
 	loopReady chan struct{} // closed once the loop runs (hbLoopReady), or failed
 	loopOnce  sync.Once
 	loopRan   atomic.Bool // hbLoopReady was called
+	doneFile  *os.File    // the eventfd the loop writes when it has results (hb_done_open)
 	loopErr   error       // why the loop failed before it ran; read after loopReady
 	mainDone  chan struct{}
 	closeErr  error
@@ -318,9 +319,20 @@ func New(cfg Config) (*Interpreter, error) {
 		return nil, errors.New("pybridge: eventfd failed")
 	}
 
+	dfd := C.hb_done_open()
+	if dfd < 0 {
+		current.Store(nil)
+		running.Store(false)
+		return nil, errors.New("pybridge: eventfd failed")
+	}
+	// Non-blocking, so reads of it wait in Go's netpoller, not on a thread.
+	ip.doneFile = os.NewFile(uintptr(dfd), "hornbeam-loop-results")
+	go ip.deliverLoopResults()
+
 	ready := make(chan error, 1)
 	go ip.mainThread(paths, ready)
 	if err := <-ready; err != nil {
+		ip.doneFile.Close()
 		<-ip.mainDone
 		current.Store(nil)
 		running.Store(false)
@@ -335,6 +347,7 @@ func New(cfg Config) (*Interpreter, error) {
 		ip.cancel()
 		close(ip.mainJobs)
 		<-ip.mainDone
+		ip.doneFile.Close()
 		close(ip.dead)
 		current.Store(nil) // running stays true: CPython cannot start twice in one process
 		return nil, ip.loopErr
@@ -510,6 +523,31 @@ func (ip *Interpreter) mainThread(paths []string, ready chan<- error) {
 	}
 }
 
+// deliverLoopResults hands the loop's results to their callers, a batch per
+// wake-up of the loop's results eventfd, until the file is closed.
+func (ip *Interpreter) deliverLoopResults() {
+	var buf [8]byte
+	for {
+		if _, err := ip.doneFile.Read(buf[:]); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return // closed by Close
+		}
+		ip.takeLoopResults()
+	}
+}
+
+// takeLoopResults delivers the results queued by the loop.
+func (ip *Interpreter) takeLoopResults() {
+	var items *C.hb_done
+	n := C.hb_done_take(&items)
+	if n == 0 {
+		return
+	}
+	for _, d := range unsafe.Slice(items, int(n)) {
+		ip.complete(d.id, &d.r)
+	}
+	C.hb_done_free(items, n)
+}
+
 func (ip *Interpreter) markLoopReady() { ip.loopOnce.Do(func() { close(ip.loopReady) }) }
 
 func (ip *Interpreter) loopThread() {
@@ -530,6 +568,7 @@ func (ip *Interpreter) loopThread() {
 	} else if !ip.loopRan.Load() {
 		ip.loopErr = errors.New("pybridge: the asyncio event loop did not start")
 	}
+	ip.takeLoopResults()
 	// Whatever the loop did not answer is answered now.
 	ip.pending.Range(func(k, v any) bool {
 		if c, ok := ip.pending.LoadAndDelete(k); ok {
@@ -768,6 +807,7 @@ func (ip *Interpreter) Close() error {
 		ip.pool.Wait()
 		C.hb_loop_submit_stop()
 		<-ip.loopDone
+		ip.doneFile.Close() // the loop has delivered its last results
 		close(ip.mainJobs)
 		<-ip.mainDone
 		close(ip.dead)
