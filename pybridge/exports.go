@@ -331,5 +331,5 @@ func resolveFuture(fut *C.PyObject, res []byte, err error) {
 		defer C.free(unsafe.Pointer(msg))
 		data = attrs
 	}
-	C.hb_loop_submit_resolve(fut, bytesPtr(data), C.size_t(len(data)), class, msg)
+	interp().wakeLoop(C.hb_loop_submit_resolve(fut, bytesPtr(data), C.size_t(len(data)), class, msg))
 }

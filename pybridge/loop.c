@@ -58,12 +58,13 @@ static int push(hb_item it) {
     Q.items[Q.len++] = it;
     int wake = Q.len == 1;
     pthread_mutex_unlock(&Q.mu);
-    if (wake) {
-        uint64_t one = 1;
-        while (write(Q.efd, &one, sizeof one) < 0 && errno == EINTR) {
-        }
+    return wake;
+}
+
+void hb_loop_wake(void) {
+    uint64_t one = 1;
+    while (write(Q.efd, &one, sizeof one) < 0 && errno == EINTR) {
     }
-    return 0;
 }
 
 int hb_loop_submit_coro(uint64_t id, PyObject *coro) {

@@ -27,6 +27,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"syscall"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -225,6 +226,7 @@ type Interpreter struct {
 	loopOnce  sync.Once
 	loopRan   atomic.Bool // hbLoopReady was called
 	doneFile  *os.File    // the eventfd the loop writes when it has results (hb_done_open)
+	loopFD    int         // the eventfd that wakes the loop (hb_loop_open)
 	loopErr   error       // why the loop failed before it ran; read after loopReady
 	mainDone  chan struct{}
 	closeErr  error
@@ -313,7 +315,7 @@ func New(cfg Config) (*Interpreter, error) {
 	}
 	current.Store(ip)
 	C.hb_set_state_max_value(C.size_t(max(cfg.StateMaxValue, 0)))
-	if C.hb_loop_open() < 0 {
+	if ip.loopFD = int(C.hb_loop_open()); ip.loopFD < 0 {
 		current.Store(nil)
 		running.Store(false)
 		return nil, errors.New("pybridge: eventfd failed")
@@ -523,6 +525,24 @@ func (ip *Interpreter) mainThread(paths []string, ready chan<- error) {
 	}
 }
 
+// wakeLoop wakes the loop when a submission (which returned rc) asks for it,
+// and returns rc. The write is a raw system call: were the loop thread to run
+// at once on this CPU, a cgo call or plain system call in progress would leave
+// this goroutine's P to be taken back by Go's monitor and handed to another
+// thread, two more thread switches per request on a node confined to one CPU.
+func (ip *Interpreter) wakeLoop(rc C.int) C.int {
+	if rc == 1 {
+		one := uint64(1)
+		for {
+			_, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(ip.loopFD), uintptr(unsafe.Pointer(&one)), 8)
+			if e != syscall.EINTR {
+				break
+			}
+		}
+	}
+	return rc
+}
+
 // deliverLoopResults hands the loop's results to their callers, a batch per
 // wake-up of the loop's results eventfd, until the file is closed.
 func (ip *Interpreter) deliverLoopResults() {
@@ -655,7 +675,7 @@ func (ip *Interpreter) runSync(w *C.hb_worker, ws *workerSlot, c *call) {
 			ip.asyncFns.Store(c.module+"\x00"+c.function, true)
 		}
 		ip.pending.Store(c.id, c)
-		if C.hb_loop_submit_coro(C.uint64_t(c.id), r.coro) < 0 {
+		if ip.wakeLoop(C.hb_loop_submit_coro(C.uint64_t(c.id), r.coro)) < 0 {
 			ip.pending.Delete(c.id)
 			c.slot.Deliver(result{err: errors.New("pybridge: out of memory queueing a coroutine")})
 		}
@@ -709,10 +729,10 @@ func (ip *Interpreter) CallWith(ctx context.Context, o CallOpts, module, functio
 	if _, ok := ip.asyncFns.Load(module + "\x00" + function); ok {
 		async = true
 		ip.pending.Store(c.id, c)
-		if C.hb_loop_submit_call(C.uint64_t(c.id),
+		if ip.wakeLoop(C.hb_loop_submit_call(C.uint64_t(c.id),
 			(*C.char)(unsafe.Pointer(unsafe.StringData(module))), C.size_t(len(module)),
 			(*C.char)(unsafe.Pointer(unsafe.StringData(function))), C.size_t(len(function)),
-			bytesPtr(args), C.size_t(len(args))) < 0 {
+			bytesPtr(args), C.size_t(len(args)))) < 0 {
 			ip.pending.Delete(c.id)
 			return nil, errors.New("pybridge: out of memory queueing a call")
 		}
@@ -744,7 +764,7 @@ func (ip *Interpreter) wait(c *call, async bool) ([]byte, error) {
 // abandon stops the Python side of a call whose caller has gone.
 func (ip *Interpreter) abandon(c *call, async bool) {
 	if _, ok := ip.pending.LoadAndDelete(c.id); ok || async {
-		C.hb_loop_submit_cancel(C.uint64_t(c.id))
+		ip.wakeLoop(C.hb_loop_submit_cancel(C.uint64_t(c.id)))
 		return
 	}
 	if c.phase.CompareAndSwap(phaseQueued, phaseAbandoned) {
@@ -761,7 +781,7 @@ func (ip *Interpreter) abandon(c *call, async bool) {
 		if errors.Is(c.ctx.Err(), context.DeadlineExceeded) {
 			kind = raiseTimeout
 		}
-		C.hb_loop_submit_interrupt(C.uint64_t(c.id), w, kind)
+		ip.wakeLoop(C.hb_loop_submit_interrupt(C.uint64_t(c.id), w, kind))
 	}
 }
 
@@ -787,7 +807,7 @@ func (ip *Interpreter) InterruptMain(exit bool) {
 	if exit {
 		kind = raiseSystemExit
 	}
-	C.hb_loop_submit_interrupt(0, nil, kind)
+	ip.wakeLoop(C.hb_loop_submit_interrupt(0, nil, kind))
 }
 
 // Close waits for Python's non-daemon threads, stops the loop and the pool, and
@@ -805,7 +825,7 @@ func (ip *Interpreter) Close() error {
 			}
 		}
 		ip.pool.Wait()
-		C.hb_loop_submit_stop()
+		ip.wakeLoop(C.hb_loop_submit_stop())
 		<-ip.loopDone
 		ip.doneFile.Close() // the loop has delivered its last results
 		close(ip.mainJobs)

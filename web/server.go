@@ -424,15 +424,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req.pre = nil // handed to the app with the request
 	req.readMu.Unlock()
+	args = make([]byte, 0, 512+len(pre))
 	if s.cfg.ASGI {
 		module = "_hornbeam_web.asgi"
-		args, err = cbor.Marshal([]any{id, s.cfg.App, s.scope(r), pre, more})
+		args = cborText(cborUint(cborArray(args, 5), id), s.cfg.App)
+		args = cborBool(cborBytes(s.appendScope(args, r, nil), pre), more)
 	} else {
-		args, err = cbor.Marshal([]any{id, s.cfg.App, s.environ(r, pre, more)})
-	}
-	if err != nil {
-		req.fail(http.StatusBadRequest, "bad request\n")
-		return
+		args = cborText(cborUint(cborArray(args, 3), id), s.cfg.App)
+		args = s.appendEnviron(args, r, pre, more)
 	}
 	// A client that leaves does not cancel the app: as with uvicorn and
 	// gunicorn, an ASGI app learns it from receive() (http.disconnect) and a
