@@ -27,11 +27,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"syscall"
 	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
