@@ -227,11 +227,13 @@ type Interpreter struct {
 	loopRan   atomic.Bool // hbLoopReady was called
 	doneFile  *os.File    // the eventfd the loop writes when it has results (hb_done_open)
 	loopFD    int         // the eventfd that wakes the loop (hb_loop_open)
-	loopErr   error       // why the loop failed before it ran; read after loopReady
-	mainDone  chan struct{}
-	closeErr  error
-	ctx       context.Context // for Go functions Python calls; cancelled by Close
-	cancel    context.CancelFunc
+	// loopWake, on one P only, defers the loop's wake-ups (see deferredWake).
+	loopWake *deferredWake
+	loopErr  error // why the loop failed before it ran; read after loopReady
+	mainDone chan struct{}
+	closeErr error
+	ctx      context.Context // for Go functions Python calls; cancelled by Close
+	cancel   context.CancelFunc
 }
 
 type call struct {
@@ -331,6 +333,10 @@ func New(cfg Config) (*Interpreter, error) {
 	ip.doneFile = os.NewFile(uintptr(dfd), "hornbeam-loop-results")
 	go ip.deliverLoopResults()
 
+	onePs := runtime.GOMAXPROCS(0) == 1
+	if onePs {
+		ip.loopWake = newDeferredWake(ip.writeLoopFD, ip.dead)
+	}
 	ready := make(chan error, 1)
 	go ip.mainThread(paths, ready)
 	if err := <-ready; err != nil {
@@ -372,6 +378,9 @@ func New(cfg Config) (*Interpreter, error) {
 			continue
 		}
 		q := newWorkQueue(cfg.SpinWait)
+		if onePs {
+			q.deferred = newDeferredWake(q.wakeOne, ip.dead)
+		}
 		q.target, q.max, q.total = n, max(cfg.MaxThreads, n), n
 		name := laneNames[lane]
 		q.spawn = func() {
@@ -526,21 +535,29 @@ func (ip *Interpreter) mainThread(paths []string, ready chan<- error) {
 }
 
 // wakeLoop wakes the loop when a submission (which returned rc) asks for it,
-// and returns rc. The write is a raw system call: were the loop thread to run
-// at once on this CPU, a cgo call or plain system call in progress would leave
-// this goroutine's P to be taken back by Go's monitor and handed to another
-// thread, two more thread switches per request on a node confined to one CPU.
+// and returns rc.
 func (ip *Interpreter) wakeLoop(rc C.int) C.int {
 	if rc == 1 {
-		one := uint64(1)
-		for {
-			_, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(ip.loopFD), uintptr(unsafe.Pointer(&one)), 8)
-			if e != syscall.EINTR {
-				break
-			}
+		if ip.loopWake != nil {
+			ip.loopWake.request()
+		} else {
+			ip.writeLoopFD()
 		}
 	}
 	return rc
+}
+
+// writeLoopFD wakes the loop. It is a raw system call: were the loop thread to
+// run at once on this CPU, a system call in progress would leave this
+// goroutine's P to be taken back by Go's monitor and handed to another thread.
+func (ip *Interpreter) writeLoopFD() {
+	one := uint64(1)
+	for {
+		_, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(ip.loopFD), uintptr(unsafe.Pointer(&one)), 8)
+		if e != syscall.EINTR {
+			return
+		}
+	}
 }
 
 // deliverLoopResults hands the loop's results to their callers, a batch per
