@@ -232,7 +232,7 @@ func (s *Server) start(py caller) error {
 	for _, ln := range lns {
 		hs := &http.Server{Handler: s, MaxHeaderBytes: s.cfg.MaxHeaderBytes,
 			IdleTimeout: s.cfg.KeepAlive, TLSConfig: tlsConf.Clone(), ConnState: s.conns.connState,
-			ConnContext: withClock, ReadHeaderTimeout: s.cfg.HeaderTimeout + time.Second, // a backstop (TLS handshakes)
+			ConnContext: withClock, ReadHeaderTimeout: s.cfg.HeaderTimeout + time.Second, // a backstop to the header clock
 			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 		if tlsConf != nil {
 			// TLS ends in our listener (tlslisten.go); net/http then
