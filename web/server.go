@@ -231,21 +231,23 @@ func (s *Server) start(py caller) error {
 	}
 	for _, ln := range lns {
 		hs := &http.Server{Handler: s, MaxHeaderBytes: s.cfg.MaxHeaderBytes,
-			IdleTimeout: s.cfg.KeepAlive, TLSConfig: tlsConf, ConnState: s.conns.connState,
-			ConnContext: withClock, ReadHeaderTimeout: s.cfg.HeaderTimeout + time.Second, // a backstop (TLS handshakes)
+			IdleTimeout: s.cfg.KeepAlive, TLSConfig: tlsConf.Clone(), ConnState: s.conns.connState,
+			ConnContext: withClock, ReadHeaderTimeout: s.cfg.HeaderTimeout + time.Second, // a backstop to the header clock
 			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
-		s.lns = append(s.lns, slowClientListener{ln})
+		if tlsConf != nil {
+			// TLS ends in our listener (tlslisten.go); net/http then
+			// serves HTTP/2 for an "h2" *tls.Conn, as TLSConfig names it.
+			s.lns = append(s.lns, newTLSListener(ln, tlsConf.Clone(), s.cfg.HeaderTimeout, maxHandshakes, s.log))
+		} else {
+			s.lns = append(s.lns, slowClientListener{ln})
+		}
 		s.https = append(s.https, hs)
 	}
 	for i, hs := range s.https { // s.lns is complete before any request can retire it
 		s.serving.Add(1)
 		go func() {
 			defer s.serving.Done()
-			if tlsConf != nil {
-				hs.ServeTLS(s.lns[i], "", "")
-			} else {
-				hs.Serve(s.lns[i])
-			}
+			hs.Serve(s.lns[i])
 		}()
 		s.log.Info("listening", "addr", s.lns[i].Addr().String(), "app", s.cfg.App)
 	}
@@ -331,6 +333,11 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	for s.conns.drainStep() > 0 && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
+	}
+	for _, ln := range s.lns { // TLS handshakes still in flight past ctx
+		if tl, ok := ln.(*tlsListener); ok {
+			tl.abort()
+		}
 	}
 	for _, hs := range s.https {
 		if err := hs.Shutdown(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
