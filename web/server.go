@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -480,7 +481,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if res.Body == nil {
 			res.Body = []byte{}
 		}
-		if err := req.start(fmt.Sprint(res.Status), res.Headers, res.Body); err != nil {
+		status, ok := res.Status.(string)
+		if n, isInt := res.Status.(uint64); isInt {
+			status, ok = strconv.FormatUint(n, 10), true
+		}
+		if !ok {
+			status = fmt.Sprint(res.Status)
+		}
+		if err := req.start(status, res.Headers, res.Body); err != nil {
 			s.log.Error("bad response from the app", "path", r.URL.Path, "err", err)
 			req.fail(http.StatusInternalServerError, "internal server error\n")
 		}
