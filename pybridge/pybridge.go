@@ -413,6 +413,17 @@ func (ip *Interpreter) PoolStats(lane Lane) (total, lost int) {
 	return 0, 0
 }
 
+// Closing reports whether Close has begun: calls still running are then
+// cancelled, and their errors are the shutdown's, not the code's.
+func (ip *Interpreter) Closing() bool {
+	select {
+	case <-ip.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
 // Wedged reports whether some lane has every thread its cap allows stuck.
 func (ip *Interpreter) Wedged() bool {
 	for _, q := range ip.lanes {
