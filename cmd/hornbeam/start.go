@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -337,6 +339,13 @@ func (o *startOptions) runSupervisor(app string, log *slog.Logger) error {
 		url, token := b.ClientURL()
 		env = append(env, envNodeNATS+"="+url, envNodeNATSToken+"="+token)
 		clusterAddr = b.ClusterAddr()
+	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		// Workers share the CPUs as gunicorn's and uvicorn's do, a CPU's
+		// worth each: a worker that may run Go on more CPUs than it gets
+		// only adds thread switches (on one, wake-ups of its Python threads
+		// are batched too; see pybridge).
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/o.workers)))
 	}
 	exe, err := os.Executable()
 	if err != nil {
