@@ -123,7 +123,8 @@ type Config struct {
 	// SpinWait is how long a pool thread spins for the next call, and a caller for
 	// its result, before parking (only when nothing else runs); negative: never;
 	// 0: 150µs (about one round trip between two nodes here) when the process
-	// may run on more than one CPU, else never. On one CPU the spinning thread
+	// may run Go on more than one CPU (GOMAXPROCS), else never: a goroutine
+	// spinning on the only P stops every other. On one CPU the spinning thread
 	// takes the very core the request path needs: measured with the server
 	// pinned to one core, spinning cost a WSGI node most of its requests/s,
 	// while with cores to spare it brings rpc_call's latency down to Erlang's.
@@ -288,7 +289,7 @@ func New(cfg Config) (*Interpreter, error) {
 		cfg.Logger = slog.Default()
 	}
 	switch {
-	case cfg.SpinWait == 0 && runtime.NumCPU() > 1: // NumCPU counts the CPUs this process may use
+	case cfg.SpinWait == 0 && runtime.NumCPU() > 1 && runtime.GOMAXPROCS(0) > 1: // NumCPU counts the CPUs this process may use
 		cfg.SpinWait = 150 * time.Microsecond
 	case cfg.SpinWait < 0:
 		cfg.SpinWait = 0
@@ -333,7 +334,9 @@ func New(cfg Config) (*Interpreter, error) {
 	ip.doneFile = os.NewFile(uintptr(dfd), "hornbeam-loop-results")
 	go ip.deliverLoopResults()
 
-	onePs := runtime.GOMAXPROCS(0) == 1
+	// A goroutine spinning on the only P would keep the deferred wake-up
+	// from running: with spinning asked for, wake-ups are immediate.
+	onePs := runtime.GOMAXPROCS(0) == 1 && cfg.SpinWait == 0
 	if onePs {
 		ip.loopWake = newDeferredWake(ip.writeLoopFD, ip.dead)
 	}
