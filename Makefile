@@ -52,6 +52,12 @@ test: build
 test-go:
 	$(GO) test -race -count=1 ./state/ ./host/ ./bus/ ./process/ ./batch/ ./web/ ./supervisor/ ./sysinfo/ ./metrics/ ./mapper/ ./dashboard/ ./internal/...
 	HORNBEAM_BIN=$(abspath $(BIN)) $(GO) test -p 1 -count=1 -timeout 15m ./pybridge/ ./tests/ ./cmd/...
+	# A node confined to one CPU runs Go on one P, where wake-ups of Python
+	# threads are deferred (pybridge/deferwake.go): the bridge and a set of
+	# node tests again there.
+	GOMAXPROCS=1 HORNBEAM_BIN=$(abspath $(BIN)) $(GO) test -p 1 -count=1 -timeout 10m ./pybridge/
+	GOMAXPROCS=1 HORNBEAM_BIN=$(abspath $(BIN)) $(GO) test -p 1 -count=1 -timeout 10m \
+		-run '^(TestWSGI|TestASGI|TestASGIClientDisconnect|TestClusterCallsInEveryDirection|TestCluster10kConcurrentCalls|TestStuckThreadsDoNotHoldTheNode|TestRPCLoadDoesNotStarveHTTP|TestASGIWebSocket|TestWebSocketHostile|TestSlowBodies)$$' ./tests/
 
 test-python:
 	$(BIN) run -m pytest -q -p no:cacheprovider tests/python

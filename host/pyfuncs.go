@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -209,7 +210,11 @@ func (n *Node) localCast(module, function string, args []byte) error {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		if _, err := n.localCall(ctx, module, function, args); err != nil {
-			n.log.Warn("cast failed", "from", n.Name(), "module", module, "function", function, "err", err)
+			lvl := slog.LevelWarn
+			if errors.Is(err, pybridge.ErrClosed) || n.py.Closing() {
+				lvl = slog.LevelDebug // cancelled by the node's shutdown
+			}
+			n.log.Log(ctx, lvl, "cast failed", "from", n.Name(), "module", module, "function", function, "err", err)
 		}
 	}()
 	return nil

@@ -139,7 +139,10 @@ enum hb_loop_kind {
     HB_LOOP_RESOLVE = 6    /* set the result or exception of a future (obj) */
 };
 int hb_loop_open(void);                      /* creates the eventfd; -1 on error */
-/* Queue operations take no GIL: they only touch the C queue. */
+/* Queue operations take no GIL: they only touch the C queue. Each returns -1
+ * when out of memory, else 1 when the loop must be woken (the queue was empty:
+ * write the eventfd hb_loop_open returned, or call hb_loop_wake), else 0. */
+void hb_loop_wake(void);
 int hb_loop_submit_coro(uint64_t id, PyObject *coro);
 int hb_loop_submit_call(uint64_t id, const char *mod, size_t modlen, const char *fn,
                         size_t fnlen, const unsigned char *args, size_t argslen);
@@ -150,6 +153,16 @@ int hb_loop_submit_stop(void);
  * exception named by errtype (then data holds optional CBOR attributes). */
 int hb_loop_submit_resolve(PyObject *fut, const unsigned char *data, size_t len,
                            const char *errtype, const char *errmsg);
+/* The loop's results, queued for Go: hb_done_open makes the eventfd written
+ * when the queue becomes non-empty; hb_done_take empties the queue (no GIL),
+ * and hb_done_free frees what it returned. */
+typedef struct {
+    uint64_t id;
+    hb_result r;
+} hb_done;
+int hb_done_open(void);
+size_t hb_done_take(hb_done **out);
+void hb_done_free(hb_done *items, size_t n);
 /* Runs the loop on the calling thread until a STOP item; GIL taken from ts. */
 char *hb_loop_run(PyThreadState *ts);
 

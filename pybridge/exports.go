@@ -263,8 +263,10 @@ func hbLoopReady() {
 // hbComplete delivers the result of a coroutine that ran on the loop.
 //
 //export hbComplete
-func hbComplete(id C.uint64_t, r *C.hb_result) {
-	ip := interp()
+func hbComplete(id C.uint64_t, r *C.hb_result) { interp().complete(id, r) }
+
+// complete delivers the result of a call that ran on the loop; it does not free r.
+func (ip *Interpreter) complete(id C.uint64_t, r *C.hb_result) {
 	v, ok := ip.pending.LoadAndDelete(uint64(id))
 	if !ok {
 		return // the caller gave up; the result is dropped
@@ -329,5 +331,5 @@ func resolveFuture(fut *C.PyObject, res []byte, err error) {
 		defer C.free(unsafe.Pointer(msg))
 		data = attrs
 	}
-	C.hb_loop_submit_resolve(fut, bytesPtr(data), C.size_t(len(data)), class, msg)
+	interp().wakeLoop(C.hb_loop_submit_resolve(fut, bytesPtr(data), C.size_t(len(data)), class, msg))
 }

@@ -58,12 +58,13 @@ static int push(hb_item it) {
     Q.items[Q.len++] = it;
     int wake = Q.len == 1;
     pthread_mutex_unlock(&Q.mu);
-    if (wake) {
-        uint64_t one = 1;
-        while (write(Q.efd, &one, sizeof one) < 0 && errno == EINTR) {
-        }
+    return wake;
+}
+
+void hb_loop_wake(void) {
+    uint64_t one = 1;
+    while (write(Q.efd, &one, sizeof one) < 0 && errno == EINTR) {
     }
-    return 0;
 }
 
 int hb_loop_submit_coro(uint64_t id, PyObject *coro) {
@@ -168,9 +169,61 @@ static void settle_foreign(void) {
     PyDict_Clear(Q.foreign);
 }
 
+/* Results of the loop's calls go to Go through a queue and a second eventfd
+ * that Go's netpoller watches, not through a call into Go per result: a call
+ * into Go from this thread must take one of Go's Ps, and with GOMAXPROCS=1 (a
+ * node confined to one CPU) that meant a thread switch per result and a P left
+ * in a system call until Go's monitor took it back. One wake-up now carries
+ * every result that a drain or a loop iteration produced. */
+static struct {
+    pthread_mutex_t mu;
+    hb_done *items;
+    size_t len, cap;
+    int efd;
+} D = {.mu = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
+
+int hb_done_open(void) {
+    D.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    return D.efd;
+}
+
+size_t hb_done_take(hb_done **out) {
+    pthread_mutex_lock(&D.mu);
+    *out = D.items;
+    size_t n = D.len;
+    D.items = NULL;
+    D.len = D.cap = 0;
+    pthread_mutex_unlock(&D.mu);
+    return n;
+}
+
+void hb_done_free(hb_done *items, size_t n) {
+    for (size_t i = 0; i < n; i++) hb_result_free(&items[i].r);
+    free(items);
+}
+
 static void complete(uint64_t id, hb_result *r) {
-    hbComplete(id, r);
-    hb_result_free(r);
+    pthread_mutex_lock(&D.mu);
+    if (D.len == D.cap) {
+        size_t cap = D.cap ? D.cap * 2 : 64;
+        hb_done *n = realloc(D.items, cap * sizeof(hb_done));
+        if (n == NULL) {
+            pthread_mutex_unlock(&D.mu);
+            hbComplete(id, r); /* no memory for the queue: deliver it directly */
+            hb_result_free(r);
+            return;
+        }
+        D.items = n;
+        D.cap = cap;
+    }
+    D.items[D.len++] = (hb_done){.id = id, .r = *r};
+    int wake = D.len == 1;
+    pthread_mutex_unlock(&D.mu);
+    if (wake) {
+        uint64_t one = 1;
+        while (write(D.efd, &one, sizeof one) < 0 && errno == EINTR) {
+        }
+    }
 }
 
 /* The done callback of a task: self is the job id. */

@@ -31,6 +31,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -122,7 +123,8 @@ type Config struct {
 	// SpinWait is how long a pool thread spins for the next call, and a caller for
 	// its result, before parking (only when nothing else runs); negative: never;
 	// 0: 150µs (about one round trip between two nodes here) when the process
-	// may run on more than one CPU, else never. On one CPU the spinning thread
+	// may run Go on more than one CPU (GOMAXPROCS), else never: a goroutine
+	// spinning on the only P stops every other. On one CPU the spinning thread
 	// takes the very core the request path needs: measured with the server
 	// pinned to one core, spinning cost a WSGI node most of its requests/s,
 	// while with cores to spare it brings rpc_call's latency down to Erlang's.
@@ -224,11 +226,15 @@ type Interpreter struct {
 	loopReady chan struct{} // closed once the loop runs (hbLoopReady), or failed
 	loopOnce  sync.Once
 	loopRan   atomic.Bool // hbLoopReady was called
-	loopErr   error       // why the loop failed before it ran; read after loopReady
-	mainDone  chan struct{}
-	closeErr  error
-	ctx       context.Context // for Go functions Python calls; cancelled by Close
-	cancel    context.CancelFunc
+	doneFile  *os.File    // the eventfd the loop writes when it has results (hb_done_open)
+	loopFD    int         // the eventfd that wakes the loop (hb_loop_open)
+	// loopWake, on one P only, defers the loop's wake-ups (see deferredWake).
+	loopWake *deferredWake
+	loopErr  error // why the loop failed before it ran; read after loopReady
+	mainDone chan struct{}
+	closeErr error
+	ctx      context.Context // for Go functions Python calls; cancelled by Close
+	cancel   context.CancelFunc
 }
 
 type call struct {
@@ -283,7 +289,7 @@ func New(cfg Config) (*Interpreter, error) {
 		cfg.Logger = slog.Default()
 	}
 	switch {
-	case cfg.SpinWait == 0 && runtime.NumCPU() > 1: // NumCPU counts the CPUs this process may use
+	case cfg.SpinWait == 0 && runtime.NumCPU() > 1 && runtime.GOMAXPROCS(0) > 1: // NumCPU counts the CPUs this process may use
 		cfg.SpinWait = 150 * time.Microsecond
 	case cfg.SpinWait < 0:
 		cfg.SpinWait = 0
@@ -312,15 +318,32 @@ func New(cfg Config) (*Interpreter, error) {
 	}
 	current.Store(ip)
 	C.hb_set_state_max_value(C.size_t(max(cfg.StateMaxValue, 0)))
-	if C.hb_loop_open() < 0 {
+	if ip.loopFD = int(C.hb_loop_open()); ip.loopFD < 0 {
 		current.Store(nil)
 		running.Store(false)
 		return nil, errors.New("pybridge: eventfd failed")
 	}
 
+	dfd := C.hb_done_open()
+	if dfd < 0 {
+		current.Store(nil)
+		running.Store(false)
+		return nil, errors.New("pybridge: eventfd failed")
+	}
+	// Non-blocking, so reads of it wait in Go's netpoller, not on a thread.
+	ip.doneFile = os.NewFile(uintptr(dfd), "hornbeam-loop-results")
+	go ip.deliverLoopResults()
+
+	// A goroutine spinning on the only P would keep the deferred wake-up
+	// from running: with spinning asked for, wake-ups are immediate.
+	onePs := runtime.GOMAXPROCS(0) == 1 && cfg.SpinWait == 0
+	if onePs {
+		ip.loopWake = newDeferredWake(ip.writeLoopFD, ip.dead)
+	}
 	ready := make(chan error, 1)
 	go ip.mainThread(paths, ready)
 	if err := <-ready; err != nil {
+		ip.doneFile.Close()
 		<-ip.mainDone
 		current.Store(nil)
 		running.Store(false)
@@ -335,6 +358,7 @@ func New(cfg Config) (*Interpreter, error) {
 		ip.cancel()
 		close(ip.mainJobs)
 		<-ip.mainDone
+		ip.doneFile.Close()
 		close(ip.dead)
 		current.Store(nil) // running stays true: CPython cannot start twice in one process
 		return nil, ip.loopErr
@@ -357,6 +381,9 @@ func New(cfg Config) (*Interpreter, error) {
 			continue
 		}
 		q := newWorkQueue(cfg.SpinWait)
+		if onePs {
+			q.deferred = newDeferredWake(q.wakeOne, ip.dead)
+		}
 		q.target, q.max, q.total = n, max(cfg.MaxThreads, n), n
 		name := laneNames[lane]
 		q.spawn = func() {
@@ -387,6 +414,17 @@ func (ip *Interpreter) PoolStats(lane Lane) (total, lost int) {
 		return q.size()
 	}
 	return 0, 0
+}
+
+// Closing reports whether Close has begun: calls still running are then
+// cancelled, and their errors are the shutdown's, not the code's.
+func (ip *Interpreter) Closing() bool {
+	select {
+	case <-ip.stopping:
+		return true
+	default:
+		return false
+	}
 }
 
 // Wedged reports whether some lane has every thread its cap allows stuck.
@@ -510,6 +548,57 @@ func (ip *Interpreter) mainThread(paths []string, ready chan<- error) {
 	}
 }
 
+// wakeLoop wakes the loop when a submission (which returned rc) asks for it,
+// and returns rc.
+func (ip *Interpreter) wakeLoop(rc C.int) C.int {
+	if rc == 1 {
+		if ip.loopWake != nil {
+			ip.loopWake.request()
+		} else {
+			ip.writeLoopFD()
+		}
+	}
+	return rc
+}
+
+// writeLoopFD wakes the loop. It is a raw system call: were the loop thread to
+// run at once on this CPU, a system call in progress would leave this
+// goroutine's P to be taken back by Go's monitor and handed to another thread.
+func (ip *Interpreter) writeLoopFD() {
+	one := uint64(1)
+	for {
+		_, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(ip.loopFD), uintptr(unsafe.Pointer(&one)), 8)
+		if e != syscall.EINTR {
+			return
+		}
+	}
+}
+
+// deliverLoopResults hands the loop's results to their callers, a batch per
+// wake-up of the loop's results eventfd, until the file is closed.
+func (ip *Interpreter) deliverLoopResults() {
+	var buf [8]byte
+	for {
+		if _, err := ip.doneFile.Read(buf[:]); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return // closed by Close
+		}
+		ip.takeLoopResults()
+	}
+}
+
+// takeLoopResults delivers the results queued by the loop.
+func (ip *Interpreter) takeLoopResults() {
+	var items *C.hb_done
+	n := C.hb_done_take(&items)
+	if n == 0 {
+		return
+	}
+	for _, d := range unsafe.Slice(items, int(n)) {
+		ip.complete(d.id, &d.r)
+	}
+	C.hb_done_free(items, n)
+}
+
 func (ip *Interpreter) markLoopReady() { ip.loopOnce.Do(func() { close(ip.loopReady) }) }
 
 func (ip *Interpreter) loopThread() {
@@ -530,6 +619,7 @@ func (ip *Interpreter) loopThread() {
 	} else if !ip.loopRan.Load() {
 		ip.loopErr = errors.New("pybridge: the asyncio event loop did not start")
 	}
+	ip.takeLoopResults()
 	// Whatever the loop did not answer is answered now.
 	ip.pending.Range(func(k, v any) bool {
 		if c, ok := ip.pending.LoadAndDelete(k); ok {
@@ -616,7 +706,7 @@ func (ip *Interpreter) runSync(w *C.hb_worker, ws *workerSlot, c *call) {
 			ip.asyncFns.Store(c.module+"\x00"+c.function, true)
 		}
 		ip.pending.Store(c.id, c)
-		if C.hb_loop_submit_coro(C.uint64_t(c.id), r.coro) < 0 {
+		if ip.wakeLoop(C.hb_loop_submit_coro(C.uint64_t(c.id), r.coro)) < 0 {
 			ip.pending.Delete(c.id)
 			c.slot.Deliver(result{err: errors.New("pybridge: out of memory queueing a coroutine")})
 		}
@@ -670,10 +760,10 @@ func (ip *Interpreter) CallWith(ctx context.Context, o CallOpts, module, functio
 	if _, ok := ip.asyncFns.Load(module + "\x00" + function); ok {
 		async = true
 		ip.pending.Store(c.id, c)
-		if C.hb_loop_submit_call(C.uint64_t(c.id),
+		if ip.wakeLoop(C.hb_loop_submit_call(C.uint64_t(c.id),
 			(*C.char)(unsafe.Pointer(unsafe.StringData(module))), C.size_t(len(module)),
 			(*C.char)(unsafe.Pointer(unsafe.StringData(function))), C.size_t(len(function)),
-			bytesPtr(args), C.size_t(len(args))) < 0 {
+			bytesPtr(args), C.size_t(len(args)))) < 0 {
 			ip.pending.Delete(c.id)
 			return nil, errors.New("pybridge: out of memory queueing a call")
 		}
@@ -705,7 +795,7 @@ func (ip *Interpreter) wait(c *call, async bool) ([]byte, error) {
 // abandon stops the Python side of a call whose caller has gone.
 func (ip *Interpreter) abandon(c *call, async bool) {
 	if _, ok := ip.pending.LoadAndDelete(c.id); ok || async {
-		C.hb_loop_submit_cancel(C.uint64_t(c.id))
+		ip.wakeLoop(C.hb_loop_submit_cancel(C.uint64_t(c.id)))
 		return
 	}
 	if c.phase.CompareAndSwap(phaseQueued, phaseAbandoned) {
@@ -722,7 +812,7 @@ func (ip *Interpreter) abandon(c *call, async bool) {
 		if errors.Is(c.ctx.Err(), context.DeadlineExceeded) {
 			kind = raiseTimeout
 		}
-		C.hb_loop_submit_interrupt(C.uint64_t(c.id), w, kind)
+		ip.wakeLoop(C.hb_loop_submit_interrupt(C.uint64_t(c.id), w, kind))
 	}
 }
 
@@ -748,7 +838,7 @@ func (ip *Interpreter) InterruptMain(exit bool) {
 	if exit {
 		kind = raiseSystemExit
 	}
-	C.hb_loop_submit_interrupt(0, nil, kind)
+	ip.wakeLoop(C.hb_loop_submit_interrupt(0, nil, kind))
 }
 
 // Close waits for Python's non-daemon threads, stops the loop and the pool, and
@@ -766,8 +856,9 @@ func (ip *Interpreter) Close() error {
 			}
 		}
 		ip.pool.Wait()
-		C.hb_loop_submit_stop()
+		ip.wakeLoop(C.hb_loop_submit_stop())
 		<-ip.loopDone
+		ip.doneFile.Close() // the loop has delivered its last results
 		close(ip.mainJobs)
 		<-ip.mainDone
 		close(ip.dead)

@@ -37,8 +37,9 @@ type workQueue struct {
 	// beyond that exit once they have idled for idleExit.
 	target, max int
 	total, lost int
-	spawn       func() // starts one more pool thread (total already counts it)
-	atMax       bool   // logged once per stretch at the cap
+	spawn       func()        // starts one more pool thread (total already counts it)
+	deferred    *deferredWake // on one P: push wakes a pool thread through it
+	atMax       bool          // logged once per stretch at the cap
 	onMax       func(total int)
 }
 
@@ -105,6 +106,11 @@ func (q *workQueue) push(c *call) bool {
 	}
 	q.calls = append(q.calls, c)
 	q.queued.Add(1)
+	if q.deferred != nil {
+		q.mu.Unlock()
+		q.deferred.request()
+		return true
+	}
 	var wake chan struct{}
 	if q.spinning.Load() == 0 && len(q.sleepers) > 0 {
 		wake = q.sleepers[len(q.sleepers)-1]
@@ -115,6 +121,20 @@ func (q *workQueue) push(c *call) bool {
 		wake <- struct{}{}
 	}
 	return true
+}
+
+// wakeOne wakes a parked pool thread if calls wait and no thread spins.
+func (q *workQueue) wakeOne() {
+	q.mu.Lock()
+	var wake chan struct{}
+	if q.head < len(q.calls) && q.spinning.Load() == 0 && len(q.sleepers) > 0 {
+		wake = q.sleepers[len(q.sleepers)-1]
+		q.sleepers = q.sleepers[:len(q.sleepers)-1]
+	}
+	q.mu.Unlock()
+	if wake != nil {
+		wake <- struct{}{}
+	}
 }
 
 // tryPop takes the oldest call, if any. Caller holds q.mu.

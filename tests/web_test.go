@@ -262,28 +262,31 @@ func TestASGIBulkBoundedMemory(t *testing.T) {
 	}
 }
 
+// malformedRequests are answered by Go (run against wsgiapp:application
+// with --body-timeout 1).
+var malformedRequests = []struct {
+	name, raw string
+	code      string
+}{
+	{"bad request line", "THIS IS NOT HTTP\r\n\r\n", "400"},
+	{"bad version", "GET / HTTP/9.9\r\nHost: x\r\n\r\n", "505"},
+	{"oversized headers", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 80<<10) + "\r\n\r\n", "431"},
+	{"bad chunking", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nhello\r\n0\r\n\r\n", "400"},
+	{"bad content-length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", "400"},
+	{"two content-lengths", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "400"},
+	{"unknown transfer coding", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", "501"},
+	{"content-length and chunked", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"},
+	{"folded header", "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n", "400"},
+	{"chunked not last", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", "501"},
+	{"stalled body", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc", "408"},
+}
+
 // Malformed requests are answered by Go, never reach Python, and the node
 // keeps serving everyone else.
 func TestMalformedRequests(t *testing.T) {
 	base := startApp(t, "wsgiapp:application", "--body-timeout", "1")
 	addr := strings.TrimPrefix(base, "http://")
-	cases := []struct {
-		name, raw string
-		code      string
-	}{
-		{"bad request line", "THIS IS NOT HTTP\r\n\r\n", "400"},
-		{"bad version", "GET / HTTP/9.9\r\nHost: x\r\n\r\n", "505"},
-		{"oversized headers", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 80<<10) + "\r\n\r\n", "431"},
-		{"bad chunking", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nhello\r\n0\r\n\r\n", "400"},
-		{"bad content-length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", "400"},
-		{"two content-lengths", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "400"},
-		{"unknown transfer coding", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", "501"},
-		{"content-length and chunked", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"},
-		{"folded header", "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n", "400"},
-		{"chunked not last", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", "501"},
-		{"stalled body", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc", "408"},
-	}
-	for _, tc := range cases {
+	for _, tc := range malformedRequests {
 		t.Run(tc.name, func(t *testing.T) {
 			conn, err := net.Dial("tcp", addr)
 			if err != nil {

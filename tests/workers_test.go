@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -241,6 +242,26 @@ func TestWorkersSignals(t *testing.T) {
 		t.Fatalf("%d workers after 3 SIGTTOU from 3, want 1:\n%s", n, s.logs())
 	}
 	mustFetch(t, s.base+"/pid")
+}
+
+// Workers share the CPUs, each running Go on its share unless GOMAXPROCS
+// says otherwise.
+func TestWorkersShareTheCPUs(t *testing.T) {
+	want := strconv.Itoa(max(1, runtime.NumCPU()/2))
+	if v := os.Getenv("GOMAXPROCS"); v != "" {
+		want = v
+	}
+	s := serveApp(t, webdir(), "workerapp:app", "-k", "asgi", "-w", "2", "-b", "127.0.0.1:0")
+	if got := mustFetch(t, s.base+"/gomaxprocs"); got != want {
+		t.Errorf("a worker of two on %d CPUs has GOMAXPROCS %q, want %q", runtime.NumCPU(), got, want)
+	}
+	p, err := startProc(t, webdir(), []string{"GOMAXPROCS=3"}, "workerapp:app", "-k", "asgi", "-w", "2", "-b", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustFetch(t, p.base+"/gomaxprocs"); got != "3" {
+		t.Errorf("with GOMAXPROCS=3 a worker has %q", got)
+	}
 }
 
 func TestWorkersMaxRequests(t *testing.T) {

@@ -8,57 +8,116 @@ import (
 	"strings"
 )
 
-// scope builds an ASGI 3 http scope. net/http keeps the order of values of one
-// header name but not the order across names.
-func (s *Server) scope(r *http.Request) map[string]any {
+// appendScope appends an ASGI 3 scope for r as CBOR: an http scope, or with
+// subprotocols non-nil a websocket scope. net/http keeps the order of values
+// of one header name but not the order across names.
+func (s *Server) appendScope(b []byte, r *http.Request, subprotocols []string) []byte {
 	path, err := url.PathUnescape(r.URL.EscapedPath())
 	if err != nil {
 		path = r.URL.Path
 	}
 	root := strings.TrimSuffix(s.cfg.RootPath, "/")
-	scheme := httpScheme(r)
 	// As uvicorn: a proxy that mounts the app at root_path strips it from the
 	// request, and path gets it back; a path that still has it keeps it once.
 	raw := r.URL.EscapedPath()
 	if root != "" && path != root && !strings.HasPrefix(path, root+"/") {
 		path, raw = root+path, root+raw
 	}
-	headers := make([][2][]byte, 0, len(r.Header)+2)
-	if r.Host != "" { // an HTTP/1.0 request may have none
-		headers = append(headers, [2][]byte{[]byte("host"), []byte(r.Host)})
-	}
-	if len(r.TransferEncoding) > 0 { // net/http moves it out of r.Header
-		headers = append(headers, [2][]byte{[]byte("transfer-encoding"), []byte(strings.Join(r.TransferEncoding, ","))})
-	}
-	for k, vs := range r.Header {
-		lk := []byte(strings.ToLower(k))
-		for _, v := range vs {
-			headers = append(headers, [2][]byte{lk, []byte(v)})
-		}
-	}
-	sc := map[string]any{
-		"type":         "http",
-		"asgi":         map[string]string{"version": "3.0", "spec_version": "2.3"},
-		"http_version": asgiHTTPVersion(r),
-		"method":       r.Method,
-		"scheme":       scheme,
-		"path":         path,
-		"raw_path":     []byte(raw),
-		"query_string": []byte(r.URL.RawQuery),
-		"root_path":    root,
-		"headers":      headers,
-	}
-	if h, p, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		pn, _ := strconv.Atoi(p)
-		sc["client"] = []any{h, pn}
-	}
+	ws := subprotocols != nil
+	client, clientPort, clientOK := hostPort(r.RemoteAddr)
+	var server string
+	var serverPort uint64
+	serverOK := false
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if h, p, err := net.SplitHostPort(la.String()); err == nil {
-			pn, _ := strconv.Atoi(p)
-			sc["server"] = []any{h, pn}
+		server, serverPort, serverOK = hostPort(la.String())
+	}
+	n := 10
+	for _, ok := range []bool{clientOK, serverOK} {
+		if ok {
+			n++
 		}
 	}
-	return sc
+	scheme, kind := httpScheme(r), "http"
+	if ws {
+		kind, scheme = "websocket", "ws"
+		if secure(r) {
+			scheme = "wss"
+		}
+	}
+	b = cborMap(b, n)
+	b = cborText(cborText(b, "type"), kind)
+	b = cborMap(cborText(b, "asgi"), 2)
+	b = cborText(cborText(b, "version"), "3.0")
+	b = cborText(cborText(b, "spec_version"), "2.3")
+	b = cborText(cborText(b, "http_version"), asgiHTTPVersion(r))
+	if ws {
+		b = cborArray(cborText(b, "subprotocols"), len(subprotocols))
+		for _, p := range subprotocols {
+			b = cborText(b, p)
+		}
+	} else {
+		b = cborText(cborText(b, "method"), r.Method)
+	}
+	b = cborText(cborText(b, "scheme"), scheme)
+	b = cborText(cborText(b, "path"), path)
+	b = cborBytesStr(cborText(b, "raw_path"), raw)
+	b = cborBytesStr(cborText(b, "query_string"), r.URL.RawQuery)
+	b = cborText(cborText(b, "root_path"), root)
+	// net/http moves Host and Transfer-Encoding out of r.Header; an
+	// HTTP/1.0 request may have no Host, and then gets no host header.
+	te := strings.Join(r.TransferEncoding, ",")
+	nh := 0
+	if r.Host != "" {
+		nh++
+	}
+	if te != "" {
+		nh++
+	}
+	for _, vs := range r.Header {
+		nh += len(vs)
+	}
+	// Tuples of (name, value), as uvicorn gives them.
+	b = cborArray(cborText(b, "headers"), nh)
+	if r.Host != "" {
+		b = cborBytesStr(cborBytes(cborArray(cborTag(b, cborTuple), 2), []byte("host")), r.Host)
+	}
+	if te != "" {
+		b = cborBytesStr(cborBytes(cborArray(cborTag(b, cborTuple), 2), []byte("transfer-encoding")), te)
+	}
+	var lower []byte
+	for k, vs := range r.Header {
+		lower = append(lower[:0], k...)
+		for i, c := range lower {
+			if 'A' <= c && c <= 'Z' {
+				lower[i] = c + 'a' - 'A'
+			}
+		}
+		for _, v := range vs {
+			b = cborBytesStr(cborBytes(cborArray(cborTag(b, cborTuple), 2), lower), v)
+		}
+	}
+	if clientOK {
+		b = cborText(cborArray(cborText(b, "client"), 2), client)
+		b = cborUint(b, clientPort)
+	}
+	if serverOK {
+		b = cborText(cborArray(cborText(b, "server"), 2), server)
+		b = cborUint(b, serverPort)
+	}
+	return b
+}
+
+// hostPort splits HOST:PORT with a numeric port.
+func hostPort(addr string) (string, uint64, bool) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, false
+	}
+	pn, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return h, 0, true
+	}
+	return h, pn, true
 }
 
 // asgiHTTPVersion is the version as ASGI names it: "1.0", "1.1" or "2".

@@ -272,25 +272,79 @@ type appResponse struct {
 }
 
 // decodeResponse decodes handle's result with the body aliasing out rather
-// than copied: a whole body is often large, and each copy is garbage.
+// than copied: a whole body is often large, and each copy is garbage. The
+// common shape is read by hand (the generic decoder cost more than the app
+// did on a small response); anything else goes to the generic decoder.
 func decodeResponse(out []byte) (appResponse, error) {
+	if res, ok := decodeResponseFast(out); ok {
+		return res, nil
+	}
 	var res appResponse
-	if len(out) > 0 && out[0] == 0x84 {
-		rest, err := cbor.UnmarshalFirst(out[1:], &res.Status)
-		if err == nil {
-			rest, err = cbor.UnmarshalFirst(rest, &res.Headers)
+	return res, cbor.Unmarshal(out, &res)
+}
+
+func decodeResponseFast(b []byte) (res appResponse, ok bool) {
+	if len(b) == 0 || b[0] != 0x84 {
+		return res, false
+	}
+	b = b[1:]
+	major, n, b, ok := cborReadHead(b)
+	switch {
+	case !ok:
+		return res, false
+	case major == 0:
+		res.Status = n
+	case major == 3 && uint64(len(b)) >= n:
+		res.Status, b = string(b[:n]), b[n:]
+	default:
+		return res, false
+	}
+	major, n, b, ok = cborReadHead(b)
+	if !ok || major != 4 || n > uint64(len(b)) {
+		return res, false
+	}
+	res.Headers = make([][2]string, n)
+	for i := range res.Headers {
+		if len(b) == 0 || b[0] != 0x82 {
+			return res, false
 		}
-		if err == nil {
-			if body, after, ok := byteString(rest); ok {
-				res.Body = body
-				if _, err = cbor.UnmarshalFirst(after, &res.Streamed); err == nil {
-					return res, nil
-				}
+		b = b[1:]
+		for k := range 2 {
+			major, n, b, ok = cborReadHead(b)
+			if !ok || major != 3 || n > uint64(len(b)) {
+				return res, false
 			}
+			res.Headers[i][k], b = string(b[:n]), b[n:]
 		}
 	}
-	res = appResponse{}
-	return res, cbor.Unmarshal(out, &res)
+	body, b, ok := byteString(b)
+	if !ok || len(b) != 1 || (b[0] != 0xf4 && b[0] != 0xf5) {
+		return appResponse{}, false
+	}
+	res.Body, res.Streamed = body, b[0] == 0xf5
+	return res, true
+}
+
+// cborReadHead reads a definite-length CBOR item head.
+func cborReadHead(b []byte) (major byte, n uint64, rest []byte, ok bool) {
+	if len(b) == 0 {
+		return 0, 0, nil, false
+	}
+	major, info := b[0]>>5, b[0]&0x1f
+	switch {
+	case info < 24:
+		return major, uint64(info), b[1:], true
+	case info <= 27:
+		size := 1 << (info - 24)
+		if len(b) < 1+size {
+			return 0, 0, nil, false
+		}
+		for _, c := range b[1 : 1+size] {
+			n = n<<8 | uint64(c)
+		}
+		return major, n, b[1+size:], true
+	}
+	return 0, 0, nil, false
 }
 
 // byteString splits a definite-length CBOR byte string off the front of b.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -231,21 +232,23 @@ func (s *Server) start(py caller) error {
 	}
 	for _, ln := range lns {
 		hs := &http.Server{Handler: s, MaxHeaderBytes: s.cfg.MaxHeaderBytes,
-			IdleTimeout: s.cfg.KeepAlive, TLSConfig: tlsConf, ConnState: s.conns.connState,
-			ConnContext: withClock, ReadHeaderTimeout: s.cfg.HeaderTimeout + time.Second, // a backstop (TLS handshakes)
+			IdleTimeout: s.cfg.KeepAlive, TLSConfig: tlsConf.Clone(), ConnState: s.conns.connState,
+			ConnContext: withClock, ReadHeaderTimeout: s.cfg.HeaderTimeout + time.Second, // a backstop to the header clock
 			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
-		s.lns = append(s.lns, slowClientListener{ln})
+		if tlsConf != nil {
+			// TLS ends in our listener (tlslisten.go); net/http then
+			// serves HTTP/2 for an "h2" *tls.Conn, as TLSConfig names it.
+			s.lns = append(s.lns, newTLSListener(ln, tlsConf.Clone(), s.cfg.HeaderTimeout, maxHandshakes, s.log))
+		} else {
+			s.lns = append(s.lns, slowClientListener{ln})
+		}
 		s.https = append(s.https, hs)
 	}
 	for i, hs := range s.https { // s.lns is complete before any request can retire it
 		s.serving.Add(1)
 		go func() {
 			defer s.serving.Done()
-			if tlsConf != nil {
-				hs.ServeTLS(s.lns[i], "", "")
-			} else {
-				hs.Serve(s.lns[i])
-			}
+			hs.Serve(s.lns[i])
 		}()
 		s.log.Info("listening", "addr", s.lns[i].Addr().String(), "app", s.cfg.App)
 	}
@@ -331,6 +334,11 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	for s.conns.drainStep() > 0 && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
+	}
+	for _, ln := range s.lns { // TLS handshakes still in flight past ctx
+		if tl, ok := ln.(*tlsListener); ok {
+			tl.abort()
+		}
 	}
 	for _, hs := range s.https {
 		if err := hs.Shutdown(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -425,15 +433,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req.pre = nil // handed to the app with the request
 	req.readMu.Unlock()
+	args = make([]byte, 0, 512+len(pre))
 	if s.cfg.ASGI {
 		module = "_hornbeam_web.asgi"
-		args, err = cbor.Marshal([]any{id, s.cfg.App, s.scope(r), pre, more})
+		args = cborText(cborUint(cborArray(args, 5), id), s.cfg.App)
+		args = cborBool(cborBytes(s.appendScope(args, r, nil), pre), more)
 	} else {
-		args, err = cbor.Marshal([]any{id, s.cfg.App, s.environ(r, pre, more)})
-	}
-	if err != nil {
-		req.fail(http.StatusBadRequest, "bad request\n")
-		return
+		args = cborText(cborUint(cborArray(args, 3), id), s.cfg.App)
+		args = s.appendEnviron(args, r, pre, more)
 	}
 	// A client that leaves does not cancel the app: as with uvicorn and
 	// gunicorn, an ASGI app learns it from receive() (http.disconnect) and a
@@ -475,7 +482,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if res.Body == nil {
 			res.Body = []byte{}
 		}
-		if err := req.start(fmt.Sprint(res.Status), res.Headers, res.Body); err != nil {
+		status, ok := res.Status.(string)
+		if n, isInt := res.Status.(uint64); isInt {
+			status, ok = strconv.FormatUint(n, 10), true
+		}
+		if !ok {
+			status = fmt.Sprint(res.Status)
+		}
+		if err := req.start(status, res.Headers, res.Body); err != nil {
 			s.log.Error("bad response from the app", "path", r.URL.Path, "err", err)
 			req.fail(http.StatusInternalServerError, "internal server error\n")
 		}

@@ -37,9 +37,12 @@ func (l slowClientListener) Accept() (net.Conn, error) {
 // clockedConn is a connection with a header clock.
 type clockedConn struct {
 	net.Conn
-	mu      sync.Mutex
-	timer   *time.Timer
-	plain   bool // not TLS: a 408 can be written as is, and it can be drained
+	mu    sync.Mutex
+	timer *time.Timer
+	// plain: HTTP/1 whose bytes net/http reads through this connection (a
+	// TCP one, or TLS that the listener terminated): a 408 can be written
+	// as is, its framing followed, and it can be drained.
+	plain   bool
 	expired bool
 	framer  atomic.Pointer[framer] // plain HTTP/1 only: see framing.go
 }
@@ -89,11 +92,15 @@ func (c *clockedConn) expire() {
 	c.Conn.Close()
 }
 
-// clockOf finds the clockedConn under c (which may be a *tls.Conn).
+// clockOf finds the clockedConn under c (which may be a *tls.Conn, or an
+// HTTP/1 connection over TLS).
 func clockOf(c net.Conn) (*clockedConn, bool) {
 	plain := true
-	if tc, ok := c.(*tls.Conn); ok {
+	switch tc := c.(type) {
+	case *tls.Conn:
 		c, plain = tc.NetConn(), false
+	case *tlsClockedConn:
+		return tc.clockedConn, true
 	}
 	cc, _ := c.(*clockedConn)
 	return cc, plain
@@ -164,9 +171,14 @@ func (t *connTracker) drainStep() int {
 		plain := cc.plain
 		cc.mu.Unlock()
 		switch {
-		case !plain: // TLS (and HTTP/2): Shutdown's business
+		case !plain: // HTTP/2 (and TLS served by net/http): Shutdown's business
 		case e.st == http.StateIdle, e.st == http.StateNew && time.Since(e.since) > time.Second:
-			cc.Conn.Close()
+			if _, ok := cc.Conn.(*tls.Conn); ok {
+				// Its close_notify may wait on a client that reads nothing.
+				go cc.Conn.Close()
+			} else {
+				cc.Conn.Close()
+			}
 		default:
 			busy++
 		}

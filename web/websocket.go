@@ -164,14 +164,7 @@ func (s *Server) serveWebSocket(req *request) {
 	s.reqs.Store(id, req)
 	defer s.reqs.Delete(id)
 	r := req.r
-	sc := s.scope(r)
-	sc["type"] = "websocket"
-	sc["scheme"] = "ws"
-	if secure(r) {
-		sc["scheme"] = "wss"
-	}
-	delete(sc, "method")
-	var subs []string
+	subs := []string{}
 	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
 		for _, p := range strings.Split(v, ",") {
 			if p = strings.TrimSpace(p); p != "" {
@@ -179,16 +172,9 @@ func (s *Server) serveWebSocket(req *request) {
 			}
 		}
 	}
-	if subs == nil {
-		subs = []string{}
-	}
-	sc["subprotocols"] = subs
-	args, err := cbor.Marshal([]any{id, s.cfg.App, sc})
-	if err != nil {
-		req.fail(http.StatusBadRequest, "bad request\n")
-		return
-	}
-	_, err = s.interp().CallOn(r.Context(), pybridge.LaneHTTP, "_hornbeam_web.asgi", "handle_ws", args)
+	args := cborText(cborUint(cborArray(make([]byte, 0, 512), 3), id), s.cfg.App)
+	args = s.appendScope(args, r, subs)
+	_, err := s.interp().CallOn(r.Context(), pybridge.LaneHTTP, "_hornbeam_web.asgi", "handle_ws", args)
 	if err != nil && r.Context().Err() == nil {
 		s.logAppError(r, err)
 	}

@@ -27,9 +27,10 @@ func latin1(s string) string {
 	return string(r)
 }
 
-// environ builds a WSGI environ; body is the request body read ahead, and
-// more says whether the app must read further (through http_read).
-func (s *Server) environ(r *http.Request, body []byte, more bool) map[string]any {
+// appendEnviron appends a WSGI environ as CBOR; body is the request body
+// read ahead, and more says whether the app must read further (through
+// http_read).
+func (s *Server) appendEnviron(b []byte, r *http.Request, body []byte, more bool) []byte {
 	path, err := url.PathUnescape(r.URL.EscapedPath())
 	if err != nil {
 		path = r.URL.Path
@@ -52,44 +53,83 @@ func (s *Server) environ(r *http.Request, body []byte, more bool) map[string]any
 			}
 		}
 	}
-	scheme := httpScheme(r)
-	env := map[string]any{
-		"REQUEST_METHOD":  r.Method,
-		"SCRIPT_NAME":     latin1(script),
-		"PATH_INFO":       latin1(path),
-		"QUERY_STRING":    latin1(r.URL.RawQuery),
-		"SERVER_NAME":     latin1(host),
-		"SERVER_PORT":     port,
-		"SERVER_PROTOCOL": r.Proto,
-		"wsgi.url_scheme": scheme,
+	ra, rp, raErr := net.SplitHostPort(r.RemoteAddr)
+	// Only what the client sent, as gunicorn: a GET without a body has no
+	// CONTENT_LENGTH rather than "0".
+	_, sentCL := r.Header["Content-Length"]
+	sentCL = sentCL && r.ContentLength >= 0
+	n := 12
+	if raErr == nil {
+		n += 2
 	}
-	if ra, rp, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		env["REMOTE_ADDR"], env["REMOTE_PORT"] = ra, rp
+	if sentCL {
+		n++
 	}
-	if _, sent := r.Header["Content-Length"]; sent && r.ContentLength >= 0 {
-		// Only what the client sent, as gunicorn: a GET without a body has
-		// no CONTENT_LENGTH rather than "0".
-		env["CONTENT_LENGTH"] = strconv.FormatInt(r.ContentLength, 10)
-	}
-	env["RAW_URI"] = latin1(r.RequestURI) // gunicorn's: the request target as sent
 	// net/http moves these two out of r.Header; apps read them as headers.
+	te := strings.Join(r.TransferEncoding, ",")
 	if r.Host != "" {
-		env["HTTP_HOST"] = latin1(r.Host)
+		n++
 	}
-	if len(r.TransferEncoding) > 0 {
-		env["HTTP_TRANSFER_ENCODING"] = strings.Join(r.TransferEncoding, ",")
+	if te != "" {
+		n++
 	}
-	env["hornbeam.body"], env["hornbeam.more"] = body, more
-	env["wsgi.multiprocess"] = s.cfg.Multiprocess
-	for k, vs := range r.Header {
-		v := latin1(strings.Join(vs, ","))
-		switch k {
-		case "Content-Type":
-			env["CONTENT_TYPE"] = v
-		case "Content-Length":
-		default:
-			env["HTTP_"+strings.ReplaceAll(strings.ToUpper(k), "-", "_")] = v
+	for k := range r.Header {
+		if k != "Content-Length" {
+			n++
 		}
 	}
-	return env
+	b = cborMap(b, n)
+	b = cborText(cborText(b, "REQUEST_METHOD"), r.Method)
+	b = cborLatin1(cborText(b, "SCRIPT_NAME"), script)
+	b = cborLatin1(cborText(b, "PATH_INFO"), path)
+	b = cborLatin1(cborText(b, "QUERY_STRING"), r.URL.RawQuery)
+	b = cborLatin1(cborText(b, "SERVER_NAME"), host)
+	b = cborLatin1(cborText(b, "SERVER_PORT"), port)
+	b = cborText(cborText(b, "SERVER_PROTOCOL"), r.Proto)
+	b = cborText(cborText(b, "wsgi.url_scheme"), httpScheme(r))
+	if raErr == nil {
+		b = cborLatin1(cborText(b, "REMOTE_ADDR"), ra)
+		b = cborLatin1(cborText(b, "REMOTE_PORT"), rp)
+	}
+	if sentCL {
+		b = cborText(cborText(b, "CONTENT_LENGTH"), strconv.FormatInt(r.ContentLength, 10))
+	}
+	b = cborLatin1(cborText(b, "RAW_URI"), r.RequestURI) // gunicorn's: the request target as sent
+	if r.Host != "" {
+		b = cborLatin1(cborText(b, "HTTP_HOST"), r.Host)
+	}
+	if te != "" {
+		b = cborLatin1(cborText(b, "HTTP_TRANSFER_ENCODING"), te)
+	}
+	b = cborBytes(cborText(b, "hornbeam.body"), body)
+	b = cborBool(cborText(b, "hornbeam.more"), more)
+	b = cborBool(cborText(b, "wsgi.multiprocess"), s.cfg.Multiprocess)
+	var key []byte
+	for k, vs := range r.Header {
+		switch k {
+		case "Content-Length":
+			continue
+		case "Content-Type":
+			b = cborText(b, "CONTENT_TYPE")
+		default:
+			key = append(key[:0], "HTTP_"...)
+			for i := 0; i < len(k); i++ {
+				c := k[i]
+				switch {
+				case c == '-':
+					c = '_'
+				case 'a' <= c && c <= 'z':
+					c -= 'a' - 'A'
+				}
+				key = append(key, c)
+			}
+			b = cborLatin1(b, string(key))
+		}
+		if len(vs) == 1 {
+			b = cborLatin1(b, vs[0])
+		} else {
+			b = cborLatin1(b, strings.Join(vs, ","))
+		}
+	}
+	return b
 }

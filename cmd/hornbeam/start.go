@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -130,7 +132,7 @@ Examples:
 	f.StringVarP(&o.configFile, "config", "c", "", "TOML file of settings named as the long flags, e.g. bind = [\"0.0.0.0:8000\"], timeout = 60")
 	f.StringArrayVar(&o.pythonPath, "pythonpath", nil, "add a directory to sys.path (repeatable)")
 	f.IntVar(&o.threads, "threads", envInt("HORNBEAM_THREADS", 0), "threads for synchronous Python calls, per worker (0: 2 per CPU, at least 4)")
-	f.IntVar(&o.spinUS, "spin-us", envInt("HORNBEAM_SPIN_US", 0), "µs a Python thread spins for the next call before sleeping, when nothing else runs (0: 150 when the process may use more than one CPU, else never; -1: never)")
+	f.IntVar(&o.spinUS, "spin-us", envInt("HORNBEAM_SPIN_US", 0), "µs a Python thread spins for the next call before sleeping, when nothing else runs (0: 150 when Go may run on more than one CPU, GOMAXPROCS > 1, else never; -1: never)")
 	f.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warning, error (env HORNBEAM_LOG_LEVEL)")
 	f.IntVarP(&o.workers, "workers", "w", envInt("HORNBEAM_WORKERS", envInt("WEB_CONCURRENCY", 0)),
 		"worker processes, each with its own interpreter (env HORNBEAM_WORKERS, else WEB_CONCURRENCY; 0: serve from this process)")
@@ -337,6 +339,13 @@ func (o *startOptions) runSupervisor(app string, log *slog.Logger) error {
 		url, token := b.ClientURL()
 		env = append(env, envNodeNATS+"="+url, envNodeNATSToken+"="+token)
 		clusterAddr = b.ClusterAddr()
+	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		// Workers share the CPUs as gunicorn's and uvicorn's do, a CPU's
+		// worth each: a worker that may run Go on more CPUs than it gets
+		// only adds thread switches (on one, wake-ups of its Python threads
+		// are batched too; see pybridge).
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/o.workers)))
 	}
 	exe, err := os.Executable()
 	if err != nil {

@@ -11,7 +11,7 @@ import asyncio
 
 import _hornbeam
 
-from . import load as _load
+from . import _apps, load as _load
 
 _lifespan_state = {}
 
@@ -115,53 +115,60 @@ class _WSOut:
 async def handle(req, app_spec, scope, head, more_body):
     """Run the app for one request: ``head`` is the body the host read ahead
     (all of it unless ``more_body``)."""
-    app = load(app_spec)
-    scope["headers"] = [(k, v) for k, v in scope["headers"]]  # tuples, as uvicorn gives
-    scope["state"] = dict(_lifespan_state)
-    st = {"head": head, "more": more_body, "start": None, "sent": False, "final": None, "done": False}
-    body_out = _Body(req)
+    app = _apps.get(app_spec)
+    if app is None:
+        app = load(app_spec)
+    scope["state"] = _lifespan_state.copy()
+    start = final = None
+    sent = done = False
+    more = more_body
+    body_out = None  # a _Body once the response streams
 
     async def receive():
+        nonlocal head, more
         # The first message is http.request even for a request without a
         # body (b"", more_body False): apps such as Django read it first.
-        if st["head"] is not None:
-            chunk, st["head"] = st["head"], None
-            return {"type": "http.request", "body": chunk, "more_body": st["more"]}
-        if st["more"]:
-            chunk, more = await _go("http_read", req, 65536)
-            st["more"] = more
+        if head is not None:
+            chunk, head = head, None
             return {"type": "http.request", "body": chunk, "more_body": more}
-        if st["done"]:
+        if more:
+            chunk, more = await _go("http_read", req, 65536)
+            return {"type": "http.request", "body": chunk, "more_body": more}
+        if done:
             return {"type": "http.disconnect"}
         await _go("http_wait_disconnect", req)
         return {"type": "http.disconnect"}
 
     async def send(message):
+        nonlocal start, final, sent, done, body_out
         t = message["type"]
         if t == "http.response.start":
-            if st["start"] is not None:
+            if start is not None:
                 raise RuntimeError("http.response.start sent twice")
             headers = [[bytes(k).decode("latin-1"), bytes(v).decode("latin-1")]
                        for k, v in message.get("headers", ())]
-            st["start"] = (int(message["status"]), headers)
+            start = (int(message["status"]), headers)
         elif t == "http.response.body":
-            if st["start"] is None:
+            if start is None:
                 raise RuntimeError("http.response.body before http.response.start")
-            if st["done"]:
+            if done:
                 raise RuntimeError("http.response.body after the response ended")
-            body = bytes(message.get("body", b""))
-            more = bool(message.get("more_body", False))
-            if not more and not st["sent"]:
-                st["final"] = body
-                st["done"] = True
+            body = message.get("body", b"")
+            if type(body) is not bytes:
+                body = bytes(body)
+            more_body = message.get("more_body", False)
+            if not more_body and not sent:
+                final = body
+                done = True
                 return
-            if not st["sent"]:
-                await _go("http_start", req, st["start"][0], st["start"][1])
-                st["sent"] = True
+            if not sent:
+                await _go("http_start", req, start[0], start[1])
+                sent = True
+                body_out = _Body(req)
             if body:
                 await body_out.write(body)
-            if not more:
-                st["done"] = True
+            if not more_body:
+                done = True
                 await body_out.close()
         else:
             raise RuntimeError(f"unexpected ASGI message type {t!r} for http")
@@ -172,12 +179,12 @@ async def handle(req, app_spec, scope, head, more_body):
         # As uvicorn: an exception once the response is complete (Starlette's
         # ServerErrorMiddleware sends its 500 page, then re-raises) is logged,
         # and the client gets that response, not the server's own 500.
-        if st["done"] and not st["sent"]:
-            await _go("http_start", req, st["start"][0], st["start"][1])
-            st["sent"] = True
-            if st["final"]:
-                await _go("http_write", req, st["final"])
-        elif st["sent"]:
+        if done and not sent:
+            await _go("http_start", req, start[0], start[1])
+            sent = True
+            if final:
+                await _go("http_write", req, final)
+        elif body_out is not None:
             # What the app sent before it failed reaches the client, then
             # the cut; as a transport's buffer under uvicorn.
             try:
@@ -185,12 +192,12 @@ async def handle(req, app_spec, scope, head, more_body):
             except Exception:
                 pass
         raise
-    if st["start"] is None:
+    if start is None:
         raise RuntimeError("the app returned without sending http.response.start")
-    if st["sent"]:
+    if sent:
         await body_out.close()  # an app may return without the final body message
-        return [st["start"][0], [], b"", True]
-    return [st["start"][0], st["start"][1], st["final"] or b"", False]
+        return [start[0], [], b"", True]
+    return [start[0], start[1], final if final is not None else b"", False]
 
 
 class Lifespan:
@@ -274,8 +281,7 @@ async def lifespan_shutdown():
 async def handle_ws(req, app_spec, scope):
     """Run the app for one websocket connection."""
     app = load(app_spec)
-    scope["headers"] = [(k, v) for k, v in scope["headers"]]
-    scope["state"] = dict(_lifespan_state)
+    scope["state"] = _lifespan_state.copy()
     st = {"connected": False, "accepted": False, "closed": False}
     out = _WSOut(req)
 

@@ -11,7 +11,7 @@ import sys
 
 import _hornbeam
 
-from . import load as _load
+from . import _apps, load as _load
 
 
 def load(spec):
@@ -73,7 +73,9 @@ def _check_headers(headers):
 
 def handle(req, app_spec, environ):
     """Run the app for one request; returns [status, headers, body, streamed]."""
-    app = load(app_spec)
+    app = _apps.get(app_spec)
+    if app is None:
+        app = load(app_spec)
     body = environ.pop("hornbeam.body", b"")
     if environ.pop("hornbeam.more", False):
         environ["wsgi.input"] = io.BufferedReader(Input(req, body), 65536)

@@ -75,6 +75,9 @@ async def ws_app(scope, receive, send):
         msg = await receive()
         if msg["type"] == "websocket.disconnect":
             return
+        if msg.get("text") == "scheme please":
+            await send({"type": "websocket.send", "text": scope["scheme"]})
+            continue
         if msg.get("text") == "close please":
             await send({"type": "websocket.close", "code": 4001, "reason": "asked"})
             return

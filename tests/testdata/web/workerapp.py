@@ -20,6 +20,8 @@ async def app(scope, receive, send):
         body = str(os.getpid())
     elif path == "/incr":
         body = str(state_incr("hits"))
+    elif path == "/gomaxprocs":
+        body = os.environ.get("GOMAXPROCS", "")
     elif path == "/node":
         body = node()
     elif path == "/rpc":  # ?NODE: that node's pid, through rpc_call
