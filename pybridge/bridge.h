@@ -161,6 +161,8 @@ typedef struct {
     hb_result r;
 } hb_done;
 int hb_done_open(void);
+extern int hb_direct_ok;     /* set once by Go before the loop starts */
+extern int32_t hb_inflight;  /* Go's calls in flight, updated atomically by Go */
 size_t hb_done_take(hb_done **out);
 void hb_done_free(hb_done *items, size_t n);
 /* Runs the loop on the calling thread until a STOP item; GIL taken from ts. */

@@ -202,7 +202,19 @@ void hb_done_free(hb_done *items, size_t n) {
     free(items);
 }
 
+/* With Ps to spare a lone caller's result is faster delivered by a call into
+ * Go from this thread (an idle P takes it, no thread is woken) than through the
+ * eventfd (which wakes a thread): when hb_direct_ok is set by Go and at most
+ * one call is in flight (hb_inflight, kept by Go), results take that path. */
+int hb_direct_ok;
+int32_t hb_inflight;
+
 static void complete(uint64_t id, hb_result *r) {
+    if (hb_direct_ok && __atomic_load_n(&hb_inflight, __ATOMIC_RELAXED) <= 1) {
+        hbComplete(id, r);
+        hb_result_free(r);
+        return;
+    }
     pthread_mutex_lock(&D.mu);
     if (D.len == D.cap) {
         size_t cap = D.cap ? D.cap * 2 : 64;

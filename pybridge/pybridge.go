@@ -212,7 +212,9 @@ type Interpreter struct {
 	slotMu   sync.Mutex
 	free     []int           // unused slots
 	spinner  handoff.Spinner // callers spinning for a result
-	inflight atomic.Int32    // calls made and not yet answered
+	// inflight counts calls made and not yet answered; it is C's hb_inflight,
+	// read by the loop (see complete in loop.c).
+	inflight *atomic.Int32
 	mainJobs chan func(ts *C.PyThreadState)
 	pending  sync.Map // id -> *call, for calls running on the loop
 	asyncFns sync.Map // module+"\x00"+function -> true for coroutine functions
@@ -324,6 +326,10 @@ func New(cfg Config) (*Interpreter, error) {
 		return nil, errors.New("pybridge: eventfd failed")
 	}
 
+	ip.inflight = (*atomic.Int32)(unsafe.Pointer(&C.hb_inflight))
+	if runtime.GOMAXPROCS(0) > 1 {
+		C.hb_direct_ok = 1
+	}
 	dfd := C.hb_done_open()
 	if dfd < 0 {
 		current.Store(nil)
