@@ -207,11 +207,11 @@ type Interpreter struct {
 	cfg Config
 	log *slog.Logger
 
-	lanes    [numLanes]*workQueue // nil for a lane without threads
-	slots    []workerSlot         // per pool thread, indexed by its C thread-local slot
-	slotMu   sync.Mutex
-	free     []int           // unused slots
-	spinner  handoff.Spinner // callers spinning for a result
+	lanes   [numLanes]*workQueue // nil for a lane without threads
+	slots   []workerSlot         // per pool thread, indexed by its C thread-local slot
+	slotMu  sync.Mutex
+	free    []int           // unused slots
+	spinner handoff.Spinner // callers spinning for a result
 	// inflight counts calls made and not yet answered; it is C's hb_inflight,
 	// read by the loop (see complete in loop.c).
 	inflight *atomic.Int32
