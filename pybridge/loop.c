@@ -1,7 +1,9 @@
-/* loop.c: the asyncio loop thread and the queue through which Go hands it work.
+/* loop.c: the asyncio loop thread, the queue through which Go hands it work,
+ * and the queue of results it hands back.
  *
- * Go appends items to a C queue under a mutex and writes the eventfd only when the
- * queue goes from empty to non-empty; the loop drains the whole queue per wakeup.
+ * Go appends items to a C queue under a mutex and, only when the queue went from
+ * empty to non-empty, writes the eventfd (itself, see wakeLoop in pybridge.go);
+ * the loop drains the whole queue per wakeup.
  * One wakeup thus carries a burst of requests (about 0.5 us each against 5 us for
  * call_soon_threadsafe per item). The queue holds at most one item per waiting Go
  * caller, so its size is bounded by the callers' own concurrency limits. */
