@@ -183,13 +183,13 @@ func TestWebSocketConcurrentSendReceive(t *testing.T) {
 				if err != nil || cbor.Unmarshal(out, &msg) != nil || msg[0] == "close" {
 					return
 				}
-				f.cb("ws_send", id, nil, []byte("echo"))
+				f.cb("ws_send_many", id, [][]any{{nil, []byte("echo")}})
 			}
 		}()
 		go func() { // and talk meanwhile: one at a time, then in batches
 			defer wg.Done()
 			for range n / 2 {
-				f.cb("ws_send", id, "tick", nil)
+				f.cb("ws_send_many", id, [][]any{{"tick", nil}})
 			}
 			for i := n / 2; i < n; i += 10 {
 				batch := make([][]any, 10)

@@ -362,7 +362,6 @@ func (s *Server) Funcs() map[string]pybridge.GoFunc {
 		"http_wait_disconnect": s.pyWaitDisconnect,
 		"ws_accept":            s.pyWSAccept,
 		"ws_receive":           s.pyWSReceive,
-		"ws_send":              s.pyWSSend,
 		"ws_send_many":         s.pyWSSendMany,
 		"ws_close":             s.pyWSClose,
 	}

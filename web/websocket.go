@@ -256,31 +256,6 @@ func (s *Server) pyWSReceive(ctx context.Context, data []byte) ([]byte, error) {
 	}
 }
 
-// pyWSSend sends text when it is not None, else the bytes.
-func (s *Server) pyWSSend(_ context.Context, data []byte) ([]byte, error) {
-	var text *string
-	var bin []byte
-	req, err := s.decode("ws_send", data, &text, &bin)
-	if err != nil {
-		return nil, err
-	}
-	ws := req.openWS()
-	if ws == nil {
-		return nil, errors.New("websocket is not open")
-	}
-	ctx, cancel := context.WithTimeout(req.r.Context(), 30*time.Second)
-	defer cancel()
-	if text != nil {
-		err = ws.c.Write(ctx, websocket.MessageText, []byte(*text))
-	} else {
-		err = ws.c.Write(ctx, websocket.MessageBinary, bin)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("websocket send: %w", err)
-	}
-	return cborNil, nil
-}
-
 // pyWSClose closes an accepted websocket, or refuses the handshake (403).
 func (s *Server) pyWSClose(_ context.Context, data []byte) ([]byte, error) {
 	var code int
