@@ -21,6 +21,12 @@ func rawExchange(t *testing.T, addr, raw string, within time.Duration) (got stri
 	if err != nil {
 		t.Fatal(err)
 	}
+	return exchangeOn(t, conn, raw, within)
+}
+
+// exchangeOn is rawExchange on a connection made by the caller; it closes conn.
+func exchangeOn(t *testing.T, conn net.Conn, raw string, within time.Duration) (got string, closed bool) {
+	t.Helper()
 	defer conn.Close()
 	if _, err := io.WriteString(conn, raw); err != nil {
 		t.Fatal(err)

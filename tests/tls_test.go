@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -116,15 +115,7 @@ func dialTLS1(t *testing.T, addr string) *tls.Conn {
 // rawExchangeTLS is rawExchange over TLS (HTTP/1.1 by ALPN).
 func rawExchangeTLS(t *testing.T, addr, raw string, within time.Duration) (got string, closed bool) {
 	t.Helper()
-	conn := dialTLS1(t, addr)
-	defer conn.Close()
-	if _, err := io.WriteString(conn, raw); err != nil {
-		t.Fatal(err)
-	}
-	conn.SetReadDeadline(time.Now().Add(within))
-	b, err := io.ReadAll(conn)
-	var ne net.Error
-	return string(b), err == nil || !(errors.As(err, &ne) && ne.Timeout())
+	return exchangeOn(t, dialTLS1(t, addr), raw, within)
 }
 
 func tlsGet(t *testing.T, c *http.Client, url string) (*http.Response, string) {
@@ -293,14 +284,7 @@ func TestTLSGracefulStop(t *testing.T) {
 			case <-time.After(15 * time.Second):
 				t.Fatal("request in flight never finished")
 			}
-			select {
-			case <-p.done:
-				if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-					t.Fatalf("node exit: %v", p.cmd.ProcessState)
-				}
-			case <-time.After(15 * time.Second):
-				t.Fatal("node did not exit after SIGTERM")
-			}
+			waitCleanExit(t, p)
 			if p.count("lifespan shutdown ran") < 1 {
 				t.Fatalf("no lifespan shutdown:\n%s", p.logs())
 			}

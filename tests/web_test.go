@@ -153,6 +153,12 @@ func TestWSGIGracefulStop(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("request in flight never finished")
 	}
+	waitCleanExit(t, p)
+}
+
+// waitCleanExit waits for p, stopped by SIGTERM, to exit with status 0.
+func waitCleanExit(t *testing.T, p *proc) {
+	t.Helper()
 	select {
 	case <-p.done:
 		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
