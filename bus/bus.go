@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/hornbeam-go/hornbeam/internal/bytebudget"
 	"github.com/hornbeam-go/hornbeam/metrics"
 )
 
@@ -143,7 +144,7 @@ type Bus struct {
 	sem        chan struct{}
 	held       atomic.Int64 // request bytes of the calls and casts in sem
 	maxHeld    int64
-	sent       *window // large casts sent and not yet acknowledged
+	sent       *bytebudget.Budget // large casts sent and not yet acknowledged (window.go)
 	casts      castCounts
 	announced  atomic.Bool // heartbeats go out
 
@@ -210,7 +211,7 @@ func Start(cfg Config) (*Bus, error) {
 		maxPayload:  cfg.MaxPayload,
 		sem:         make(chan struct{}, cfg.MaxInflight),
 		maxHeld:     cfg.MaxInflightBytes,
-		sent:        newWindow(2 * int64(cfg.MaxPayload)),
+		sent:        bytebudget.New(2 * int64(cfg.MaxPayload)),
 		pending:     map[uint64]*pendingCall{},
 		byNode:      map[string]map[uint64]*pendingCall{},
 		ctx:         ctx,

@@ -318,14 +318,14 @@ func (b *Bus) cast(ctx context.Context, node, module, function string, args []by
 			_, err = b.request(ctx, node, data, castHdr)
 		default:
 			wctx, cancel := context.WithDeadline(ctx, start.Add(CastWait))
-			err = b.sent.acquire(wctx, int64(len(data)))
+			err = b.sent.Acquire(wctx, int64(len(data)))
 			cancel()
 			if err != nil {
 				return fmt.Errorf("%w: this node's large casts in flight (%d bytes at most) did not drain within %v",
-					ErrBusy, b.sent.max, CastWait)
+					ErrBusy, b.sent.Max(), CastWait)
 			}
 			_, err = b.request(ctx, node, data, castHdr)
-			b.sent.release(int64(len(data)))
+			b.sent.Release(int64(len(data)))
 		}
 		if !errors.Is(err, ErrBusy) {
 			if errors.Is(err, ErrTimeout) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/hornbeam-go/hornbeam/internal/bytebudget"
 	"github.com/hornbeam-go/hornbeam/metrics"
 	"github.com/hornbeam-go/hornbeam/pybridge"
 )
@@ -102,7 +103,7 @@ type Server struct {
 	wsSem     chan struct{}
 	// serverHeader is the Server header sent, "" for none.
 	serverHeader string
-	wsBudget     *budget // websocket message bytes read and not yet in Python
+	wsBudget     *bytebudget.Budget // websocket message bytes read and not yet in Python
 }
 
 // New makes a Server; its Funcs must be given to the interpreter, then Start.
@@ -162,7 +163,7 @@ func New(cfg Config) (*Server, error) {
 	srv := &Server{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.LimitConcurrency),
 		wsSem: make(chan struct{}, cfg.WSMax), exhausted: make(chan struct{}),
 		conns: newConnTracker(cfg.HeaderTimeout, cfg.MaxHeaderBytes), serverHeader: "hornbeam",
-		wsBudget: newBudget(cfg.WebSocketBuffer)}
+		wsBudget: bytebudget.New(cfg.WebSocketBuffer)}
 	if cfg.NoServerHeader {
 		srv.serverHeader = ""
 	}

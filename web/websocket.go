@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/hornbeam-go/hornbeam/internal/bytebudget"
 	"github.com/hornbeam-go/hornbeam/pybridge"
 )
 
@@ -39,7 +40,7 @@ type wsConn struct {
 	gone   chan struct{} // closed when the connection ends
 	end    sync.Once
 	cancel context.CancelFunc
-	budget *budget // the node's websocket bytes not yet in Python
+	budget *bytebudget.Budget // the node's websocket bytes not yet in Python
 }
 
 // wsMsg is a message for the app, or its end (close is the code).
@@ -50,7 +51,7 @@ type wsMsg struct {
 	release func() // gives data's bytes back to the node's budget
 }
 
-func newWSConn(c *websocket.Conn, b *budget, pingInterval, pingTimeout time.Duration) *wsConn {
+func newWSConn(c *websocket.Conn, b *bytebudget.Budget, pingInterval, pingTimeout time.Duration) *wsConn {
 	ctx, cancel := context.WithCancel(context.Background())
 	ws := &wsConn{c: c, msgs: make(chan wsMsg, 1), gone: make(chan struct{}), cancel: cancel, budget: b}
 	go ws.read(ctx)

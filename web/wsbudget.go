@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/hornbeam-go/hornbeam/internal/bytebudget"
 )
 
 // DefaultWebSocketBuffer bounds, node-wide, the bytes of websocket messages
@@ -22,56 +23,17 @@ const wsBudgetWait = 10 * time.Second
 // wsChunk is the unit in which a message's bytes are read and counted.
 const wsChunk = 64 << 10
 
-// budget is a node-wide count of bytes with a bound.
-type budget struct {
-	mu   sync.Mutex
-	used int64
-	max  int64
-	wake chan struct{}
-}
-
-func newBudget(max int64) *budget { return &budget{max: max, wake: make(chan struct{})} }
-
-func (b *budget) acquire(ctx context.Context, n int64) error {
-	for {
-		b.mu.Lock()
-		if b.used+n <= b.max || b.used == 0 {
-			b.used += n
-			b.mu.Unlock()
-			return nil
-		}
-		ch := b.wake
-		b.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-func (b *budget) release(n int64) {
-	if n == 0 {
-		return
-	}
-	b.mu.Lock()
-	b.used -= n
-	close(b.wake)
-	b.wake = make(chan struct{})
-	b.mu.Unlock()
-}
-
 var errWSBudget = errors.New("websocket buffers of this node are full")
 
 // readMessage reads one message, counting its bytes in the node's budget as
 // they arrive; release gives them back once Python has the message.
-func readMessage(ctx context.Context, c *websocket.Conn, wsBudget *budget) (websocket.MessageType, []byte, func(), error) {
+func readMessage(ctx context.Context, c *websocket.Conn, wsBudget *bytebudget.Budget) (websocket.MessageType, []byte, func(), error) {
 	typ, r, err := c.Reader(ctx)
 	if err != nil {
 		return 0, nil, nil, err
 	}
 	var held int64
-	release := func() { wsBudget.release(held) }
+	release := func() { wsBudget.Release(held) }
 	var buf []byte
 	for {
 		// Counted once read: a connection waiting for its client's next
@@ -88,11 +50,11 @@ func readMessage(ctx context.Context, c *websocket.Conn, wsBudget *budget) (webs
 		}
 		if m > 0 {
 			wctx, cancel := context.WithTimeout(ctx, wsBudgetWait)
-			err := wsBudget.acquire(wctx, int64(m))
+			err := wsBudget.Acquire(wctx, int64(m))
 			cancel()
 			if err != nil {
 				release()
-				return 0, nil, nil, fmt.Errorf("%w (%d bytes)", errWSBudget, wsBudget.max)
+				return 0, nil, nil, fmt.Errorf("%w (%d bytes)", errWSBudget, wsBudget.Max())
 			}
 			held += int64(m)
 		}
