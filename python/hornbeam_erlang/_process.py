@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import _hornbeam
 
+from ._rpc import _check as _check_call
 from .errors import BadRPC, ProcessExit, ReceiveTimeout
 
 _call = _hornbeam.call  # may wait: the GIL is released
@@ -286,16 +287,6 @@ async def _bind_loop() -> None:
     """Called by the host at start, on its event loop."""
     global _node_loop
     _node_loop = asyncio.get_running_loop()
-
-
-def _check_call(node: Any, module: Any, function: Any, args: Any) -> list:
-    if not isinstance(node, str):
-        raise TypeError(f"node must be a str, not {type(node).__name__}")
-    if not isinstance(module, str) or not isinstance(function, str):
-        raise TypeError("module and function must be str")
-    if not isinstance(args, (list, tuple)):
-        raise TypeError(f"args must be a list or tuple, not {type(args).__name__}")
-    return list(args)
 
 
 def spawn(node: str, module: str, function: str, args: Sequence[Any] = ()) -> Pid:
