@@ -121,38 +121,19 @@ cut = float(open(sys.argv[1]).read())
 after = rpc_call(far, "cltest", "whoami", []) if len(events) == 2 else None
 print(json.dumps({"events": [(ev, t - cut) for ev, t in events], "after": after}))
 `)
-	cli := exec.Command(hornbeam, "run", "--name", "t@"+ns.hostIP, "--cluster-host", ns.hostIP, "--cookie", cookie,
-		"--join", a.addr, "--pythonpath", pydir, path, cutAt, "far@"+ns.nsIP)
-	cli.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, _ := cli.StdoutPipe()
-	var stderr strings.Builder
-	cli.Stderr = &stderr
-	if err := cli.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Kill(-cli.Process.Pid, syscall.SIGKILL); cli.Wait() })
-	sc := bufio.NewScanner(stdout)
-	if !sc.Scan() || sc.Text() != "ready" {
-		t.Fatalf("no ready line:\n%s", stderr.String())
-	}
-	ipCmd(t, "link", "set", ns.hostIf, "down")
-	os.WriteFile(cutAt, []byte(fmt.Sprintf("%.6f", float64(time.Now().UnixNano())/1e9)), 0o644)
+	run := startAcrossCut(t, ns, cookie, a.addr, pydir, path, cutAt)
 	time.Sleep(6 * time.Second)
 	ipCmd(t, "link", "set", ns.hostIf, "up")
-	var last string
-	for sc.Scan() {
-		last = sc.Text()
-	}
-	cli.Wait()
+	last, stderr := run.lastLine()
 	var got struct {
 		Events [][2]any
 		After  any
 	}
 	if err := json.Unmarshal([]byte(last), &got); err != nil {
-		t.Fatalf("%q: %v\n%s", last, err, stderr.String())
+		t.Fatalf("%q: %v\n%s", last, err, stderr)
 	}
 	if len(got.Events) != 2 || got.Events[0][0] != "nodedown" || got.Events[1][0] != "nodeup" {
-		t.Fatalf("events %v\n%s", got.Events, stderr.String())
+		t.Fatalf("events %v\n%s", got.Events, stderr)
 	}
 	down := got.Events[0][1].(float64)
 	t.Logf("link cut: nodedown after %.3fs; nodeup %.3fs after the link returned", down, got.Events[1][1].(float64)-6)
@@ -162,4 +143,46 @@ print(json.dumps({"events": [(ev, t - cut) for ev, t in events], "after": after}
 	if got.After != "far@"+ns.nsIP {
 		t.Errorf("after healing, the far node answered %v", got.After)
 	}
+}
+
+// acrossCut is a `hornbeam run` script node on the host side of a netns link.
+type acrossCut struct {
+	cmd    *exec.Cmd
+	out    *bufio.Scanner
+	stderr strings.Builder
+}
+
+// startAcrossCut runs the script at path as node t@ns.hostIP joined to join,
+// with arguments cutAt and the far node's name; once it prints "ready", the
+// time is written to cutAt and the link is cut. The process group is killed
+// when the test ends.
+func startAcrossCut(t *testing.T, ns *netns, cookie, join, pydir, path, cutAt string) *acrossCut {
+	t.Helper()
+	r := &acrossCut{cmd: exec.Command(hornbeam, "run", "--name", "t@"+ns.hostIP, "--cluster-host", ns.hostIP,
+		"--cookie", cookie, "--join", join, "--pythonpath", pydir, path, cutAt, "far@"+ns.nsIP)}
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, _ := r.cmd.StdoutPipe()
+	r.cmd.Stderr = &r.stderr
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL); r.cmd.Wait() })
+	r.out = bufio.NewScanner(stdout)
+	if !r.out.Scan() || r.out.Text() != "ready" {
+		t.Fatalf("no ready line:\n%s", r.stderr.String())
+	}
+	os.WriteFile(cutAt, []byte(fmt.Sprintf("%.6f", float64(time.Now().UnixNano())/1e9)), 0o644)
+	ipCmd(t, "link", "set", ns.hostIf, "down")
+	return r
+}
+
+// lastLine waits for the script to end and returns its last line of output
+// and its stderr.
+func (r *acrossCut) lastLine() (string, string) {
+	var last string
+	for r.out.Scan() {
+		last = r.out.Text()
+	}
+	r.cmd.Wait()
+	return last, r.stderr.String()
 }

@@ -1,16 +1,9 @@
 package tests
 
 import (
-	"bufio"
 	"encoding/json"
-	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // A monitor and a link to a process on the far side of a cut link fire with
@@ -45,34 +38,14 @@ ex = he.receive(30000, match=lambda m: m[0] == "EXIT")
 cut = float(open(sys.argv[1]).read())
 print(json.dumps({"down": down[4], "exit": ex[2], "down_s": t_down - cut, "member_after": jp in he.members("part")}))
 `)
-	cli := exec.Command(hornbeam, "run", "--name", "t@"+ns.hostIP, "--cluster-host", ns.hostIP, "--cookie", cookie,
-		"--join", a.addr, "--pythonpath", pydir, path, cutAt, "far@"+ns.nsIP)
-	cli.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, _ := cli.StdoutPipe()
-	var stderr strings.Builder
-	cli.Stderr = &stderr
-	if err := cli.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Kill(-cli.Process.Pid, syscall.SIGKILL); cli.Wait() })
-	sc := bufio.NewScanner(stdout)
-	if !sc.Scan() || sc.Text() != "ready" {
-		t.Fatalf("no ready line:\n%s", stderr.String())
-	}
-	os.WriteFile(cutAt, []byte(fmt.Sprintf("%.6f", float64(time.Now().UnixNano())/1e9)), 0o644)
-	ipCmd(t, "link", "set", ns.hostIf, "down")
-	var last string
-	for sc.Scan() {
-		last = sc.Text()
-	}
-	cli.Wait()
+	last, stderr := startAcrossCut(t, ns, cookie, a.addr, pydir, path, cutAt).lastLine()
 	var got struct {
 		Down, Exit  string
 		DownS       float64 `json:"down_s"`
 		MemberAfter bool    `json:"member_after"`
 	}
 	if err := json.Unmarshal([]byte(last), &got); err != nil {
-		t.Fatalf("%q: %v\n%s", last, err, stderr.String())
+		t.Fatalf("%q: %v\n%s", last, err, stderr)
 	}
 	t.Logf("link cut: DOWN after %.3fs", got.DownS)
 	if got.Down != "noconnection" || got.Exit != "noconnection" || got.MemberAfter {
