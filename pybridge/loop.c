@@ -45,17 +45,22 @@ int hb_loop_open(void) {
     return Q.efd;
 }
 
+/* grow doubles the capacity of a queue's array (64 to start); -1 when out of
+ * memory, the array unchanged. */
+static int grow(void **items, size_t *cap, size_t elem) {
+    size_t c = *cap ? *cap * 2 : 64;
+    void *n = realloc(*items, c * elem);
+    if (n == NULL) return -1;
+    *items = n;
+    *cap = c;
+    return 0;
+}
+
 static int push(hb_item it) {
     pthread_mutex_lock(&Q.mu);
-    if (Q.len == Q.cap) {
-        size_t cap = Q.cap ? Q.cap * 2 : 64;
-        hb_item *n = realloc(Q.items, cap * sizeof(hb_item));
-        if (n == NULL) {
-            pthread_mutex_unlock(&Q.mu);
-            return -1;
-        }
-        Q.items = n;
-        Q.cap = cap;
+    if (Q.len == Q.cap && grow((void **)&Q.items, &Q.cap, sizeof(hb_item)) < 0) {
+        pthread_mutex_unlock(&Q.mu);
+        return -1;
     }
     Q.items[Q.len++] = it;
     int wake = Q.len == 1;
@@ -218,17 +223,11 @@ static void complete(uint64_t id, hb_result *r) {
         return;
     }
     pthread_mutex_lock(&D.mu);
-    if (D.len == D.cap) {
-        size_t cap = D.cap ? D.cap * 2 : 64;
-        hb_done *n = realloc(D.items, cap * sizeof(hb_done));
-        if (n == NULL) {
-            pthread_mutex_unlock(&D.mu);
-            hbComplete(id, r); /* no memory for the queue: deliver it directly */
-            hb_result_free(r);
-            return;
-        }
-        D.items = n;
-        D.cap = cap;
+    if (D.len == D.cap && grow((void **)&D.items, &D.cap, sizeof(hb_done)) < 0) {
+        pthread_mutex_unlock(&D.mu);
+        hbComplete(id, r); /* no memory for the queue: deliver it directly */
+        hb_result_free(r);
+        return;
     }
     D.items[D.len++] = (hb_done){.id = id, .r = *r};
     int wake = D.len == 1;

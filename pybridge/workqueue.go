@@ -112,9 +112,8 @@ func (q *workQueue) push(c *call) bool {
 		return true
 	}
 	var wake chan struct{}
-	if q.spinning.Load() == 0 && len(q.sleepers) > 0 {
-		wake = q.sleepers[len(q.sleepers)-1]
-		q.sleepers = q.sleepers[:len(q.sleepers)-1]
+	if q.spinning.Load() == 0 {
+		wake = q.takeSleeperLocked()
 	}
 	q.mu.Unlock()
 	if wake != nil {
@@ -123,13 +122,24 @@ func (q *workQueue) push(c *call) bool {
 	return true
 }
 
+// takeSleeperLocked unlists the parked pool thread to wake, nil when none
+// is parked. Caller holds q.mu.
+func (q *workQueue) takeSleeperLocked() chan struct{} {
+	n := len(q.sleepers)
+	if n == 0 {
+		return nil
+	}
+	w := q.sleepers[n-1]
+	q.sleepers = q.sleepers[:n-1]
+	return w
+}
+
 // wakeOne wakes a parked pool thread if calls wait and no thread spins.
 func (q *workQueue) wakeOne() {
 	q.mu.Lock()
 	var wake chan struct{}
-	if q.head < len(q.calls) && q.spinning.Load() == 0 && len(q.sleepers) > 0 {
-		wake = q.sleepers[len(q.sleepers)-1]
-		q.sleepers = q.sleepers[:len(q.sleepers)-1]
+	if q.head < len(q.calls) && q.spinning.Load() == 0 {
+		wake = q.takeSleeperLocked()
 	}
 	q.mu.Unlock()
 	if wake != nil {
@@ -172,9 +182,8 @@ func (q *workQueue) pop(wake chan struct{}) *call {
 			// Calls pushed while this thread spun woke no one: pass the
 			// wake-up on, or they would wait for this call to end.
 			var next chan struct{}
-			if c != nil && q.head < len(q.calls) && len(q.sleepers) > 0 {
-				next = q.sleepers[len(q.sleepers)-1]
-				q.sleepers = q.sleepers[:len(q.sleepers)-1]
+			if c != nil && q.head < len(q.calls) {
+				next = q.takeSleeperLocked()
 			}
 			q.mu.Unlock()
 			if next != nil {

@@ -271,6 +271,17 @@ type appResponse struct {
 	Streamed bool
 }
 
+// status is the status as text: WSGI's "200 OK" as is, ASGI's 200 in decimal.
+func (r appResponse) status() string {
+	switch v := r.Status.(type) {
+	case string:
+		return v
+	case uint64:
+		return strconv.FormatUint(v, 10)
+	}
+	return fmt.Sprint(r.Status)
+}
+
 // decodeResponse decodes handle's result with the body aliasing out rather
 // than copied: a whole body is often large, and each copy is garbage. The
 // common shape is read by hand (the generic decoder cost more than the app

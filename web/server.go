@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -482,14 +481,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if res.Body == nil {
 			res.Body = []byte{}
 		}
-		status, ok := res.Status.(string)
-		if n, isInt := res.Status.(uint64); isInt {
-			status, ok = strconv.FormatUint(n, 10), true
-		}
-		if !ok {
-			status = fmt.Sprint(res.Status)
-		}
-		if err := req.start(status, res.Headers, res.Body); err != nil {
+		if err := req.start(res.status(), res.Headers, res.Body); err != nil {
 			s.log.Error("bad response from the app", "path", r.URL.Path, "err", err)
 			req.fail(http.StatusInternalServerError, "internal server error\n")
 		}
