@@ -150,8 +150,9 @@ func (t *Table) Hello() {
 	}
 }
 
-// syncFrom replaces node's members by groups. Caller holds t.mu.
-func (t *Table) syncFrom(node string, groups map[string][]uint64) {
+// dropMembersLocked removes node's processes from every group (and groups
+// left empty). Caller holds t.mu.
+func (t *Table) dropMembersLocked(node string) {
 	for g, ms := range t.groups {
 		for m := range ms {
 			if m.Node == node {
@@ -162,6 +163,11 @@ func (t *Table) syncFrom(node string, groups map[string][]uint64) {
 			delete(t.groups, g)
 		}
 	}
+}
+
+// syncFrom replaces node's members by groups. Caller holds t.mu.
+func (t *Table) syncFrom(node string, groups map[string][]uint64) {
+	t.dropMembersLocked(node)
 	for g, ids := range groups {
 		for _, id := range ids {
 			t.addMember(g, Pid{Node: node, ID: id})

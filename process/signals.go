@@ -302,14 +302,5 @@ func (t *Table) NodeDown(node, why string) {
 			}
 		}
 	}
-	for g, ms := range t.groups {
-		for m := range ms {
-			if m.Node == node {
-				delete(ms, m)
-			}
-		}
-		if len(ms) == 0 {
-			delete(t.groups, g)
-		}
-	}
+	t.dropMembersLocked(node)
 }
