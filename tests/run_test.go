@@ -149,17 +149,7 @@ finally:
 		t.Run(tc.sig.String(), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, hornbeam, "run", script)
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-			cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-			stdout, _ := cmd.StdoutPipe()
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			sc := bufio.NewScanner(stdout)
-			if !sc.Scan() || sc.Text() != "ready" {
-				t.Fatalf("no ready line: %q", sc.Text())
-			}
+			cmd, sc := startScript(t, ctx, script, "ready")
 			cmd.Process.Signal(tc.sig)
 			var lines []string
 			for sc.Scan() {
@@ -175,6 +165,24 @@ finally:
 			}
 		})
 	}
+}
+
+// startScript runs `hornbeam run script` in its own process group (killed
+// when ctx ends) and waits for its first line to be first.
+func startScript(t *testing.T, ctx context.Context, script, first string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, hornbeam, "run", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || sc.Text() != first {
+		t.Fatalf("no %s line: %q", first, sc.Text())
+	}
+	return cmd, sc
 }
 
 func TestVersionAndHelp(t *testing.T) {

@@ -1,10 +1,8 @@
 package tests
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os/exec"
 	"syscall"
 	"testing"
 	"time"
@@ -81,17 +79,7 @@ except KeyboardInterrupt:
 `)
 	for range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		cmd := exec.CommandContext(ctx, hornbeam, "run", script)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-		stdout, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
-		if !sc.Scan() || sc.Text() != "sleeping" {
-			t.Fatalf("no sleeping line: %q", sc.Text())
-		}
+		cmd, sc := startScript(t, ctx, script, "sleeping")
 		time.Sleep(100 * time.Millisecond) // into the sleep
 		t0 := time.Now()
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) // a terminal's Ctrl-C
