@@ -141,8 +141,7 @@ enum hb_loop_kind {
 int hb_loop_open(void);                      /* creates the eventfd; -1 on error */
 /* Queue operations take no GIL: they only touch the C queue. Each returns -1
  * when out of memory, else 1 when the loop must be woken (the queue was empty:
- * write the eventfd hb_loop_open returned, or call hb_loop_wake), else 0. */
-void hb_loop_wake(void);
+ * write the eventfd hb_loop_open returned), else 0. */
 int hb_loop_submit_coro(uint64_t id, PyObject *coro);
 int hb_loop_submit_call(uint64_t id, const char *mod, size_t modlen, const char *fn,
                         size_t fnlen, const unsigned char *args, size_t argslen);

@@ -68,12 +68,6 @@ static int push(hb_item it) {
     return wake;
 }
 
-void hb_loop_wake(void) {
-    uint64_t one = 1;
-    while (write(Q.efd, &one, sizeof one) < 0 && errno == EINTR) {
-    }
-}
-
 int hb_loop_submit_coro(uint64_t id, PyObject *coro) {
     return push((hb_item){.kind = HB_LOOP_CORO, .id = id, .obj = coro});
 }

@@ -290,8 +290,11 @@ func New(cfg Config) (*Interpreter, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	// Go on one P (a node confined to one CPU, or a worker of as many as
+	// CPUs): no spinning, deferred wake-ups (deferwake.go), results batched.
+	oneP := runtime.GOMAXPROCS(0) == 1
 	switch {
-	case cfg.SpinWait == 0 && runtime.NumCPU() > 1 && runtime.GOMAXPROCS(0) > 1: // NumCPU counts the CPUs this process may use
+	case cfg.SpinWait == 0 && runtime.NumCPU() > 1 && !oneP: // NumCPU counts the CPUs this process may use
 		cfg.SpinWait = 150 * time.Microsecond
 	case cfg.SpinWait < 0:
 		cfg.SpinWait = 0
@@ -327,7 +330,7 @@ func New(cfg Config) (*Interpreter, error) {
 	}
 
 	ip.inflight = (*atomic.Int32)(unsafe.Pointer(&C.hb_inflight))
-	if runtime.GOMAXPROCS(0) > 1 {
+	if !oneP {
 		C.hb_direct_ok = 1
 	}
 	dfd := C.hb_done_open()
@@ -342,8 +345,8 @@ func New(cfg Config) (*Interpreter, error) {
 
 	// A goroutine spinning on the only P would keep the deferred wake-up
 	// from running: with spinning asked for, wake-ups are immediate.
-	onePs := runtime.GOMAXPROCS(0) == 1 && cfg.SpinWait == 0
-	if onePs {
+	deferWakes := oneP && cfg.SpinWait == 0
+	if deferWakes {
 		ip.loopWake = newDeferredWake(ip.writeLoopFD, ip.dead)
 	}
 	ready := make(chan error, 1)
@@ -387,7 +390,7 @@ func New(cfg Config) (*Interpreter, error) {
 			continue
 		}
 		q := newWorkQueue(cfg.SpinWait)
-		if onePs {
+		if deferWakes {
 			q.deferred = newDeferredWake(q.wakeOne, ip.dead)
 		}
 		q.target, q.max, q.total = n, max(cfg.MaxThreads, n), n
