@@ -424,15 +424,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := s.nextID.Add(1)
 	s.reqs.Store(id, req)
 	defer s.reqs.Delete(id)
-	module, args, err := "_hornbeam_web.wsgi", []byte(nil), error(nil)
 	req.readMu.Lock()
-	pre := req.pre
-	if pre == nil {
-		pre = []byte{} // b"", not None
-	}
-	req.pre = nil // handed to the app with the request
+	pre := req.pre // b"" when nil: a byte string either way
+	req.pre = nil  // handed to the app with the request
 	req.readMu.Unlock()
-	args = make([]byte, 0, 512+len(pre))
+	module, args := "_hornbeam_web.wsgi", make([]byte, 0, 512+len(pre))
 	if s.cfg.ASGI {
 		module = "_hornbeam_web.asgi"
 		args = cborText(cborUint(cborArray(args, 5), id), s.cfg.App)
