@@ -103,6 +103,8 @@ type Server struct {
 	// serverHeader is the Server header sent, "" for none.
 	serverHeader string
 	wsBudget     *bytebudget.Budget // websocket message bytes read and not yet in Python
+	h1           h1Conns            // plain HTTP/1.1 connections (h1conn.go)
+	date         dateCache
 }
 
 // New makes a Server; its Funcs must be given to the interpreter, then Start.
@@ -230,18 +232,27 @@ func (s *Server) start(py caller) error {
 		}
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
 	}
+	if tlsConf == nil {
+		// Plain HTTP/1.1: our own server (h1conn.go).
+		s.lns = lns
+		for _, ln := range lns {
+			s.serving.Add(1)
+			go func() {
+				defer s.serving.Done()
+				s.serveH1(ln)
+			}()
+			s.log.Info("listening", "addr", ln.Addr().String(), "app", s.cfg.App)
+		}
+		return nil
+	}
 	for _, ln := range lns {
 		hs := &http.Server{Handler: s, MaxHeaderBytes: s.cfg.MaxHeaderBytes,
 			IdleTimeout: s.cfg.KeepAlive, TLSConfig: tlsConf.Clone(), ConnState: s.conns.connState,
 			ConnContext: withClock, ReadHeaderTimeout: s.cfg.HeaderTimeout + time.Second, // a backstop to the header clock
 			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
-		if tlsConf != nil {
-			// TLS ends in our listener (tlslisten.go); net/http then
-			// serves HTTP/2 for an "h2" *tls.Conn, as TLSConfig names it.
-			s.lns = append(s.lns, newTLSListener(ln, tlsConf.Clone(), s.cfg.HeaderTimeout, maxHandshakes, s.log))
-		} else {
-			s.lns = append(s.lns, slowClientListener{ln})
-		}
+		// TLS ends in our listener (tlslisten.go); net/http then serves
+		// HTTP/2 for an "h2" *tls.Conn, as TLSConfig names it.
+		s.lns = append(s.lns, newTLSListener(ln, tlsConf.Clone(), s.cfg.HeaderTimeout, maxHandshakes, s.log))
 		s.https = append(s.https, hs)
 	}
 	for i, hs := range s.https { // s.lns is complete before any request can retire it
@@ -323,6 +334,7 @@ func (s *Server) Close(ctx context.Context) error {
 	for _, hs := range s.https {
 		hs.SetKeepAlivesEnabled(false)
 	}
+	s.h1.draining.Store(true)
 	for _, ln := range s.lns {
 		ln.Close()
 	}
@@ -332,7 +344,7 @@ func (s *Server) Close(ctx context.Context) error {
 	case <-served: // every accepted connection is tracked now
 	case <-ctx.Done():
 	}
-	for s.conns.drainStep() > 0 && ctx.Err() == nil {
+	for s.conns.drainStep()+s.h1.drainStep() > 0 && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
 	for _, ln := range s.lns { // TLS handshakes still in flight past ctx

@@ -1,0 +1,654 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// Plain HTTP/1.1 (TCP and unix sockets) is served here rather than by
+// net/http, which stays for TLS and HTTP/2. Per request net/http reads
+// ahead in a second goroutine (to see the client leave), passes every read
+// and write through the scheduler's system-call path (which, on a node
+// whose CPU is otherwise idle, wakes the runtime's monitor thread each
+// time), and builds the response through two layers of buffers; on a hello
+// app that was most of a node's CPU per request. Here a connection is one
+// goroutine that reads and writes its socket with non-blocking system calls
+// made directly (the netpoller waits when the socket is not ready), frames
+// requests itself (h1parse.go), and writes each response with one call.
+// Whether the client has left is watched only while an ASGI app waits for
+// it (receive() after the body).
+
+// h1 connection states, for draining (Server.Close).
+const (
+	h1New    int32 = iota // accepted, no byte of a request yet
+	h1Active              // a request is being read or answered
+	h1Idle                // kept alive between requests, nothing buffered
+)
+
+// maxUnreadBody is how much of a body the app left unread is read and
+// dropped to keep the connection; past it the connection closes (as
+// net/http).
+const maxUnreadBody = 256 << 10
+
+// h1conn is one plain HTTP/1.1 connection.
+type h1conn struct {
+	s      *Server
+	c      net.Conn
+	raw    syscall.RawConn // nil: the connection's own Read and Write
+	remote string
+	local  net.Addr
+
+	buf    []byte // read buffer: buf[rd:wr] is read and not yet used
+	rd, wr int
+	wbuf   []byte // response bytes not yet written
+
+	state atomic.Int32
+	since atomic.Int64 // when state last changed (unix ns)
+
+	// The arguments and results of one system call, and the calls, made
+	// once per connection so that a read or write allocates nothing. A
+	// read (the app's goroutine reading the body) and a write (another
+	// streaming the response) may run at once: each has its own.
+	ioR      []byte
+	ioRN     int
+	ioRErr   syscall.Errno
+	ioA, ioB []byte
+	ioWN     int
+	ioWErr   syscall.Errno
+	readFn   func(uintptr) bool
+	writeFn  func(uintptr) bool
+	iov      [2]syscall.Iovec
+
+	// wmu serialises writes: the response, and 100 Continue from the
+	// goroutine reading the body. wroteFinal: bytes of this request's
+	// response are on the wire, after which 100 Continue may not be sent.
+	wmu        sync.Mutex
+	wroteFinal bool
+
+	head parsedHead
+	body h1body
+	resp h1response
+	ctx  *reqCtx
+
+	// A disconnect watch: a read in a second goroutine while the app waits
+	// for the client to leave.
+	linger bool // the client may still be sending: close gently
+
+	watchDone chan struct{}
+	watchData []byte
+	watchErr  error
+}
+
+func newH1Conn(s *Server, nc net.Conn) *h1conn {
+	c := &h1conn{s: s, c: nc, local: nc.LocalAddr(), buf: make([]byte, 4096)}
+	if ra := nc.RemoteAddr(); ra != nil {
+		c.remote = ra.String()
+	}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+			c.readFn, c.writeFn = c.rawRead, c.rawWrite
+		}
+	}
+	c.body.c = c
+	c.resp.c = c
+	c.setState(h1New)
+	return c
+}
+
+func (c *h1conn) setState(st int32) {
+	c.state.Store(st)
+	c.since.Store(time.Now().UnixNano())
+}
+
+// rawRead reads into ioA; false asks the netpoller to wait for data.
+func (c *h1conn) rawRead(fd uintptr) bool {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.ioR[0])), uintptr(len(c.ioR)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		case 0:
+			c.ioRN, c.ioRErr = int(n), 0
+		default:
+			c.ioRN, c.ioRErr = 0, e
+		}
+		return true
+	}
+}
+
+// rawWrite writes ioA then ioB with one call; false waits for room.
+func (c *h1conn) rawWrite(fd uintptr) bool {
+	for {
+		var n uintptr
+		var e syscall.Errno
+		if len(c.ioB) == 0 {
+			n, _, e = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&c.ioA[0])), uintptr(len(c.ioA)))
+		} else {
+			c.iov[0].Base, c.iov[0].Len = &c.ioA[0], uint64(len(c.ioA))
+			c.iov[1].Base, c.iov[1].Len = &c.ioB[0], uint64(len(c.ioB))
+			n, _, e = syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), 2)
+			c.iov[0].Base, c.iov[1].Base = nil, nil
+		}
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		case 0:
+			c.ioWN, c.ioWErr = int(n), 0
+		default:
+			c.ioWN, c.ioWErr = 0, e
+		}
+		return true
+	}
+}
+
+// read reads into p: at least one byte, or an error (io.EOF when the
+// client closed; a net.Error for a deadline or a failed connection).
+func (c *h1conn) read(p []byte) (int, error) {
+	if c.raw == nil {
+		return c.c.Read(p)
+	}
+	c.ioR = p
+	err := c.raw.Read(c.readFn)
+	c.ioR = nil
+	switch {
+	case err != nil:
+		return 0, err
+	case c.ioRErr != 0:
+		return 0, &net.OpError{Op: "read", Net: "tcp", Addr: c.local, Err: os.NewSyscallError("read", c.ioRErr)}
+	case c.ioRN == 0:
+		return 0, io.EOF
+	}
+	return c.ioRN, nil
+}
+
+// write writes a then b; c.wmu is held.
+func (c *h1conn) write(a, b []byte) error {
+	if len(a) == 0 {
+		a, b = b, nil
+	}
+	if c.raw == nil {
+		for _, p := range [][]byte{a, b} {
+			if len(p) > 0 {
+				if _, err := c.c.Write(p); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for len(a) > 0 {
+		c.ioA, c.ioB = a, b
+		err := c.raw.Write(c.writeFn)
+		c.ioA, c.ioB = nil, nil
+		if err != nil {
+			return err
+		}
+		if c.ioWErr != 0 {
+			return &net.OpError{Op: "write", Net: "tcp", Addr: c.local, Err: os.NewSyscallError("write", c.ioWErr)}
+		}
+		n := c.ioWN
+		if n >= len(a) {
+			a, b = b[n-len(a):], nil
+		} else {
+			a = a[n:]
+		}
+	}
+	return nil
+}
+
+// flush writes wbuf, then extra: bytes of the response.
+func (c *h1conn) flush(extra []byte) error {
+	if len(c.wbuf)+len(extra) == 0 {
+		return nil
+	}
+	c.wmu.Lock()
+	c.wroteFinal = true
+	err := c.write(c.wbuf, extra)
+	c.wmu.Unlock()
+	c.wbuf = c.wbuf[:0]
+	if cap(c.wbuf) > 256<<10 {
+		c.wbuf = nil // a large response's buffer is not kept
+	}
+	return err
+}
+
+// writeContinue sends 100 Continue unless the response has begun.
+func (c *h1conn) writeContinue() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wroteFinal {
+		return nil
+	}
+	return c.write([]byte("HTTP/1.1 100 Continue\r\n\r\n"), nil)
+}
+
+// fill reads more into the read buffer, making room first; it grows the
+// buffer up to limit bytes unused.
+func (c *h1conn) fill(limit int) error {
+	if c.rd == c.wr {
+		c.rd, c.wr = 0, 0
+	}
+	if c.wr == len(c.buf) {
+		if c.rd > 0 {
+			c.wr = copy(c.buf, c.buf[c.rd:c.wr])
+			c.rd = 0
+		} else if len(c.buf) < limit {
+			nb := make([]byte, min(2*len(c.buf), limit))
+			c.wr = copy(nb, c.buf[c.rd:c.wr])
+			c.rd, c.buf = 0, nb
+		} else {
+			return errHeadTooLarge
+		}
+	}
+	n, err := c.read(c.buf[c.wr:])
+	c.wr += n
+	return err
+}
+
+var errHeadTooLarge = errors.New("request head too large")
+
+// serve serves the connection's requests until it closes.
+func (c *h1conn) serve() {
+	defer c.close()
+	defer func() {
+		if v := recover(); v != nil {
+			c.s.log.Error("panic serving a connection", "remote", c.remote, "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	for first := true; ; first = false {
+		head, ok := c.readHead(first)
+		if !ok {
+			return
+		}
+		if herr := parseHead(head, &c.head); herr != nil {
+			c.refuse(herr)
+			return
+		}
+		if !c.serveRequest() {
+			return
+		}
+	}
+}
+
+func (c *h1conn) close() {
+	c.stopWatch()
+	if !c.resp.hijacked { // else the handler's, as with net/http
+		if c.linger {
+			c.lingeringClose()
+		}
+		c.c.Close()
+	}
+	c.s.h1.remove(c)
+}
+
+// lingeringClose ends the connection's sending side and reads what the
+// client still sends, for up to half a second: closing a socket that holds
+// unread bytes sends a reset, and a client still sending a body (an app that
+// answered 413 without reading it) would then lose the answer before
+// reading it.
+func (c *h1conn) lingeringClose() {
+	cw, ok := c.c.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	var scratch [16 << 10]byte
+	for total := 0; total < 16<<20; {
+		n, err := c.c.Read(scratch[:])
+		total += n
+		if err != nil {
+			return
+		}
+	}
+}
+
+// readHead reads the next request's head. The header clock (--header-timeout)
+// runs from accept, and on a kept-alive connection from the first byte of a
+// request; an idle kept-alive connection is closed after --keep-alive.
+func (c *h1conn) readHead(first bool) (string, bool) {
+	s := c.s
+	limit := s.cfg.MaxHeaderBytes + 4096
+	if c.rd == c.wr && len(c.buf) > 16<<10 {
+		c.buf, c.rd, c.wr = make([]byte, 4096), 0, 0 // a large head's buffer is not kept
+	}
+	clock := first || c.rd < c.wr
+	if clock {
+		c.c.SetReadDeadline(time.Now().Add(s.cfg.HeaderTimeout))
+	} else {
+		c.setState(h1Idle)
+		c.c.SetReadDeadline(time.Now().Add(s.cfg.KeepAlive))
+	}
+	for {
+		for c.rd < c.wr && (c.buf[c.rd] == '\n' || c.buf[c.rd] == '\r' && c.rd+1 < c.wr && c.buf[c.rd+1] == '\n') {
+			c.rd++ // empty lines before a request are ignored (RFC 9112 2.2)
+		}
+		if c.rd < c.wr {
+			if !clock { // the first byte on a kept-alive connection
+				clock = true
+				c.c.SetReadDeadline(time.Now().Add(s.cfg.HeaderTimeout))
+			}
+			if c.state.Load() != h1Active {
+				c.setState(h1Active)
+			}
+			if e := headEnd(c.buf[c.rd:c.wr]); e >= 0 {
+				head := string(c.buf[c.rd : c.rd+e])
+				c.rd += e
+				return head, true
+			}
+		}
+		err := c.fill(limit)
+		var ne net.Error
+		switch {
+		case err == nil:
+		case errors.Is(err, errHeadTooLarge):
+			c.refuse(&headError{431, "request header fields too large"})
+			return "", false
+		case errors.As(err, &ne) && ne.Timeout() && (first || c.rd < c.wr):
+			c.writeRaw(response408)
+			return "", false
+		default: // the client left, or an idle connection timed out or was drained
+			return "", false
+		}
+	}
+}
+
+// refuse answers a request the server will not serve, and the connection ends.
+func (c *h1conn) refuse(e *headError) {
+	if len(e.why) > len(framingPrefix) && e.why[:len(framingPrefix)] == framingPrefix {
+		c.s.log.Warn("request refused: ambiguous framing", "remote", c.remote, "why", e.why[len(framingPrefix):])
+	} else {
+		c.s.log.Debug("request refused", "remote", c.remote, "code", e.code, "why", e.why)
+	}
+	text := statusText(e.code)
+	msg := strconv.Itoa(e.code) + " " + text + ": " + e.why + "\n"
+	b := make([]byte, 0, 256)
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(e.code), 10)
+	b = append(b, ' ')
+	b = append(b, text...)
+	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(msg)), 10)
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, msg...)
+	c.writeRaw(string(b))
+	c.linger = true
+}
+
+// writeRaw writes a whole response the server makes itself, bounded by a second.
+func (c *h1conn) writeRaw(s string) {
+	c.c.SetWriteDeadline(time.Now().Add(time.Second))
+	c.wmu.Lock()
+	c.write([]byte(s), nil)
+	c.wmu.Unlock()
+}
+
+// serveRequest runs the handler on the request parsed into c.head and
+// answers it; false when the connection must close.
+func (c *h1conn) serveRequest() bool {
+	s := c.s
+	c.head.req.RemoteAddr = c.remote
+	c.body.reset(c.head.chunked, c.head.length, c.head.expect)
+	c.wroteFinal = false // no other goroutine has the request yet
+	if c.head.length != 0 {
+		c.head.req.Body = &c.body
+	} else {
+		c.head.req.Body = noBody{}
+	}
+	// An upgrade (a websocket) is never watched: the connection becomes the app's.
+	ctx := &reqCtx{c: c, noWatch: c.head.req.Header["Upgrade"] != nil}
+	c.ctx = ctx
+	r := c.head.req.WithContext(ctx)
+	c.resp.reset(r)
+	// The handler's clocks are its own (body timeout, app timeout).
+	c.c.SetReadDeadline(time.Time{})
+	if r.Method == http.MethodOptions && r.RequestURI == "*" {
+		// About the server, not a resource (RFC 9110 9.3.7): answered
+		// here, as net/http does.
+		c.resp.header["Content-Length"] = []string{"0"}
+		c.resp.WriteHeader(http.StatusOK)
+	} else {
+		s.ServeHTTP(&c.resp, r)
+	}
+	ctx.end()
+	c.stopWatch()
+	if c.resp.hijacked {
+		return false
+	}
+	keep := c.resp.finish()
+	c.ctx = nil
+	if keep && c.dropUnreadBody() {
+		return true
+	}
+	c.linger = !c.body.eof.Load() || c.rd < c.wr
+	return false
+}
+
+// dropUnreadBody reads and drops what the app left of the body, keeping the
+// connection; false when too much is left, or the client was never told to
+// send it (Expect: 100-continue).
+func (c *h1conn) dropUnreadBody() bool {
+	b := &c.body
+	if b.eof.Load() {
+		return true
+	}
+	if b.expect && !b.continued || !b.chunked && b.left > maxUnreadBody {
+		return false
+	}
+	c.c.SetReadDeadline(time.Now().Add(c.s.cfg.HeaderTimeout))
+	var scratch [4096]byte
+	for total := 0; !b.eof.Load(); {
+		n, err := b.Read(scratch[:])
+		total += n
+		if err == io.EOF {
+			break
+		}
+		if err != nil || total > maxUnreadBody {
+			return false
+		}
+	}
+	return true
+}
+
+// watch starts reading in a second goroutine to see the client leave; ctx
+// is then cancelled. Called with ctx.mu held.
+func (c *h1conn) watch(ctx *reqCtx) {
+	if c.watchDone != nil {
+		return
+	}
+	done := make(chan struct{})
+	c.watchDone = done
+	go func() {
+		defer close(done)
+		var b [512]byte
+		n, err := c.c.Read(b[:])
+		if n > 0 {
+			c.watchData = append(c.watchData[:0], b[:n]...) // the client sent more: a pipelined request
+			return
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return // stopped
+		}
+		c.watchErr = err
+		ctx.cancel()
+	}()
+}
+
+// stopWatch ends a disconnect watch; what it read is kept for the next request.
+func (c *h1conn) stopWatch() {
+	ctx := c.ctx
+	if ctx == nil {
+		return
+	}
+	ctx.mu.Lock()
+	ctx.noWatch = true
+	done := c.watchDone
+	ctx.mu.Unlock()
+	if done == nil {
+		return
+	}
+	c.c.SetReadDeadline(time.Unix(1, 0))
+	<-done
+	c.c.SetReadDeadline(time.Time{})
+	ctx.mu.Lock()
+	c.watchDone = nil
+	ctx.mu.Unlock()
+	if len(c.watchData) > 0 {
+		if c.rd == c.wr {
+			c.rd, c.wr = 0, 0
+		}
+		if len(c.buf)-c.wr < len(c.watchData) {
+			nb := make([]byte, c.wr-c.rd+len(c.watchData)+4096)
+			c.wr = copy(nb, c.buf[c.rd:c.wr])
+			c.rd, c.buf = 0, nb
+		}
+		c.wr += copy(c.buf[c.wr:], c.watchData)
+		c.watchData = c.watchData[:0]
+	}
+	if c.watchErr != nil {
+		c.resp.closeAfter = true
+	}
+}
+
+// reqCtx is a request's context: cancelled when the handler returns, or
+// when the client leaves while the app waits for that (Done starts the
+// watch). Values: the local address (as net/http's LocalAddrContextKey).
+type reqCtx struct {
+	c       *h1conn
+	mu      sync.Mutex
+	done    chan struct{}
+	err     error
+	noWatch bool // ended, or the connection is hijacked or being read
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (x *reqCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+func (x *reqCtx) Done() <-chan struct{} {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.done == nil {
+		if x.err != nil {
+			return closedChan
+		}
+		x.done = make(chan struct{})
+	}
+	// The client can only be seen to leave once the body is read: before,
+	// a read would take the body's bytes.
+	if !x.noWatch && x.c.body.eof.Load() {
+		x.c.watch(x)
+	}
+	return x.done
+}
+
+func (x *reqCtx) Err() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.err
+}
+
+func (x *reqCtx) Value(key any) any {
+	if key == http.LocalAddrContextKey {
+		return x.c.local
+	}
+	return nil
+}
+
+func (x *reqCtx) cancel() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.err == nil {
+		x.err = context.Canceled
+		if x.done != nil {
+			close(x.done)
+		}
+	}
+}
+
+// end cancels the context: the handler has returned.
+func (x *reqCtx) end() { x.cancel() }
+
+// noBody is the body of a request without one.
+type noBody struct{}
+
+func (noBody) Read([]byte) (int, error) { return 0, io.EOF }
+func (noBody) Close() error             { return nil }
+
+// h1Conns are a server's plain HTTP/1.1 connections, for draining.
+type h1Conns struct {
+	mu       sync.Mutex
+	m        map[*h1conn]struct{}
+	draining atomic.Bool // no more keep-alive: each connection closes after its response
+}
+
+func (t *h1Conns) add(c *h1conn) {
+	t.mu.Lock()
+	if t.m == nil {
+		t.m = map[*h1conn]struct{}{}
+	}
+	t.m[c] = struct{}{}
+	t.mu.Unlock()
+}
+
+func (t *h1Conns) remove(c *h1conn) {
+	t.mu.Lock()
+	delete(t.m, c)
+	t.mu.Unlock()
+}
+
+// drainStep closes the idle connections, and those that connected more than
+// a second ago without sending a byte, and reports how many are answering.
+func (t *h1Conns) drainStep() int {
+	t.draining.Store(true)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	busy := 0
+	for c := range t.m {
+		switch st := c.state.Load(); {
+		case st == h1Idle, st == h1New && time.Since(time.Unix(0, c.since.Load())) > time.Second:
+			c.c.Close()
+		default:
+			busy++
+		}
+	}
+	return busy
+}
+
+// serveH1 accepts plain HTTP/1.1 connections on ln until it closes.
+func (s *Server) serveH1(ln net.Listener) {
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors and the like: wait, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		c := newH1Conn(s, nc)
+		s.h1.add(c)
+		go c.serve()
+	}
+}
