@@ -20,6 +20,10 @@ type h1body struct {
 	expect    bool // the client waits for 100 Continue before sending
 	continued bool
 	err       error
+	// wouldClose: what is left of the body ends the connection (a body the
+	// client waits to be asked for, or one too large to drop); read by the
+	// response's head, which another goroutine may write.
+	wouldClose atomic.Bool
 }
 
 var errBadChunk = errors.New("malformed chunked encoding")
@@ -30,6 +34,11 @@ const maxChunkLine = 4096
 func (b *h1body) reset(chunked bool, length int64, expect bool) {
 	b.chunked, b.left, b.needCRLF, b.expect, b.continued, b.err = chunked, length, false, expect, false, nil
 	b.eof.Store(!chunked && length == 0)
+	b.noteLeft()
+}
+
+func (b *h1body) noteLeft() {
+	b.wouldClose.Store(!b.eof.Load() && (b.expect && !b.continued || !b.chunked && b.left > maxUnreadBody))
 }
 
 func (b *h1body) Close() error { return nil }
@@ -55,6 +64,7 @@ func (b *h1body) Read(p []byte) (int, error) {
 	if err != nil {
 		b.err = err
 	}
+	b.noteLeft()
 	return n, err
 }
 

@@ -327,6 +327,7 @@ func (c *h1conn) readHead(first bool) (string, bool) {
 	if c.rd == c.wr && len(c.buf) > 16<<10 {
 		c.buf, c.rd, c.wr = make([]byte, 4096), 0, 0 // a large head's buffer is not kept
 	}
+	c.skipEmptyLines()
 	clock := first || c.rd < c.wr
 	if clock {
 		c.c.SetReadDeadline(time.Now().Add(s.cfg.HeaderTimeout))
@@ -335,9 +336,7 @@ func (c *h1conn) readHead(first bool) (string, bool) {
 		c.c.SetReadDeadline(time.Now().Add(s.cfg.KeepAlive))
 	}
 	for {
-		for c.rd < c.wr && (c.buf[c.rd] == '\n' || c.buf[c.rd] == '\r' && c.rd+1 < c.wr && c.buf[c.rd+1] == '\n') {
-			c.rd++ // empty lines before a request are ignored (RFC 9112 2.2)
-		}
+		c.skipEmptyLines()
 		if c.rd < c.wr {
 			if !clock { // the first byte on a kept-alive connection
 				clock = true
@@ -365,6 +364,13 @@ func (c *h1conn) readHead(first bool) (string, bool) {
 		default: // the client left, or an idle connection timed out or was drained
 			return "", false
 		}
+	}
+}
+
+// skipEmptyLines drops empty lines before a request (RFC 9112 2.2).
+func (c *h1conn) skipEmptyLines() {
+	for c.rd < c.wr && (c.buf[c.rd] == '\n' || c.buf[c.rd] == '\r' && c.rd+1 < c.wr && c.buf[c.rd+1] == '\n') {
+		c.rd++
 	}
 }
 
@@ -447,7 +453,7 @@ func (c *h1conn) dropUnreadBody() bool {
 	if b.eof.Load() {
 		return true
 	}
-	if b.expect && !b.continued || !b.chunked && b.left > maxUnreadBody {
+	if b.wouldClose.Load() {
 		return false
 	}
 	c.c.SetReadDeadline(time.Now().Add(c.s.cfg.HeaderTimeout))

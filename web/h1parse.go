@@ -174,7 +174,7 @@ func parseHead(head string, p *parsedHead) *headError {
 		return badHead(framingPrefix + "a folded header line (obs-fold)")
 	}
 	if tes > 0 {
-		if tes > 1 || !strings.EqualFold(teValue, "chunked") {
+		if tes > 1 || !asciiEqualFold(teValue, "chunked") {
 			return &headError{http.StatusNotImplemented, "unsupported transfer encoding"}
 		}
 		switch {
@@ -224,6 +224,17 @@ func parseHead(head string, p *parsedHead) *headError {
 		}
 		p.length, r.ContentLength = n, n
 	}
+	if p.chunked {
+		// As net/http: a trailer may not carry the message's framing.
+		for _, v := range h["Trailer"] {
+			for _, t := range strings.Split(v, ",") {
+				switch canonicalKey(strings.Trim(t, " \t")) {
+				case "Transfer-Encoding", "Trailer", "Content-Length":
+					return badHead("bad trailer key")
+				}
+			}
+		}
+	}
 	conn := h["Connection"]
 	p.close = hasToken(conn, "close")
 	p.keepHTTP10 = false
@@ -234,7 +245,7 @@ func parseHead(head string, p *parsedHead) *headError {
 	r.Close = p.close
 	p.expect = false
 	if ex := h["Expect"]; ex != nil && minor >= 1 {
-		if len(ex) != 1 || !strings.EqualFold(ex[0], "100-continue") {
+		if len(ex) != 1 || !asciiEqualFold(ex[0], "100-continue") {
 			return &headError{http.StatusExpectationFailed, "unsupported Expect"}
 		}
 		p.expect = p.length != 0
@@ -309,11 +320,45 @@ func validFieldValue(v string) bool {
 }
 
 // validHost: the bytes a Host header may hold (a host, a port, an IPv6
-// literal, percent-encoding), as net/http checks them.
+// literal, percent-encoding), the set net/http allows.
 func validHost(h string) bool {
 	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if !isTokenByte[c] && !strings.ContainsRune("[]:@!$&'()*+,;=%", rune(c)) || c >= 0x80 {
+		if !isHostByte[h[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var isHostByte = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!$%&'()*+,-.:;=[]_~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// asciiEqualFold compares case-insensitively in ASCII only: Unicode
+// folding would take "chun\u212Aed" (Kelvin sign) for "chunked", which a
+// proxy in front of us does not.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
 			return false
 		}
 	}
@@ -327,7 +372,7 @@ func hasToken(values []string, token string) bool {
 		for v != "" {
 			var t string
 			t, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(strings.Trim(t, " \t"), token) {
+			if asciiEqualFold(strings.Trim(t, " \t"), token) {
 				return true
 			}
 		}

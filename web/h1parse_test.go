@@ -514,25 +514,6 @@ func stdHasToken(v, token string) bool {
 	return false
 }
 
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
 // stricterOK reports whether refusing head, which net/http's server
 // accepts as std, is one of the refusals that are ours by design.
 func stricterOK(head string, std *http.Request, herr *headError) bool {

@@ -165,7 +165,7 @@ func (w *h1response) sendHeader(stream bool) {
 		w.closeAfter = true // HTTP/1.0: the body ends with the connection
 	}
 	conn := h["Connection"]
-	if w.c.head.close || c.s.h1.draining.Load() || hasToken(conn, "close") || w.status == http.StatusSwitchingProtocols && !w.hijacked {
+	if w.c.head.close || c.s.h1.draining.Load() || c.body.wouldClose.Load() || hasToken(conn, "close") || w.status == http.StatusSwitchingProtocols && !w.hijacked {
 		w.closeAfter = true
 	}
 	b := c.wbuf
@@ -181,7 +181,15 @@ func (w *h1response) sendHeader(stream bool) {
 	var small [16]string
 	keys := small[:0]
 	for k, vs := range h {
-		if len(vs) > 0 && k != "Content-Length" && k != "Transfer-Encoding" {
+		switch {
+		case len(vs) == 0, k == "Content-Length", k == "Transfer-Encoding":
+		case k == "Connection" && w.closeAfter:
+			// Ours to say below: the connection closes whatever the app says.
+		case !validToken(k):
+			// A name with a line break would split the response: dropped,
+			// as net/http drops it.
+			c.s.log.Warn("response header with an invalid name dropped", "name", k)
+		default:
 			keys = append(keys, k)
 		}
 	}
@@ -206,10 +214,10 @@ func (w *h1response) sendHeader(stream bool) {
 		b = c.s.date.append(b)
 	}
 	switch {
-	case conn != nil:
 	case w.closeAfter && w.status != http.StatusSwitchingProtocols && w.req.ProtoMinor > 0:
 		// HTTP/1.0 closes by default (RFC 9112 9.3): nothing to say.
 		b = append(b, "Connection: close\r\n"...)
+	case conn != nil:
 	case w.c.head.keepHTTP10:
 		b = append(b, "Connection: keep-alive\r\n"...)
 	}
@@ -277,7 +285,8 @@ func (w *h1response) FlushError() error {
 
 func (w *h1response) Flush() { w.FlushError() }
 
-func (w *h1response) SetReadDeadline(t time.Time) error  { return w.c.c.SetReadDeadline(t) }
+func (w *h1response) SetReadDeadline(t time.Time) error { return w.c.c.SetReadDeadline(t) }
+
 // SetWriteDeadline: the server sets one only to cut a response short (the
 // app failed or ran out of time), after which the connection ends.
 func (w *h1response) SetWriteDeadline(t time.Time) error {
