@@ -64,6 +64,7 @@ test-python:
 
 fuzz: build
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./pybridge/
+	$(GO) test -run '^$$' -fuzz FuzzParseHead -fuzztime 60s ./web/
 
 # Run with nothing else on the machine: the peers are measured in the same run.
 bench: build bench-deps

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -24,13 +23,9 @@ func (s *Server) appendScope(b []byte, r *http.Request, subprotocols []string) [
 		path, raw = root+path, root+raw
 	}
 	ws := subprotocols != nil
-	client, clientPort, clientOK := hostPort(r.RemoteAddr)
-	var server string
-	var serverPort uint64
-	serverOK := false
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		server, serverPort, serverOK = hostPort(la.String())
-	}
+	ad := addrsOf(r)
+	client, clientPort, clientOK := ad.client, ad.clientPortN, ad.clientOK
+	server, serverPort, serverOK := ad.server, ad.serverPortN, ad.serverOK
 	n := 10
 	for _, ok := range []bool{clientOK, serverOK} {
 		if ok {
@@ -107,18 +102,6 @@ func (s *Server) appendScope(b []byte, r *http.Request, subprotocols []string) [
 	return b
 }
 
-// hostPort splits HOST:PORT with a numeric port.
-func hostPort(addr string) (string, uint64, bool) {
-	h, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, false
-	}
-	pn, err := strconv.ParseUint(p, 10, 16)
-	if err != nil {
-		return h, 0, true
-	}
-	return h, pn, true
-}
 
 // asgiHTTPVersion is the version as ASGI names it: "1.0", "1.1" or "2".
 func asgiHTTPVersion(r *http.Request) string {

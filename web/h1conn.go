@@ -48,13 +48,14 @@ type h1conn struct {
 	raw    syscall.RawConn // nil: the connection's own Read and Write
 	remote string
 	local  net.Addr
+	addrs  *connAddrs // split once, when a request first needs them
 
 	buf    []byte // read buffer: buf[rd:wr] is read and not yet used
 	rd, wr int
 	wbuf   []byte // response bytes not yet written
 
 	state atomic.Int32
-	since atomic.Int64 // when state last changed (unix ns)
+	since atomic.Int64 // when accepted (unix ns)
 
 	// The arguments and results of one system call, and the calls, made
 	// once per connection so that a read or write allocates nothing. A
@@ -108,8 +109,10 @@ func newH1Conn(s *Server, nc net.Conn) *h1conn {
 }
 
 func (c *h1conn) setState(st int32) {
+	if st == h1New {
+		c.since.Store(time.Now().UnixNano())
+	}
 	c.state.Store(st)
-	c.since.Store(time.Now().UnixNano())
 }
 
 // rawRead reads into ioA; false asks the netpoller to wait for data.
@@ -421,8 +424,8 @@ func (c *h1conn) serveRequest() bool {
 	c.ctx = ctx
 	r := c.head.req.WithContext(ctx)
 	c.resp.reset(r)
-	// The handler's clocks are its own (body timeout, app timeout).
-	c.c.SetReadDeadline(time.Time{})
+	// The head's read deadline is left: each read of the body sets its
+	// own, and a disconnect watch clears it.
 	if r.Method == http.MethodOptions && r.RequestURI == "*" {
 		// About the server, not a resource (RFC 9110 9.3.7): answered
 		// here, as net/http does.
@@ -479,6 +482,7 @@ func (c *h1conn) watch(ctx *reqCtx) {
 	}
 	done := make(chan struct{})
 	c.watchDone = done
+	c.c.SetReadDeadline(time.Time{}) // before stopWatch can set one
 	go func() {
 		defer close(done)
 		var b [512]byte
@@ -571,8 +575,14 @@ func (x *reqCtx) Err() error {
 }
 
 func (x *reqCtx) Value(key any) any {
-	if key == http.LocalAddrContextKey {
+	switch key {
+	case http.LocalAddrContextKey:
 		return x.c.local
+	case connAddrsKey{}:
+		if x.c.addrs == nil {
+			x.c.addrs = splitAddrs(x.c.remote, x.c.local)
+		}
+		return x.c.addrs
 	}
 	return nil
 }

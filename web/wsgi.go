@@ -41,11 +41,10 @@ func (s *Server) appendEnviron(b []byte, r *http.Request, body []byte, more bool
 	}
 	// As gunicorn: the address the client connected to, and the Host
 	// header's only on a unix socket.
-	host, port, err := "", "", error(nil)
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		host, port, err = net.SplitHostPort(la.String())
-	}
-	if host == "" || err != nil {
+	ad := addrsOf(r)
+	host, port := ad.server, ad.serverPort
+	if host == "" || !ad.serverOK {
+		var err error
 		if host, port, err = net.SplitHostPort(r.Host); err != nil {
 			host, port = r.Host, "80"
 			if r.TLS != nil {
@@ -53,13 +52,13 @@ func (s *Server) appendEnviron(b []byte, r *http.Request, body []byte, more bool
 			}
 		}
 	}
-	ra, rp, raErr := net.SplitHostPort(r.RemoteAddr)
+	ra, rp, raOK := ad.client, ad.clientPort, ad.clientOK
 	// Only what the client sent, as gunicorn: a GET without a body has no
 	// CONTENT_LENGTH rather than "0".
 	_, sentCL := r.Header["Content-Length"]
 	sentCL = sentCL && r.ContentLength >= 0
 	n := 12
-	if raErr == nil {
+	if raOK {
 		n += 2
 	}
 	if sentCL {
@@ -87,7 +86,7 @@ func (s *Server) appendEnviron(b []byte, r *http.Request, body []byte, more bool
 	b = cborLatin1(cborText(b, "SERVER_PORT"), port)
 	b = cborText(cborText(b, "SERVER_PROTOCOL"), r.Proto)
 	b = cborText(cborText(b, "wsgi.url_scheme"), httpScheme(r))
-	if raErr == nil {
+	if raOK {
 		b = cborLatin1(cborText(b, "REMOTE_ADDR"), ra)
 		b = cborLatin1(cborText(b, "REMOTE_PORT"), rp)
 	}
