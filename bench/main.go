@@ -24,9 +24,10 @@ func main() {
 	dagChildJoin := flag.String("dag-join", "", "internal: the cluster address a DAG floor worker joins")
 	bareAddr := flag.String("bare-child", "", "internal: serve the bare Go floor on this address")
 	bareSize := flag.Int("bare-size", 13, "internal: the bare floor's body size")
+	bareServer := flag.String("bare-server", "net/http", "internal: the bare floor's server: net/http, or hornbeam (its HTTP/1.1 server with a Go handler)")
 	flag.Parse()
 	if *bareAddr != "" {
-		bareChild(*bareAddr, *bareSize)
+		bareChild(*bareAddr, *bareSize, *bareServer)
 		return
 	}
 	if *dagChildName != "" {

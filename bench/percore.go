@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hornbeam-go/hornbeam/web"
 )
 
 // The CPUs of the per-core table: the server under test on serverCPU, the
@@ -69,12 +71,16 @@ func perCoreSection(bin string) (string, error) {
 	bare := func(size string) func(int) *exec.Cmd {
 		return pinned(self, "-bare-child", "127.0.0.1:PORT", "-bare-size", size)
 	}
+	bareHB := func(size string) func(int) *exec.Cmd {
+		return pinned(self, "-bare-child", "127.0.0.1:PORT", "-bare-size", size, "-bare-server", "hornbeam")
+	}
 	const (
-		hbName   = "hornbeam"
-		hbSpin   = "hornbeam `--spin-us 150`"
-		uvName   = "uvicorn (uvloop, httptools)"
-		gtName   = "gunicorn gthread (4 threads)"
-		bareName = "floor: bare Go `net/http`"
+		hbName     = "hornbeam"
+		hbSpin     = "hornbeam `--spin-us 150`"
+		uvName     = "uvicorn (uvloop, httptools)"
+		gtName     = "gunicorn gthread (4 threads)"
+		bareName   = "floor: bare Go `net/http`"
+		bareHBName = "floor: hornbeam's HTTP/1.1 server, a Go handler"
 	)
 	type server struct {
 		app, name, path string
@@ -82,6 +88,7 @@ func perCoreSection(bin string) (string, error) {
 	}
 	servers := []server{
 		{"ASGI hello", bareName, "/", bare("13")},
+		{"ASGI hello", bareHBName, "/", bareHB("13")},
 		{"ASGI hello", hbName, "/", hb("httpapps:asgi_hello", "-k", "asgi")},
 		{"ASGI hello", hbSpin, "/", hb("httpapps:asgi_hello", "-k", "asgi", "--spin-us", "150")},
 		{"ASGI hello", uvName, "/", uv("httpapps:asgi_hello")},
@@ -91,6 +98,7 @@ func perCoreSection(bin string) (string, error) {
 		{"WSGI hello", hbSpin, "/", hb("httpapps:wsgi_hello", "-k", "wsgi", "--spin-us", "150")},
 		{"WSGI hello", gtName, "/", gthread("httpapps:wsgi_hello")},
 		{"64 KiB", bareName, "/", bare("65536")},
+		{"64 KiB", bareHBName, "/", bareHB("65536")},
 		{"64 KiB", hbName + " ASGI", "/", hb("httpapps:asgi_64k", "-k", "asgi")},
 		{"64 KiB", uvName, "/", uv("httpapps:asgi_64k")},
 		{"64 KiB", hbName + " WSGI", "/", hb("httpapps:wsgi_64k", "-k", "wsgi")},
@@ -286,9 +294,10 @@ func groupCPU(pgid int) float64 {
 // architecture Go supports.
 const clockTicks = 100
 
-// bareChild serves a body of size bytes on addr from plain net/http until
-// killed: the floor of the per-core table, pinned like the servers.
-func bareChild(addr string, size int) {
+// bareChild serves a body of size bytes on addr from plain net/http, or
+// from hornbeam's own HTTP/1.1 server, until killed: the floors of the
+// per-core table, pinned like the servers.
+func bareChild(addr string, size int, server string) {
 	body := []byte("Hello, world!")
 	if size != len(body) {
 		body = make([]byte, size)
@@ -298,8 +307,13 @@ func bareChild(addr string, size int) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write(body)
-	}))
+	})
+	if server == "hornbeam" {
+		web.ServeHTTP1(ln, h)
+		return
+	}
+	http.Serve(ln, h)
 }

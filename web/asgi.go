@@ -102,7 +102,6 @@ func (s *Server) appendScope(b []byte, r *http.Request, subprotocols []string) [
 	return b
 }
 
-
 // asgiHTTPVersion is the version as ASGI names it: "1.0", "1.1" or "2".
 func asgiHTTPVersion(r *http.Request) string {
 	if r.ProtoMajor >= 2 {

@@ -112,7 +112,7 @@ func (b *h1body) read(p []byte) (int, error) {
 			if len(line) == 0 {
 				break
 			}
-			if total += len(line); total > b.c.s.cfg.MaxHeaderBytes {
+			if total += len(line); total > b.c.s.maxHeader {
 				return 0, fmt.Errorf("%w: trailers too large", errBadChunk)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -43,7 +44,7 @@ const maxUnreadBody = 256 << 10
 
 // h1conn is one plain HTTP/1.1 connection.
 type h1conn struct {
-	s      *Server
+	s      *h1Server
 	c      net.Conn
 	raw    syscall.RawConn // nil: the connection's own Read and Write
 	remote string
@@ -91,7 +92,7 @@ type h1conn struct {
 	watchErr  error
 }
 
-func newH1Conn(s *Server, nc net.Conn) *h1conn {
+func newH1Conn(s *h1Server, nc net.Conn) *h1conn {
 	c := &h1conn{s: s, c: nc, local: nc.LocalAddr(), buf: make([]byte, 4096)}
 	if ra := nc.RemoteAddr(); ra != nil {
 		c.remote = ra.String()
@@ -115,7 +116,10 @@ func (c *h1conn) setState(st int32) {
 	c.state.Store(st)
 }
 
-// rawRead reads into ioA; false asks the netpoller to wait for data.
+// rawRead reads into ioR; false asks the netpoller to wait for data. The
+// read is tried even when the socket is likely empty (a kept-alive client
+// that has not sent its next request): Go's poller forgets readiness at the
+// start of each Read, so waiting first could miss data that came before.
 func (c *h1conn) rawRead(fd uintptr) bool {
 	for {
 		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.ioR[0])), uintptr(len(c.ioR)))
@@ -297,7 +301,7 @@ func (c *h1conn) close() {
 		}
 		c.c.Close()
 	}
-	c.s.h1.remove(c)
+	c.s.conns.remove(c)
 }
 
 // lingeringClose ends the connection's sending side and reads what the
@@ -326,24 +330,24 @@ func (c *h1conn) lingeringClose() {
 // request; an idle kept-alive connection is closed after --keep-alive.
 func (c *h1conn) readHead(first bool) (string, bool) {
 	s := c.s
-	limit := s.cfg.MaxHeaderBytes + 4096
+	limit := s.maxHeader + 4096
 	if c.rd == c.wr && len(c.buf) > 16<<10 {
 		c.buf, c.rd, c.wr = make([]byte, 4096), 0, 0 // a large head's buffer is not kept
 	}
 	c.skipEmptyLines()
 	clock := first || c.rd < c.wr
 	if clock {
-		c.c.SetReadDeadline(time.Now().Add(s.cfg.HeaderTimeout))
+		c.c.SetReadDeadline(time.Now().Add(s.headerTimeout))
 	} else {
 		c.setState(h1Idle)
-		c.c.SetReadDeadline(time.Now().Add(s.cfg.KeepAlive))
+		c.c.SetReadDeadline(time.Now().Add(s.keepAlive))
 	}
 	for {
 		c.skipEmptyLines()
 		if c.rd < c.wr {
 			if !clock { // the first byte on a kept-alive connection
 				clock = true
-				c.c.SetReadDeadline(time.Now().Add(s.cfg.HeaderTimeout))
+				c.c.SetReadDeadline(time.Now().Add(s.headerTimeout))
 			}
 			if c.state.Load() != h1Active {
 				c.setState(h1Active)
@@ -432,7 +436,7 @@ func (c *h1conn) serveRequest() bool {
 		c.resp.header["Content-Length"] = []string{"0"}
 		c.resp.WriteHeader(http.StatusOK)
 	} else {
-		s.ServeHTTP(&c.resp, r)
+		s.handler.ServeHTTP(&c.resp, r)
 	}
 	ctx.end()
 	c.stopWatch()
@@ -459,7 +463,7 @@ func (c *h1conn) dropUnreadBody() bool {
 	if b.wouldClose.Load() {
 		return false
 	}
-	c.c.SetReadDeadline(time.Now().Add(c.s.cfg.HeaderTimeout))
+	c.c.SetReadDeadline(time.Now().Add(c.s.headerTimeout))
 	var scratch [4096]byte
 	for total := 0; !b.eof.Load(); {
 		n, err := b.Read(scratch[:])
@@ -647,8 +651,29 @@ func (t *h1Conns) drainStep() int {
 	return busy
 }
 
-// serveH1 accepts plain HTTP/1.1 connections on ln until it closes.
-func (s *Server) serveH1(ln net.Listener) {
+// h1Server serves plain HTTP/1.1 with a handler.
+type h1Server struct {
+	handler       http.Handler
+	maxHeader     int           // bytes of a request head; past it, 431
+	headerTimeout time.Duration // the header clock; past it, 408
+	keepAlive     time.Duration // idle time of a kept-alive connection
+	log           *slog.Logger
+	conns         h1Conns
+	date          dateCache
+}
+
+// ServeHTTP1 serves plain HTTP/1.1 on ln with hornbeam's server until ln
+// closes, with the default bounds (64 KiB heads, 10 s header timeout, 5 s
+// keep-alive): the server of a node's plain binds, with a Go handler (the
+// benchmarks measure it so).
+func ServeHTTP1(ln net.Listener, h http.Handler) {
+	s := &h1Server{handler: h, maxHeader: 64 << 10, headerTimeout: 10 * time.Second,
+		keepAlive: 5 * time.Second, log: slog.Default()}
+	s.serve(ln)
+}
+
+// serve accepts connections on ln until it closes.
+func (s *h1Server) serve(ln net.Listener) {
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -664,7 +689,7 @@ func (s *Server) serveH1(ln net.Listener) {
 		}
 		delay = 0
 		c := newH1Conn(s, nc)
-		s.h1.add(c)
+		s.conns.add(c)
 		go c.serve()
 	}
 }

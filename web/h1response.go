@@ -165,7 +165,7 @@ func (w *h1response) sendHeader(stream bool) {
 		w.closeAfter = true // HTTP/1.0: the body ends with the connection
 	}
 	conn := h["Connection"]
-	if w.c.head.close || c.s.h1.draining.Load() || c.body.wouldClose.Load() || hasToken(conn, "close") || w.status == http.StatusSwitchingProtocols && !w.hijacked {
+	if w.c.head.close || c.s.conns.draining.Load() || c.body.wouldClose.Load() || hasToken(conn, "close") || w.status == http.StatusSwitchingProtocols && !w.hijacked {
 		w.closeAfter = true
 	}
 	b := c.wbuf
@@ -314,7 +314,7 @@ func (w *h1response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	c.c.SetDeadline(time.Time{})
 	c.setState(h1Active)
-	c.s.h1.remove(c) // the handler's now: not drained as HTTP
+	c.s.conns.remove(c) // the handler's now: not drained as HTTP
 	var rd io.Reader = c.c
 	if c.rd < c.wr {
 		rd = io.MultiReader(bytes.NewReader(slices.Clone(c.buf[c.rd:c.wr])), c.c)

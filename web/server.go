@@ -103,8 +103,7 @@ type Server struct {
 	// serverHeader is the Server header sent, "" for none.
 	serverHeader string
 	wsBudget     *bytebudget.Budget // websocket message bytes read and not yet in Python
-	h1           h1Conns            // plain HTTP/1.1 connections (h1conn.go)
-	date         dateCache
+	h1           *h1Server          // plain HTTP/1.1 (h1conn.go)
 }
 
 // New makes a Server; its Funcs must be given to the interpreter, then Start.
@@ -168,6 +167,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.NoServerHeader {
 		srv.serverHeader = ""
 	}
+	srv.h1 = &h1Server{handler: srv, maxHeader: cfg.MaxHeaderBytes, headerTimeout: cfg.HeaderTimeout,
+		keepAlive: cfg.KeepAlive, log: cfg.Logger}
 	return srv, nil
 }
 
@@ -239,7 +240,7 @@ func (s *Server) start(py caller) error {
 			s.serving.Add(1)
 			go func() {
 				defer s.serving.Done()
-				s.serveH1(ln)
+				s.h1.serve(ln)
 			}()
 			s.log.Info("listening", "addr", ln.Addr().String(), "app", s.cfg.App)
 		}
@@ -334,7 +335,7 @@ func (s *Server) Close(ctx context.Context) error {
 	for _, hs := range s.https {
 		hs.SetKeepAlivesEnabled(false)
 	}
-	s.h1.draining.Store(true)
+	s.h1.conns.draining.Store(true)
 	for _, ln := range s.lns {
 		ln.Close()
 	}
@@ -344,7 +345,7 @@ func (s *Server) Close(ctx context.Context) error {
 	case <-served: // every accepted connection is tracked now
 	case <-ctx.Done():
 	}
-	for s.conns.drainStep()+s.h1.drainStep() > 0 && ctx.Err() == nil {
+	for s.conns.drainStep()+s.h1.conns.drainStep() > 0 && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
 	for _, ln := range s.lns { // TLS handshakes still in flight past ctx
