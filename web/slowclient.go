@@ -10,7 +10,10 @@ import (
 	"time"
 )
 
-// Connections are wrapped and tracked here for two reasons.
+// The connections net/http serves (TLS: HTTP/1.1 over a connection our
+// listener decrypted, and HTTP/2) are wrapped and tracked here for two
+// reasons; plain HTTP/1.1 has its own server (h1conn.go), which keeps its
+// own clocks and states.
 //
 // Slow headers: net/http closes a connection whose headers are late without a
 // word; a client (or a proxy in front of us) is better told 408, as gunicorn
@@ -22,17 +25,6 @@ import (
 // before. When worker processes share a listening socket, a retiring worker
 // has such connections at every reload, so Close drains instead (see
 // Server.Close), which needs each connection's state.
-
-// slowClientListener wraps accepted connections in clockedConn.
-type slowClientListener struct{ net.Listener }
-
-func (l slowClientListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &clockedConn{Conn: c}, nil
-}
 
 // clockedConn is a connection with a header clock.
 type clockedConn struct {
