@@ -123,18 +123,24 @@ func (c *h1conn) setState(st int32) {
 func (c *h1conn) rawRead(fd uintptr) bool {
 	for {
 		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.ioR[0])), uintptr(len(c.ioR)))
-		switch e {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		case 0:
-			c.ioRN, c.ioRErr = int(n), 0
-		default:
-			c.ioRN, c.ioRErr = 0, e
+		if e != syscall.EINTR {
+			return syscallDone(n, e, &c.ioRN, &c.ioRErr)
 		}
-		return true
 	}
+}
+
+// syscallDone keeps a non-blocking call's outcome in *nOut and *errOut; false
+// when the socket was not ready (the netpoller then waits).
+func syscallDone(n uintptr, e syscall.Errno, nOut *int, errOut *syscall.Errno) bool {
+	switch e {
+	case syscall.EAGAIN:
+		return false
+	case 0:
+		*nOut, *errOut = int(n), 0
+	default:
+		*nOut, *errOut = 0, e
+	}
+	return true
 }
 
 // rawWrite writes ioA then ioB with one call; false waits for room.
@@ -150,17 +156,9 @@ func (c *h1conn) rawWrite(fd uintptr) bool {
 			n, _, e = syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), 2)
 			c.iov[0].Base, c.iov[1].Base = nil, nil
 		}
-		switch e {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		case 0:
-			c.ioWN, c.ioWErr = int(n), 0
-		default:
-			c.ioWN, c.ioWErr = 0, e
+		if e != syscall.EINTR {
+			return syscallDone(n, e, &c.ioWN, &c.ioWErr)
 		}
-		return true
 	}
 }
 

@@ -73,29 +73,12 @@ func (p *h1Py) Call(ctx context.Context, module, fn string, args []byte) ([]byte
 		cbor.Unmarshal(raw[4], &more)
 		env["hornbeam.body"], env["hornbeam.more"] = body, more
 	}
-	type result struct {
-		out []byte
-		err error
-	}
-	res := make(chan result, 1)
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		out, err := p.app(p, id, env)
-		res <- result{out, err}
-	}()
-	select {
-	case r := <-res:
-		return r.out, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return runApp(ctx, &p.wg, func() ([]byte, error) { return p.app(p, id, env) })
 }
 
 // cb calls the server's Go function name with [id, args...].
 func (p *h1Py) cb(name string, id uint64, args ...any) ([]byte, error) {
-	data, _ := cbor.Marshal(append([]any{id}, args...))
-	return p.s.Funcs()[name](context.Background(), data)
+	return callback(p.s, name, id, args...)
 }
 
 // body reads the whole request body as a WSGI app does: what was read

@@ -48,29 +48,12 @@ func (f *fakePy) Call(ctx context.Context, module, fn string, args []byte) ([]by
 	if p, ok := scope["path"].(string); ok {
 		path = p
 	}
-	type result struct {
-		out []byte
-		err error
-	}
-	res := make(chan result, 1)
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		out, err := f.app(context.WithoutCancel(ctx), id, path)
-		res <- result{out, err}
-	}()
-	select {
-	case r := <-res:
-		return r.out, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return runApp(ctx, &f.wg, func() ([]byte, error) { return f.app(context.WithoutCancel(ctx), id, path) })
 }
 
 // cb calls the server's Go function name with [id, args...].
 func (f *fakePy) cb(name string, id uint64, args ...any) ([]byte, error) {
-	data, _ := cbor.Marshal(append([]any{id}, args...))
-	return f.s.Funcs()[name](context.Background(), data)
+	return callback(f.s, name, id, args...)
 }
 
 func newFake(t *testing.T, cfg Config, app func(f *fakePy, ctx context.Context, id uint64, path string) ([]byte, error)) (*fakePy, *httptest.Server) {
