@@ -234,6 +234,8 @@ func parseHead(head string, p *parsedHead) *headError {
 				}
 			}
 		}
+		// As net/http: the declaration goes (trailers reach no app).
+		delete(h, "Trailer")
 	}
 	conn := h["Connection"]
 	p.close = hasToken(conn, "close")
@@ -282,12 +284,12 @@ func parseLength(s string) (int64, bool) {
 	return n, err == nil
 }
 
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
+func validToken(s string) bool { return s != "" && allIn(s, &isTokenByte) }
+
+// allIn reports whether every byte of s is in set.
+func allIn(s string, set *[256]bool) bool {
 	for i := 0; i < len(s); i++ {
-		if !isTokenByte[s[i]] {
+		if !set[s[i]] {
 			return false
 		}
 	}
@@ -295,18 +297,21 @@ func validToken(s string) bool {
 }
 
 // isTokenByte: RFC 9110 5.6.2 tchar.
-var isTokenByte = func() (t [256]bool) {
+var isTokenByte = alnumAnd("!#$%&'*+-.^_`|~")
+
+// alnumAnd is the set of ASCII letters and digits and the bytes of extra.
+func alnumAnd(extra string) (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
 	for c := 'a'; c <= 'z'; c++ {
 		t[c], t[c-'a'+'A'] = true, true
 	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
+	for i := 0; i < len(extra); i++ {
+		t[extra[i]] = true
 	}
 	return t
-}()
+}
 
 // validFieldValue: no control bytes but tab (RFC 9110 5.5); bytes above
 // 0x7f (obs-text) are allowed.
@@ -321,27 +326,9 @@ func validFieldValue(v string) bool {
 
 // validHost: the bytes a Host header may hold (a host, a port, an IPv6
 // literal, percent-encoding), the set net/http allows.
-func validHost(h string) bool {
-	for i := 0; i < len(h); i++ {
-		if !isHostByte[h[i]] {
-			return false
-		}
-	}
-	return true
-}
+func validHost(h string) bool { return allIn(h, &isHostByte) }
 
-var isHostByte = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!$%&'()*+,-.:;=[]_~" {
-		t[c] = true
-	}
-	return t
-}()
+var isHostByte = alnumAnd("!$%&'()*+,-.:;=[]_~")
 
 // asciiEqualFold compares case-insensitively in ASCII only: Unicode
 // folding would take "chun\u212Aed" (Kelvin sign) for "chunked", which a
