@@ -361,7 +361,7 @@ func (c *h1conn) readHead(first bool) (string, bool) {
 		switch {
 		case err == nil:
 		case errors.Is(err, errHeadTooLarge):
-			c.refuse(&headError{431, "request header fields too large"})
+			c.refuse(&headError{code: http.StatusRequestHeaderFieldsTooLarge, why: "request header fields too large"})
 			return "", false
 		case errors.As(err, &ne) && ne.Timeout() && (first || c.rd < c.wr):
 			c.writeRaw(response408)
@@ -381,13 +381,17 @@ func (c *h1conn) skipEmptyLines() {
 
 // refuse answers a request the server will not serve, and the connection ends.
 func (c *h1conn) refuse(e *headError) {
-	if len(e.why) > len(framingPrefix) && e.why[:len(framingPrefix)] == framingPrefix {
-		c.s.log.Warn("request refused: ambiguous framing", "remote", c.remote, "why", e.why[len(framingPrefix):])
+	if e.framing {
+		c.s.log.Warn("request refused: ambiguous framing", "remote", c.remote, "why", e.why)
 	} else {
 		c.s.log.Debug("request refused", "remote", c.remote, "code", e.code, "why", e.why)
 	}
+	why := e.why
+	if e.framing {
+		why = "ambiguous framing: " + why
+	}
 	text := statusText(e.code)
-	msg := strconv.Itoa(e.code) + " " + text + ": " + e.why + "\n"
+	msg := strconv.Itoa(e.code) + " " + text + ": " + why + "\n"
 	b := make([]byte, 0, 256)
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(e.code), 10)
@@ -419,7 +423,7 @@ func (c *h1conn) serveRequest() bool {
 	if c.head.length != 0 {
 		c.head.req.Body = &c.body
 	} else {
-		c.head.req.Body = noBody{}
+		c.head.req.Body = http.NoBody
 	}
 	// An upgrade (a websocket) is never watched: the connection becomes the app's.
 	ctx := &reqCtx{c: c, noWatch: c.head.req.Header["Upgrade"] != nil}
@@ -436,7 +440,7 @@ func (c *h1conn) serveRequest() bool {
 	} else {
 		s.handler.ServeHTTP(&c.resp, r)
 	}
-	ctx.end()
+	ctx.cancel() // as net/http: the handler has returned
 	c.stopWatch()
 	if c.resp.hijacked {
 		return false
@@ -599,15 +603,6 @@ func (x *reqCtx) cancel() {
 		}
 	}
 }
-
-// end cancels the context: the handler has returned.
-func (x *reqCtx) end() { x.cancel() }
-
-// noBody is the body of a request without one.
-type noBody struct{}
-
-func (noBody) Read([]byte) (int, error) { return 0, io.EOF }
-func (noBody) Close() error             { return nil }
 
 // h1Conns are a server's plain HTTP/1.1 connections, for draining.
 type h1Conns struct {

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -19,70 +20,17 @@ import (
 type headError struct {
 	code int
 	why  string
+	// framing: a request a proxy in front of us could have framed
+	// differently (request smuggling), logged as such.
+	framing bool
 }
 
 func (e *headError) Error() string { return e.why }
 
-func badHead(why string) *headError { return &headError{http.StatusBadRequest, why} }
+func badHead(why string) *headError { return &headError{code: http.StatusBadRequest, why: why} }
 
-// framingError marks a refusal that a proxy in front of us could have read
-// differently (request smuggling): it is logged as such.
-const framingPrefix = "ambiguous framing: "
-
-// commonHeaders interns the canonical names of frequent headers, so that a
-// request's header names cost no allocation.
-var commonHeaders = func() map[string]string {
-	m := map[string]string{}
-	for _, k := range []string{"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language",
-		"Authorization", "Cache-Control", "Connection", "Content-Length", "Content-Type", "Cookie",
-		"Expect", "Host", "If-Match", "If-Modified-Since", "If-None-Match", "If-Range", "Origin",
-		"Pragma", "Range", "Referer", "Sec-Websocket-Key", "Sec-Websocket-Version",
-		"Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
-		"Sec-Fetch-Site", "Sec-Fetch-User", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-		"Upgrade-Insecure-Requests", "User-Agent", "Via", "X-Forwarded-For", "X-Forwarded-Proto",
-		"X-Forwarded-Host", "X-Real-Ip", "X-Requested-With", "Keep-Alive", "Dnt", "Priority"} {
-		m[k] = k
-	}
-	return m
-}()
-
-// canonicalKey is name in net/http's canonical form (Content-Type); name is
-// a valid token. A name already canonical is returned as is.
-func canonicalKey(name string) string {
-	upper := true
-	canonical := true
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			canonical = false
-			break
-		}
-		upper = c == '-'
-	}
-	if canonical {
-		return name
-	}
-	var small [64]byte
-	b := small[:0]
-	if len(name) > len(small) {
-		b = make([]byte, 0, len(name))
-	}
-	upper = true
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case upper && 'a' <= c && c <= 'z':
-			c -= 'a' - 'A'
-		case !upper && 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		}
-		b = append(b, c)
-		upper = c == '-'
-	}
-	if k, ok := commonHeaders[string(b)]; ok {
-		return k
-	}
-	return string(b)
+func badFraming(why string) *headError {
+	return &headError{code: http.StatusBadRequest, why: why, framing: true}
 }
 
 // parsedHead is a request head: the request for the handler and what the
@@ -92,7 +40,6 @@ type parsedHead struct {
 	chunked    bool
 	length     int64 // the body's length; -1 when chunked
 	expect     bool  // Expect: 100-continue on HTTP/1.1 with a body
-	close      bool  // the connection ends after this request
 	keepHTTP10 bool  // HTTP/1.0 with Connection: keep-alive
 }
 
@@ -114,7 +61,7 @@ func parseHead(head string, p *parsedHead) *headError {
 		return badHead("malformed HTTP version")
 	}
 	if major != 1 {
-		return &headError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
+		return &headError{code: http.StatusHTTPVersionNotSupported, why: "unsupported protocol version"}
 	}
 	// Count the lines first: one backing array holds every value.
 	n := strings.Count(rest, "\n") + 1
@@ -143,7 +90,7 @@ func parseHead(head string, p *parsedHead) *headError {
 		if !validFieldValue(value) {
 			return badHead("invalid header value")
 		}
-		key := canonicalKey(name)
+		key := textproto.CanonicalMIMEHeaderKey(name)
 		switch key {
 		case "Host":
 			hosts++
@@ -171,17 +118,17 @@ func parseHead(head string, p *parsedHead) *headError {
 		}
 	}
 	if fold {
-		return badHead(framingPrefix + "a folded header line (obs-fold)")
+		return badFraming("a folded header line (obs-fold)")
 	}
 	if tes > 0 {
 		if tes > 1 || !asciiEqualFold(teValue, "chunked") {
-			return &headError{http.StatusNotImplemented, "unsupported transfer encoding"}
+			return &headError{code: http.StatusNotImplemented, why: "unsupported transfer encoding"}
 		}
 		switch {
 		case cls > 0:
-			return badHead(framingPrefix + "both Content-Length and Transfer-Encoding")
+			return badFraming("both Content-Length and Transfer-Encoding")
 		case minor == 0:
-			return badHead(framingPrefix + "Transfer-Encoding in an HTTP/1.0 request")
+			return badFraming("Transfer-Encoding in an HTTP/1.0 request")
 		}
 	}
 	if hosts > 1 {
@@ -228,7 +175,7 @@ func parseHead(head string, p *parsedHead) *headError {
 		// As net/http: a trailer may not carry the message's framing.
 		for _, v := range h["Trailer"] {
 			for _, t := range strings.Split(v, ",") {
-				switch canonicalKey(strings.Trim(t, " \t")) {
+				switch textproto.CanonicalMIMEHeaderKey(strings.Trim(t, " \t")) {
 				case "Transfer-Encoding", "Trailer", "Content-Length":
 					return badHead("bad trailer key")
 				}
@@ -238,17 +185,16 @@ func parseHead(head string, p *parsedHead) *headError {
 		delete(h, "Trailer")
 	}
 	conn := h["Connection"]
-	p.close = hasToken(conn, "close")
+	r.Close = hasToken(conn, "close")
 	p.keepHTTP10 = false
-	if minor == 0 && !p.close {
+	if minor == 0 && !r.Close {
 		p.keepHTTP10 = hasToken(conn, "keep-alive")
-		p.close = !p.keepHTTP10
+		r.Close = !p.keepHTTP10
 	}
-	r.Close = p.close
 	p.expect = false
 	if ex := h["Expect"]; ex != nil && minor >= 1 {
 		if len(ex) != 1 || !asciiEqualFold(ex[0], "100-continue") {
-			return &headError{http.StatusExpectationFailed, "unsupported Expect"}
+			return &headError{code: http.StatusExpectationFailed, why: "unsupported Expect"}
 		}
 		p.expect = p.length != 0
 	}

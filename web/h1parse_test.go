@@ -127,10 +127,10 @@ func TestParseHeadAccepts(t *testing.T) {
 				t.Errorf("got %s %q host %q path %q %d.%d length %d", r.Method, r.RequestURI, r.Host, r.URL.Path,
 					r.ProtoMajor, r.ProtoMinor, r.ContentLength)
 			}
-			if p.length != tc.length || p.chunked != tc.chunked || p.expect != tc.expect || p.close != tc.close ||
+			if p.length != tc.length || p.chunked != tc.chunked || p.expect != tc.expect || p.req.Close != tc.close ||
 				p.keepHTTP10 != tc.keep10 || r.Close != tc.close {
 				t.Errorf("framing: length %d chunked %v expect %v close %v (req %v) keep10 %v", p.length, p.chunked,
-					p.expect, p.close, r.Close, p.keepHTTP10)
+					p.expect, p.req.Close, r.Close, p.keepHTTP10)
 			}
 			if !reflect.DeepEqual(r.Header, tc.header) {
 				t.Errorf("header %q, want %q", r.Header, tc.header)
@@ -157,7 +157,7 @@ func TestParseHeadReuse(t *testing.T) {
 		t.Fatal(herr)
 	}
 	r := &p.req
-	if p.chunked || p.length != 0 || p.expect || p.close || p.keepHTTP10 || r.ContentLength != 0 ||
+	if p.chunked || p.length != 0 || p.expect || p.req.Close || p.keepHTTP10 || r.ContentLength != 0 ||
 		r.TransferEncoding != nil || len(r.Header) != 0 || r.Body != nil || r.RemoteAddr != "" {
 		t.Fatalf("left over from before: %+v", p)
 	}
@@ -393,22 +393,6 @@ func TestH1ParseLength(t *testing.T) {
 		if tc.want < 0 && ok || tc.want >= 0 && (!ok || n != tc.want) {
 			t.Errorf("parseLength(%q) = %d, %v; want %d", tc.in, n, ok, tc.want)
 		}
-	}
-}
-
-func TestH1CanonicalKey(t *testing.T) {
-	for _, k := range []string{"host", "HOST", "Host", "content-length", "CONTENT-TYPE", "x-forwarded-for",
-		"sec-websocket-key", "a", "A", "-", "--a", "a--b", "x_y-z", "x_Y", "1a-2b", "!#$%&'*+-.^_`|~",
-		"already-Canonical", "User-Agent", "uSER-aGENT", strings.Repeat("ab-", 40), strings.Repeat("A", 64), strings.Repeat("a", 65)} {
-		if got, want := canonicalKey(k), textproto.CanonicalMIMEHeaderKey(k); got != want {
-			t.Errorf("canonicalKey(%q) = %q, want %q", k, got, want)
-		}
-	}
-	if got := canonicalKey("Content-Type"); got != "Content-Type" {
-		t.Fatal(got)
-	}
-	if n := testing.AllocsPerRun(100, func() { canonicalKey("content-type") }); n != 0 {
-		t.Errorf("canonicalKey of a common header: %v allocations", n)
 	}
 }
 
@@ -651,8 +635,8 @@ func FuzzParseHead(f *testing.F) {
 			t.Fatalf("%q: length %d/%d chunked %v %q, net/http %d %q", head, r.ContentLength, p.length, p.chunked,
 				r.TransferEncoding, std.ContentLength, std.TransferEncoding)
 		}
-		if r.Close != std.Close || p.close != std.Close || p.keepHTTP10 != (std.ProtoMinor == 0 && !std.Close) {
-			t.Fatalf("%q: Close %v (%v, keep10 %v), net/http %v", head, r.Close, p.close, p.keepHTTP10, std.Close)
+		if r.Close != std.Close || p.req.Close != std.Close || p.keepHTTP10 != (std.ProtoMinor == 0 && !std.Close) {
+			t.Fatalf("%q: Close %v (%v, keep10 %v), net/http %v", head, r.Close, p.req.Close, p.keepHTTP10, std.Close)
 		}
 		// Expect: net/http's server sends 100 Continue for these, and 417
 		// for any other Expect (on any version).
@@ -678,7 +662,7 @@ func FuzzParseHead(f *testing.F) {
 			}
 		}
 		for k := range r.Header {
-			if canonicalKey(k) != k || textproto.CanonicalMIMEHeaderKey(k) != k {
+			if textproto.CanonicalMIMEHeaderKey(k) != k {
 				t.Fatalf("%q: key %q not canonical", head, k)
 			}
 		}

@@ -165,7 +165,7 @@ func (w *h1response) sendHeader(stream bool) {
 		w.closeAfter = true // HTTP/1.0: the body ends with the connection
 	}
 	conn := h["Connection"]
-	if w.c.head.close || c.s.conns.draining.Load() || c.body.wouldClose.Load() || hasToken(conn, "close") || w.status == http.StatusSwitchingProtocols && !w.hijacked {
+	if w.req.Close || c.s.conns.draining.Load() || c.body.wouldClose.Load() || hasToken(conn, "close") || w.status == http.StatusSwitchingProtocols && !w.hijacked {
 		w.closeAfter = true
 	}
 	b := c.wbuf
