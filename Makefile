@@ -20,6 +20,18 @@ APT_PKGS := pkg-config python3-dev python3-numpy python3-pytest python3-cbor2 ip
 BENCH_PKGS := erlang-base python3-distributed wrk python3-hypercorn \
               python3-torch
 
+# CPython is linked into the binary from Debian's static libpython, as python3
+# itself is (see pybridge/link_static.go for why), when libpythonX.Y-dev has
+# one; else from the shared library. Recursive (=) so that they are computed
+# after `deps` has installed pkg-config and the Python headers.
+py_pc      = $(shell pkg-config $(1) python3-embed 2>/dev/null)
+py_archive = $(wildcard $(call py_pc,--variable=libdir)/libpython$(call py_pc,--modversion).a)
+py_syslibs = $(shell $(call py_pc,--variable=exec_prefix)/bin/python$(call py_pc,--modversion) -c \
+               'import sysconfig as s; print(*{f: 0 for v in ("LIBS", "SYSLIBS", "MODLIBS") for f in s.get_config_var(v).split()})')
+export CGO_CFLAGS  = -O2 -g $(if $(py_archive),$(call py_pc,--cflags))
+export CGO_LDFLAGS = $(if $(py_archive),$(py_archive) $(py_syslibs))
+export GOFLAGS     = $(if $(py_archive),-tags=pystatic)
+
 .PHONY: deps bench-deps build test test-go test-python fuzz bench demo demo-rpc clean
 
 # apt-install installs the Debian packages in $(1) that are missing.

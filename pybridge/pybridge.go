@@ -13,7 +13,6 @@
 package pybridge
 
 /*
-#cgo pkg-config: python3-embed
 #cgo CFLAGS: -O2 -Wall -Wno-unused-parameter
 #include "bridge.h"
 #include <stdlib.h>
