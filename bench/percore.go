@@ -77,6 +77,7 @@ func perCoreSection(bin string) (string, error) {
 	const (
 		hbName     = "hornbeam"
 		hbSpin     = "hornbeam `--spin-us 150`"
+		hbNoBatch  = "hornbeam `--sched-batch=false`"
 		uvName     = "uvicorn (uvloop, httptools)"
 		gtName     = "gunicorn gthread (4 threads)"
 		bareName   = "floor: bare Go `net/http`"
@@ -91,8 +92,10 @@ func perCoreSection(bin string) (string, error) {
 		{"ASGI hello", bareHBName, "/", bareHB("13")},
 		{"ASGI hello", hbName, "/", hb("httpapps:asgi_hello", "-k", "asgi")},
 		{"ASGI hello", hbSpin, "/", hb("httpapps:asgi_hello", "-k", "asgi", "--spin-us", "150")},
+		{"ASGI hello", hbNoBatch, "/", hb("httpapps:asgi_hello", "-k", "asgi", "--sched-batch=false")},
 		{"ASGI hello", uvName, "/", uv("httpapps:asgi_hello")},
 		{"FastAPI JSON", hbName, "/items/5?q=x", hb("httpapps:fastapi_items", "-k", "asgi")},
+		{"FastAPI JSON", hbNoBatch, "/items/5?q=x", hb("httpapps:fastapi_items", "-k", "asgi", "--sched-batch=false")},
 		{"FastAPI JSON", uvName, "/items/5?q=x", uv("httpapps:fastapi_items")},
 		{"WSGI hello", hbName, "/", hb("httpapps:wsgi_hello", "-k", "wsgi")},
 		{"WSGI hello", hbSpin, "/", hb("httpapps:wsgi_hello", "-k", "wsgi", "--spin-us", "150")},
@@ -159,7 +162,9 @@ func perCoreSection(bin string) (string, error) {
 		fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %.2f | %s |\n", s.app, s.name, r.rate, r.lat, r.cpu, cmp)
 	}
 	b.WriteString("\nGoals per core: ASGI ≥ 1.3x uvicorn, FastAPI ≥ 1.2x uvicorn, WSGI ≥ 5x gunicorn gthread. " +
-		"Confined to one CPU a node does not spin by default; the `--spin-us 150` rows show what spinning would cost there.\n\n")
+		"Confined to one CPU a node does not spin by default; the `--spin-us 150` rows show what spinning would cost there. " +
+		"A node's threads run under SCHED_BATCH by default; the `--sched-batch=false` rows show the default policy, " +
+		"under which the node's threads preempt one another at each hand-over of work.\n\n")
 	return b.String(), nil
 }
 

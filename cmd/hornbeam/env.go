@@ -38,3 +38,11 @@ func envFloat(name string, def float64) float64 {
 	}
 	return def
 }
+
+// envBool reads a boolean default from the environment, ignoring bad values.
+func envBool(name string, def bool) bool {
+	if v, err := strconv.ParseBool(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hornbeam-go/hornbeam/bus"
 	"github.com/hornbeam-go/hornbeam/host"
+	"github.com/hornbeam-go/hornbeam/internal/cpusched"
 	"github.com/hornbeam-go/hornbeam/internal/pywatch"
 	"github.com/hornbeam-go/hornbeam/internal/sharedstate"
 	"github.com/hornbeam-go/hornbeam/state"
@@ -42,6 +43,7 @@ type startOptions struct {
 	pythonPath        []string
 	threads           int
 	spinUS            int
+	schedBatch        bool
 	configFile        string
 	logLevel          string
 	workers           int
@@ -96,6 +98,13 @@ Examples:
 			if err := o.ml.apply(log); err != nil {
 				return err
 			}
+			if o.schedBatch {
+				// Before Python's threads exist, so that they inherit it,
+				// as worker processes do.
+				if err := cpusched.SetBatch(); err != nil {
+					log.Warn("threads stay under the default CPU policy", "err", err)
+				}
+			}
 			w, isWorker, err := supervisor.Attach()
 			if err != nil {
 				return err
@@ -133,6 +142,7 @@ Examples:
 	f.StringArrayVar(&o.pythonPath, "pythonpath", nil, "add a directory to sys.path (repeatable)")
 	f.IntVar(&o.threads, "threads", envInt("HORNBEAM_THREADS", 0), "threads for synchronous Python calls, per worker (0: 2 per CPU, at least 4)")
 	f.IntVar(&o.spinUS, "spin-us", envInt("HORNBEAM_SPIN_US", 0), "µs a Python thread spins for the next call before sleeping, when nothing else runs (0: 150 when Go may run on more than one CPU, GOMAXPROCS > 1, else never; -1: never)")
+	f.BoolVar(&o.schedBatch, "sched-batch", envBool("HORNBEAM_SCHED_BATCH", true), "run the node's threads under Linux's SCHED_BATCH policy: a thread that wakes another on a busy CPU keeps it until it blocks, so the node's threads hand work over in batches rather than preempt one another per request (false: the default policy)")
 	f.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warning, error (env HORNBEAM_LOG_LEVEL)")
 	f.IntVarP(&o.workers, "workers", "w", envInt("HORNBEAM_WORKERS", envInt("WEB_CONCURRENCY", 0)),
 		"worker processes, each with its own interpreter (env HORNBEAM_WORKERS, else WEB_CONCURRENCY; 0: serve from this process)")
