@@ -123,9 +123,13 @@ void hb_worker_leave(hb_worker *w);
 void hb_call_job(hb_worker *w, uint64_t job, const char *mod, size_t modlen, const char *fn,
                  size_t fnlen, const unsigned char *args, size_t argslen, size_t limit,
                  hb_result *out);
-/* Resolves and calls with the GIL held; shared by the pool and the loop. */
+/* Resolves and calls with the GIL held; shared by the pool and the loop. With
+ * ask_coro_fn an awaitable result also says whether the function is a
+ * coroutine function (the pool remembers those, to send their calls to the
+ * loop); the loop does not ask. */
 void hb_call_locked(const char *mod, size_t modlen, const char *fn, size_t fnlen,
-                    const unsigned char *args, size_t argslen, size_t limit, hb_result *out);
+                    const unsigned char *args, size_t argslen, size_t limit, int ask_coro_fn,
+                    hb_result *out);
 void hb_result_from_value(PyObject *v, hb_result *out); /* steals v */
 void hb_encode_result(PyObject *v, size_t limit, hb_result *out); /* borrows v */
 

@@ -52,7 +52,8 @@ static int missing_module(PyObject *modname) {
 }
 
 void hb_call_locked(const char *mod, size_t modlen, const char *fn, size_t fnlen,
-                    const unsigned char *args, size_t argslen, size_t limit, hb_result *out) {
+                    const unsigned char *args, size_t argslen, size_t limit, int ask_coro_fn,
+                    hb_result *out) {
     memset(out, 0, sizeof(*out));
     PyObject *modname = NULL, *m = NULL, *f = NULL, *a = NULL, *tuple = NULL, *res = NULL;
 
@@ -101,13 +102,15 @@ void hb_call_locked(const char *mod, size_t modlen, const char *fn, size_t fnlen
         out->status = HB_ASYNC;
         out->coro = res;
         res = NULL;
-        /* inspect's answer also covers methods, partials and markcoroutinefunction. */
-        PyObject *inspect = PyImport_ImportModule("inspect");
-        PyObject *yes = inspect ? PyObject_CallMethod(inspect, "iscoroutinefunction", "O", f) : NULL;
-        out->coro_fn = yes != NULL && PyObject_IsTrue(yes) == 1;
-        Py_XDECREF(yes);
-        Py_XDECREF(inspect);
-        PyErr_Clear();
+        if (ask_coro_fn) { /* the loop does not ask: it runs every awaitable */
+            /* inspect's answer also covers methods, partials and markcoroutinefunction. */
+            PyObject *inspect = PyImport_ImportModule("inspect");
+            PyObject *yes = inspect ? PyObject_CallMethod(inspect, "iscoroutinefunction", "O", f) : NULL;
+            out->coro_fn = yes != NULL && PyObject_IsTrue(yes) == 1;
+            Py_XDECREF(yes);
+            Py_XDECREF(inspect);
+            PyErr_Clear();
+        }
     } else {
         hb_encode_result(res, limit, out);
     }
@@ -138,7 +141,7 @@ void hb_call_job(hb_worker *w, uint64_t job, const char *mod, size_t modlen, con
                  size_t fnlen, const unsigned char *args, size_t argslen, size_t limit,
                  hb_result *out) {
     w->job = job;
-    hb_call_locked(mod, modlen, fn, fnlen, args, argslen, limit, out);
+    hb_call_locked(mod, modlen, fn, fnlen, args, argslen, limit, 1, out);
     w->job = 0;
     if (w->interrupted) {
         /* An interrupt aimed at this job that did not fire must not hit the next. */

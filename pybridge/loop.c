@@ -282,7 +282,7 @@ static void run_item(hb_item *it) {
         break;
     case HB_LOOP_CALL: {
         hb_result r;
-        hb_call_locked(it->mod, it->modlen, it->fn, it->fnlen, it->args, it->argslen, 0, &r);
+        hb_call_locked(it->mod, it->modlen, it->fn, it->fnlen, it->args, it->argslen, 0, 0, &r);
         free(it->mod);
         if (r.status == HB_ASYNC) {
             start_task(it->id, r.coro);
