@@ -271,23 +271,7 @@ func (ip *Interpreter) complete(id C.uint64_t, r *C.hb_result) {
 	if !ok {
 		return // the caller gave up; the result is dropped
 	}
-	res := result{}
-	switch r.status {
-	case C.HB_OK:
-		res.value = C.GoBytes(unsafe.Pointer(r.data), C.int(r.len))
-	default:
-		res.err = &Error{
-			Type:      C.GoString(r.err._type),
-			Message:   C.GoString(r.err.message),
-			Traceback: C.GoString(r.err.traceback),
-		}
-		if r.status == C.HB_NO_MODULE {
-			res.err.(*Error).kind = ErrNoModule
-		} else if r.status == C.HB_NO_FUNCTION {
-			res.err.(*Error).kind = ErrNoFunction
-		}
-	}
-	v.(*call).slot.Deliver(res)
+	ip.deliver(v.(*call), r)
 }
 
 // hbGoCallAsync starts a registered Go function on its own goroutine; its

@@ -218,6 +218,9 @@ type Interpreter struct {
 	pending  sync.Map // id -> *call, for calls running on the loop
 	asyncFns sync.Map // module+"\x00"+function -> true for coroutine functions
 	nextID   atomic.Uint64
+	// borrowed counts results handed out in C memory (CallBorrowed) and not
+	// yet released.
+	borrowed atomic.Int64
 
 	stopping  chan struct{} // closed when Close starts
 	dead      chan struct{} // closed when Python is finalized
@@ -245,7 +248,8 @@ type call struct {
 	args     []byte
 	id       uint64
 	q        *workQueue
-	limit    int // MaxResult
+	limit    int  // MaxResult
+	borrow   bool // the result may stay in C memory (CallBorrowed)
 	slot     handoff.Slot[result]
 	worker   atomic.Pointer[C.hb_worker] // the pool thread running it, for interrupts
 	phase    atomic.Int32                // phaseQueued, ...
@@ -269,6 +273,7 @@ type workerSlot struct {
 type result struct {
 	value []byte
 	err   error
+	cbuf  unsafe.Pointer // the C memory value lies in (a borrowed result), else nil
 }
 
 // New starts Python and its threads. Close must be called to stop them.
@@ -601,8 +606,9 @@ func (ip *Interpreter) takeLoopResults() {
 	if n == 0 {
 		return
 	}
-	for _, d := range unsafe.Slice(items, int(n)) {
-		ip.complete(d.id, &d.r)
+	done := unsafe.Slice(items, int(n))
+	for i := range done { // by index: complete may take over a result's bytes
+		ip.complete(done[i].id, &done[i].r)
 	}
 	C.hb_done_free(items, n)
 }
@@ -720,7 +726,33 @@ func (ip *Interpreter) runSync(w *C.hb_worker, ws *workerSlot, c *call) {
 		}
 		return
 	}
-	c.slot.Deliver(takeResult(&r))
+	ip.deliver(c, &r)
+	C.hb_result_free(&r)
+}
+
+// deliver hands c its result r, which it does not free: copied into Go
+// memory, or for a call that borrows, taken over (r then owns no bytes). A
+// borrowed result its caller no longer waits for is released here.
+func (ip *Interpreter) deliver(c *call, r *C.hb_result) {
+	var res result
+	if c.borrow && r.status == C.HB_OK && r.len > 0 {
+		res = result{value: unsafe.Slice((*byte)(unsafe.Pointer(r.data)), int(r.len)), cbuf: unsafe.Pointer(r.data)}
+		r.data, r.len = nil, 0
+		ip.borrowed.Add(1)
+	} else {
+		res = resultOf(r)
+	}
+	if !c.slot.Deliver(res) {
+		ip.release(res)
+	}
+}
+
+// release frees the C memory of a borrowed result.
+func (ip *Interpreter) release(r result) {
+	if r.cbuf != nil {
+		C.free(r.cbuf)
+		ip.borrowed.Add(-1)
+	}
 }
 
 // Call runs module.function(*args) in Python and returns its CBOR-encoded result.
@@ -750,20 +782,42 @@ type CallOpts struct {
 
 // CallWith is Call with options.
 func (ip *Interpreter) CallWith(ctx context.Context, o CallOpts, module, function string, args []byte) ([]byte, error) {
+	r, err := ip.call(ctx, o, false, module, function, args)
+	return r.value, err
+}
+
+// CallBorrowed is CallWith whose result may be left in the C memory the
+// encoder wrote it to rather than copied into Go's heap: a large result
+// (a response body) then costs no copy and no garbage. The result is valid
+// until release is called, which must be exactly once, by the caller, when
+// nothing refers to the bytes any more (release is a no-op for a result that
+// was copied, and for an error).
+func (ip *Interpreter) CallBorrowed(ctx context.Context, o CallOpts, module, function string, args []byte) (value []byte, release func(), err error) {
+	r, err := ip.call(ctx, o, true, module, function, args)
+	if r.cbuf == nil {
+		return r.value, noRelease, err
+	}
+	return r.value, func() { ip.release(r) }, err
+}
+
+func noRelease() {}
+
+func (ip *Interpreter) call(ctx context.Context, o CallOpts, borrow bool, module, function string, args []byte) (result, error) {
 	lane := o.Lane
 	select {
 	case <-ip.stopping:
-		return nil, ErrClosed
+		return result{}, ErrClosed
 	default:
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return result{}, err
 	}
 	q := ip.lanes[LaneRPC]
 	if lane >= 0 && lane < numLanes && ip.lanes[lane] != nil {
 		q = ip.lanes[lane]
 	}
-	c := &call{ctx: ctx, module: module, function: function, args: args, id: ip.nextID.Add(1), q: q, limit: max(o.MaxResult, 0)}
+	c := &call{ctx: ctx, module: module, function: function, args: args, id: ip.nextID.Add(1), q: q,
+		limit: max(o.MaxResult, 0), borrow: borrow}
 	async := false
 	if _, ok := ip.asyncFns.Load(module + "\x00" + function); ok {
 		async = true
@@ -773,31 +827,38 @@ func (ip *Interpreter) CallWith(ctx context.Context, o CallOpts, module, functio
 			(*C.char)(unsafe.Pointer(unsafe.StringData(function))), C.size_t(len(function)),
 			bytesPtr(args), C.size_t(len(args)))) < 0 {
 			ip.pending.Delete(c.id)
-			return nil, errors.New("pybridge: out of memory queueing a call")
+			return result{}, errors.New("pybridge: out of memory queueing a call")
 		}
 	} else if !q.push(c) {
-		return nil, ErrClosed
+		return result{}, ErrClosed
 	}
 	return ip.wait(c, async)
 }
 
 // wait spins briefly for the result, then parks until it, ctx's end or Close.
 // Only a lone call spins: with others in flight the CPU is better left to them.
-func (ip *Interpreter) wait(c *call, async bool) ([]byte, error) {
+func (ip *Interpreter) wait(c *call, async bool) (result, error) {
 	sp := &ip.spinner
 	if ip.inflight.Add(1) > 1 {
 		sp = nil
 	}
 	r, err := c.slot.Wait(c.ctx, sp, ip.dead)
 	ip.inflight.Add(-1)
+	if err != nil && c.borrow {
+		// No one will take a result delivered from now on; one delivered
+		// meanwhile is C memory that only this caller can free.
+		if late, ok := c.slot.Abandon(); ok {
+			ip.release(late)
+		}
+	}
 	switch {
 	case errors.Is(err, handoff.ErrStopped):
-		return nil, ErrClosed
+		return result{}, ErrClosed
 	case err != nil:
 		ip.abandon(c, async)
-		return nil, err
+		return result{}, err
 	}
-	return r.value, r.err
+	return r, r.err
 }
 
 // abandon stops the Python side of a call whose caller has gone.
@@ -882,9 +943,8 @@ func bytesPtr(b []byte) *C.uchar {
 	return (*C.uchar)(unsafe.Pointer(&b[0]))
 }
 
-// takeResult converts and frees a C result.
-func takeResult(r *C.hb_result) result {
-	defer C.hb_result_free(r)
+// resultOf converts a C result into Go memory; it does not free r.
+func resultOf(r *C.hb_result) result {
 	switch r.status {
 	case C.HB_OK:
 		return result{value: C.GoBytes(unsafe.Pointer(r.data), C.int(r.len))}

@@ -464,7 +464,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// WSGI app from its next write; only --timeout stops the app.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.Timeout)
 	defer cancel()
-	out, err := s.interp().CallOn(ctx, pybridge.LaneHTTP, module, "handle", args)
+	out, release, err := s.callApp(ctx, w, module, args)
+	defer release() // after the response is written: its body may be out
 	timedOut := errors.Is(err, context.DeadlineExceeded)
 	badBody, slow := req.endBody(timedOut)
 	switch {
@@ -504,6 +505,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			req.fail(http.StatusInternalServerError, "internal server error\n")
 		}
 	}
+}
+
+// borrower is the interpreter's CallBorrowed.
+type borrower interface {
+	CallBorrowed(ctx context.Context, o pybridge.CallOpts, module, function string, args []byte) ([]byte, func(), error)
+}
+
+// callApp calls the app's handle. On a plain HTTP/1.1 connection the result
+// stays in the memory Python's encoder wrote it to: the response is written
+// from it before ServeHTTP returns (h1response keeps no reference to a body
+// once Write returns), then release frees it. Under TLS net/http's HTTP/2
+// may still hold a body after Write returns (a stream reset mid-write), so
+// there the result is copied.
+func (s *Server) callApp(ctx context.Context, w http.ResponseWriter, module string, args []byte) ([]byte, func(), error) {
+	py := s.interp()
+	if b, ok := py.(borrower); ok {
+		if _, plain := w.(*h1response); plain {
+			return b.CallBorrowed(ctx, pybridge.CallOpts{Lane: pybridge.LaneHTTP}, module, "handle", args)
+		}
+	}
+	out, err := py.CallOn(ctx, pybridge.LaneHTTP, module, "handle", args)
+	return out, func() {}, err
 }
 
 // bodyFailed answers a request whose body could not be read ahead.

@@ -9,6 +9,7 @@ package handoff
 
 import (
 	"context"
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -80,6 +81,21 @@ func (s *Slot[T]) Wait(ctx context.Context, sp *Spinner, stop <-chan struct{}) (
 		}
 	}
 	return s.v, nil
+}
+
+// Abandon is for a waiter that gave up (Wait returned an error): it refuses
+// every later delivery and returns the value delivered before, if one was,
+// for the waiter to dispose of (a value that owns memory outside Go's heap).
+// A delivery under way when Abandon is called is waited for.
+func (s *Slot[T]) Abandon() (T, bool) {
+	if s.taken.CompareAndSwap(false, true) {
+		var zero T
+		return zero, false
+	}
+	for s.state.Load() != done { // Deliver stores v, then marks done
+		runtime.Gosched()
+	}
+	return s.v, true
 }
 
 // Done reports whether a value was delivered.

@@ -70,3 +70,35 @@ func TestSlotRace(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+func TestSlotAbandon(t *testing.T) {
+	t.Run("before delivery", func(t *testing.T) {
+		var s Slot[int]
+		if v, ok := s.Abandon(); ok {
+			t.Fatalf("Abandon returned %d from an empty slot", v)
+		}
+		if s.Deliver(1) {
+			t.Error("a delivery after Abandon was accepted")
+		}
+	})
+	t.Run("after delivery", func(t *testing.T) {
+		var s Slot[int]
+		s.Deliver(42)
+		if v, ok := s.Abandon(); !ok || v != 42 {
+			t.Errorf("Abandon = %d, %v; want 42, true", v, ok)
+		}
+	})
+	t.Run("racing delivery", func(t *testing.T) {
+		// Each value is either refused by Deliver or handed back by
+		// Abandon: never both, never neither.
+		for range 2000 {
+			var s Slot[int]
+			delivered := make(chan bool, 1)
+			go func() { delivered <- s.Deliver(7) }()
+			v, got := s.Abandon()
+			if d := <-delivered; d != got || (got && v != 7) {
+				t.Fatalf("Deliver accepted=%v, Abandon returned %d, %v", d, v, got)
+			}
+		}
+	})
+}

@@ -155,3 +155,8 @@ async def go_async_broken_get_loop(ms):
 
 def big_bytes(n):
     return b"x" * n
+
+
+async def async_big_bytes(n, seconds):
+    await asyncio.sleep(seconds)
+    return bytes(range(256)) * (n // 256)

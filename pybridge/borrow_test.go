@@ -1,0 +1,110 @@
+package pybridge_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/hornbeam-go/hornbeam/pybridge"
+)
+
+// A borrowed result reads as a copied one would, from the pool and from the
+// loop, and releasing it frees what it held.
+func TestCallBorrowed(t *testing.T) {
+	want := bytes.Repeat(func() []byte {
+		b := make([]byte, 256)
+		for i := range b {
+			b[i] = byte(i)
+		}
+		return b
+	}(), 256)
+	for _, tc := range []struct {
+		name, fn string
+		args     []any
+	}{
+		{"pool", "big_bytes", []any{1 << 16}},
+		{"loop", "async_big_bytes", []any{1 << 16, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args, _ := cbor.Marshal(tc.args)
+			before := py.Borrowed()
+			out, release, err := py.CallBorrowed(context.Background(), pybridge.CallOpts{}, "bridgetest", tc.fn, args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []byte
+			if err := cbor.Unmarshal(out, &got); err != nil {
+				t.Fatal(err)
+			}
+			if tc.fn == "big_bytes" {
+				want := bytes.Repeat([]byte("x"), 1<<16)
+				if !bytes.Equal(got, want) {
+					t.Fatalf("got %d bytes, not the result", len(got))
+				}
+			} else if !bytes.Equal(got, want) {
+				t.Fatalf("got %d bytes, not the result", len(got))
+			}
+			if n := py.Borrowed(); n != before+1 {
+				t.Errorf("%d results borrowed, want %d", n, before+1)
+			}
+			release()
+			if n := py.Borrowed(); n != before {
+				t.Errorf("%d results borrowed after release, want %d", n, before)
+			}
+		})
+	}
+	t.Run("error", func(t *testing.T) {
+		args, _ := cbor.Marshal([]any{"no"})
+		_, release, err := py.CallBorrowed(context.Background(), pybridge.CallOpts{}, "bridgetest", "fail", args)
+		var pe *pybridge.Error
+		if !errors.As(err, &pe) {
+			t.Fatalf("err = %v, want a Python exception", err)
+		}
+		release() // a no-op, and safe
+	})
+}
+
+// Callers that give up around the moment their result arrives leave nothing
+// borrowed behind: the result is freed by whichever side comes last.
+func TestCallBorrowedAbandonedFreesResults(t *testing.T) {
+	before := py.Borrowed()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	outcomes := map[bool]int{} // timed out?
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Deadlines from 1 to 51 ms, around the coroutine's sleep and its answer.
+			args, _ := cbor.Marshal([]any{1 << 14, 0.005})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(1000+500*(i%100))*time.Microsecond)
+			defer cancel()
+			_, release, err := py.CallBorrowed(ctx, pybridge.CallOpts{}, "bridgetest", "async_big_bytes", args)
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				t.Error(err)
+			}
+			mu.Lock()
+			outcomes[err != nil]++
+			mu.Unlock()
+			release()
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d answered, %d gave up", outcomes[false], outcomes[true])
+	// Results that arrive after their caller left are freed as they arrive:
+	// one more call through the loop, after every task has ended, is behind
+	// them all.
+	deadline := time.Now().Add(10 * time.Second)
+	for py.Borrowed() != before && time.Now().Before(deadline) {
+		args, _ := cbor.Marshal([]any{0, 0.01})
+		py.Call(context.Background(), "bridgetest", "async_big_bytes", args)
+	}
+	if n := py.Borrowed(); n != before {
+		t.Errorf("%d results still borrowed, want %d", n, before)
+	}
+}
