@@ -21,10 +21,16 @@ import (
 	"unsafe"
 )
 
-// schedBatch is SCHED_BATCH from <linux/sched.h>; syscall does not name it.
-const schedBatch = 3
+// Policies from <linux/sched.h>; syscall does not name them.
+const (
+	schedOther       = 0
+	schedBatch       = 3
+	schedResetOnFork = 0x40000000 // or'ed into a policy
+)
 
-// SetBatch puts every thread of the process under SCHED_BATCH. Threads
+// SetBatch puts every thread of the process that runs under the default
+// policy (SCHED_OTHER) under SCHED_BATCH; a policy chosen for the process
+// (`chrt`: real-time, idle) is left as it is. Threads
 // created afterwards inherit the policy from the thread that creates them,
 // and child processes from their parent. A thread created by one not yet
 // switched while SetBatch runs is caught by a second pass.
@@ -52,7 +58,9 @@ func setAll() (int, error) {
 			continue
 		}
 		pol, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETSCHEDULER, uintptr(tid), 0, 0)
-		if errno == 0 && pol == schedBatch {
+		if errno != 0 || pol&^schedResetOnFork != schedOther {
+			// Already batch, or a policy someone chose (chrt: real-time,
+			// idle), which is theirs to keep; or the thread is gone.
 			continue
 		}
 		var param struct{ priority int32 } // must be 0 for SCHED_BATCH

@@ -45,3 +45,25 @@ func TestSetBatchCoversEveryThreadAndChildren(t *testing.T) {
 		t.Errorf("a child process has policy %s, want 3", f[41-3])
 	}
 }
+
+// A policy chosen for the process (here SCHED_IDLE, by chrt) is kept.
+func TestSetBatchKeepsAChosenPolicy(t *testing.T) {
+	if os.Getenv("CPUSCHED_CHILD") == "1" {
+		if err := SetBatch(); err != nil {
+			t.Fatal(err)
+		}
+		if p := policy(t, "/proc/thread-self/stat"); p != "5" {
+			t.Fatalf("policy %s after SetBatch, want 5 (SCHED_IDLE) kept", p)
+		}
+		return
+	}
+	chrt, err := exec.LookPath("chrt")
+	if err != nil {
+		t.Skip("no chrt")
+	}
+	cmd := exec.Command(chrt, "-i", "0", os.Args[0], "-test.run=^TestSetBatchKeepsAChosenPolicy$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "CPUSCHED_CHILD=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
