@@ -53,6 +53,7 @@ func TestCallBorrowed(t *testing.T) {
 				t.Errorf("%d results borrowed, want %d", n, before+1)
 			}
 			release()
+			release() // a second call frees nothing
 			if n := py.Borrowed(); n != before {
 				t.Errorf("%d results borrowed after release, want %d", n, before)
 			}

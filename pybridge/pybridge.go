@@ -789,15 +789,20 @@ func (ip *Interpreter) CallWith(ctx context.Context, o CallOpts, module, functio
 // CallBorrowed is CallWith whose result may be left in the C memory the
 // encoder wrote it to rather than copied into Go's heap: a large result
 // (a response body) then costs no copy and no garbage. The result is valid
-// until release is called, which must be exactly once, by the caller, when
-// nothing refers to the bytes any more (release is a no-op for a result that
-// was copied, and for an error).
+// until the caller calls release, when nothing refers to the bytes any more
+// (later calls of release, and release of a result that was copied or of an
+// error, do nothing).
 func (ip *Interpreter) CallBorrowed(ctx context.Context, o CallOpts, module, function string, args []byte) (value []byte, release func(), err error) {
 	r, err := ip.call(ctx, o, true, module, function, args)
 	if r.cbuf == nil {
 		return r.value, noRelease, err
 	}
-	return r.value, func() { ip.release(r) }, err
+	var released atomic.Bool // a second call must not free the memory again
+	return r.value, func() {
+		if released.CompareAndSwap(false, true) {
+			ip.release(r)
+		}
+	}, err
 }
 
 func noRelease() {}
