@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 )
 
@@ -23,10 +22,7 @@ func threadPolicies(t *testing.T, pid int) map[string]int {
 		if err != nil {
 			continue // the thread ended meanwhile
 		}
-		// After "pid (comm)" (comm may hold spaces) the state is field 3;
-		// the policy is field 41.
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		out[f[41-3]]++
+		out[statFields(b)[41-3]]++ // the policy is field 41
 	}
 	return out
 }

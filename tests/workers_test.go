@@ -45,14 +45,19 @@ func children(pid int) []int {
 		if err != nil {
 			continue
 		}
-		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'.
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+		if f := statFields(b); len(f) > 1 && f[1] == strconv.Itoa(pid) {
 			out = append(out, c)
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// statFields splits a /proc stat line after "pid (comm)", so that the
+// state is f[0], the parent pid f[1], and field N of proc(5) f[N-3]; comm may
+// hold spaces, so the cut is at the last ')'.
+func statFields(b []byte) []string {
+	return strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
 }
 
 // fetch GETs url on a fresh connection (so requests spread over workers).

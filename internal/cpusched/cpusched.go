@@ -76,8 +76,3 @@ func setAll() (int, error) {
 	return changed, nil
 }
 
-// Batch reports whether the calling thread runs under SCHED_BATCH.
-func Batch() bool {
-	pol, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETSCHEDULER, 0, 0, 0)
-	return errno == 0 && pol == schedBatch
-}

@@ -159,4 +159,4 @@ def big_bytes(n):
 
 async def async_big_bytes(n, seconds):
     await asyncio.sleep(seconds)
-    return bytes(range(256)) * (n // 256)
+    return big_bytes(n)
