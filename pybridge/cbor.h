@@ -22,6 +22,8 @@ int hb_encode(PyObject *obj, hb_buf *out);
 /* Decode exactly one CBOR item that must span all of data[0:len]. GIL held. New reference, or NULL with a
    Python exception set (ValueError for malformed/limit-exceeding input; the message starts with "hornbeam: "). */
 PyObject *hb_decode(const unsigned char *data, size_t len);
+/* Drops the decoder's table of short strings; before the interpreter ends. GIL held. */
+void hb_decode_forget(void);
 #define HB_MAX_DEPTH 128          /* nesting limit both ways */
 #define HB_TAG_TUPLE 1212284929u  /* 0x48420001: our private tag (FCFS range) for Python tuples */
 /* Classes registered to travel as tags of the block 0x484200xx (cbor_ext.c). */

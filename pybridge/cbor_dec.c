@@ -328,6 +328,57 @@ static PyObject *simple(uint64_t arg, unsigned ai) {
     return PyFloat_FromDouble(f);
 }
 
+/* Short strings repeat from one message to the next: the keys of an ASGI
+ * scope or a WSGI environ, "GET", "http", header names. Each is kept once, in a
+ * direct-mapped table of SHORT_SLOTS entries of at most SHORT_MAX bytes (a
+ * fixed bound whatever the input), and handed out again when the same bytes
+ * come: no allocation, no UTF-8 decode, and a text key is the interned string
+ * the app's own literals are, so its dict lookups compare pointers. Only ASCII
+ * text is kept (so the bytes compare directly); strings and bytes are both
+ * immutable, so sharing one object is safe. The GIL guards the tables. */
+#define SHORT_MAX 32
+#define SHORT_SLOTS 256
+static PyObject *short_text[SHORT_SLOTS], *short_bytes[SHORT_SLOTS];
+
+static inline unsigned short_slot(const unsigned char *p, size_t n) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    return (h ^ (h >> 16)) & (SHORT_SLOTS - 1);
+}
+
+static PyObject *short_text_of(const unsigned char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] & 0x80) return PyUnicode_DecodeUTF8((const char *)p, (Py_ssize_t)n, "strict");
+    unsigned slot = short_slot(p, n);
+    PyObject *s = short_text[slot];
+    if (s != NULL && (size_t)PyUnicode_GET_LENGTH(s) == n && memcmp(PyUnicode_1BYTE_DATA(s), p, n) == 0)
+        return Py_NewRef(s);
+    s = PyUnicode_New((Py_ssize_t)n, 127);
+    if (s == NULL) return NULL;
+    memcpy(PyUnicode_1BYTE_DATA(s), p, n);
+    PyUnicode_InternInPlace(&s); /* an equal interned string, if there is one, replaces s */
+    Py_XSETREF(short_text[slot], Py_NewRef(s));
+    return s;
+}
+
+static PyObject *short_bytes_of(const unsigned char *p, size_t n) {
+    unsigned slot = short_slot(p, n);
+    PyObject *b = short_bytes[slot];
+    if (b != NULL && (size_t)PyBytes_GET_SIZE(b) == n && memcmp(PyBytes_AS_STRING(b), p, n) == 0)
+        return Py_NewRef(b);
+    b = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
+    if (b == NULL) return NULL;
+    Py_XSETREF(short_bytes[slot], Py_NewRef(b));
+    return b;
+}
+
+void hb_decode_forget(void) {
+    for (int i = 0; i < SHORT_SLOTS; i++) {
+        Py_CLEAR(short_text[i]);
+        Py_CLEAR(short_bytes[i]);
+    }
+}
+
 static PyObject *item(dec *d, int depth, int key) {
     unsigned major, ai;
     uint64_t arg;
@@ -345,13 +396,15 @@ static PyObject *item(dec *d, int depth, int key) {
         }
     case 2: {
         if (arg > left(d)) return fail("hornbeam: byte string length exceeds the input");
-        PyObject *r = PyBytes_FromStringAndSize((const char *)d->p, (Py_ssize_t)arg);
+        PyObject *r = arg <= SHORT_MAX ? short_bytes_of(d->p, (size_t)arg)
+                                       : PyBytes_FromStringAndSize((const char *)d->p, (Py_ssize_t)arg);
         d->p += arg;
         return r;
     }
     case 3: {
         if (arg > left(d)) return fail("hornbeam: text string length exceeds the input");
-        PyObject *r = PyUnicode_DecodeUTF8((const char *)d->p, (Py_ssize_t)arg, "strict");
+        PyObject *r = arg <= SHORT_MAX ? short_text_of(d->p, (size_t)arg)
+                                       : PyUnicode_DecodeUTF8((const char *)d->p, (Py_ssize_t)arg, "strict");
         d->p += arg;
         if (r == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
             PyErr_Clear();

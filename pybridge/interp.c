@@ -229,5 +229,6 @@ void hb_wait_threads(PyThreadState *ts) {
 
 int hb_finalize(PyThreadState *ts) {
     PyEval_RestoreThread(ts);
+    hb_decode_forget();
     return Py_FinalizeEx();
 }

@@ -290,3 +290,48 @@ func TestGoFuncAsync(t *testing.T) {
 		}
 	}
 }
+
+// The decoder keeps short strings and byte strings in a fixed table and hands
+// them out again: whatever the table holds (equal bytes, slot collisions,
+// lengths around its limit, non-ASCII text), every value must come back as it
+// was sent, and short map keys are the interned strings an app's literals are.
+func TestShortStringsDecodeAlike(t *testing.T) {
+	ctx := context.Background()
+	var items []any
+	for _, s := range []string{"", "a", "GET", "é", "ünïcödé", strings.Repeat("k", 31),
+		strings.Repeat("k", 32), strings.Repeat("k", 33), strings.Repeat("é", 16)} {
+		items = append(items, s, []byte(s))
+	}
+	// Far more distinct strings than the table has slots, twice over, so that
+	// slots are replaced and reused while one message decodes.
+	for round := 0; round < 2; round++ {
+		for i := 0; i < 600; i++ {
+			items = append(items, fmt.Sprintf("key-%d", i), []byte(fmt.Sprintf("val-%d", i)))
+		}
+	}
+	mapping := map[string]any{"type": 1, "http_version": 2, "query_string": 3, strings.Repeat("q", 32): 4}
+	for i := 0; i < 3; i++ {
+		got, err := call(t, ctx, "decoded_strings", items, mapping)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pair := got.([]any)
+		values := pair[0].([]any)
+		if len(values) != len(items) {
+			t.Fatalf("%d values came back, want %d", len(values), len(items))
+		}
+		for j, v := range values {
+			tv := v.([]any)
+			want := "str"
+			if _, ok := items[j].([]byte); ok {
+				want = "bytes"
+			}
+			if tv[0] != want || fmt.Sprint(tv[1]) != fmt.Sprint(items[j]) {
+				t.Fatalf("item %d: got %s %q, want %s %q", j, tv[0], tv[1], want, items[j])
+			}
+		}
+		if pair[1] != true {
+			t.Fatal("a short map key is not the interned string")
+		}
+	}
+}

@@ -160,3 +160,10 @@ def big_bytes(n):
 async def async_big_bytes(n, seconds):
     await asyncio.sleep(seconds)
     return big_bytes(n)
+
+
+def decoded_strings(items, mapping):
+    """What the decoder made of items and of mapping's keys: each value as it
+    came, its type, and whether each short ASCII key is the interned string."""
+    keys_interned = all(sys.intern(k) is k for k in mapping if len(k) <= 32 and k.isascii())
+    return [[[type(x).__name__, x] for x in items], keys_interned]
