@@ -189,8 +189,19 @@ func TestASGI(t *testing.T) {
 		{"streamed", "GET", "/r/stream", nil, nil, 200, "part 0\npart 1\npart 2\nend\n", false},
 		{"app raises", "GET", "/r/boom", nil, nil, 500, "internal server error\n", false},
 		{"app too slow", "GET", "/r/sleep", nil, nil, 504, "the app did not answer in time\n", false},
+		{"headers not pairs of bytes", "GET", "/r/bad-headers", nil, nil, 500, "internal server error\n", false},
 		{"still serving", "GET", "/r/", nil, nil, 201, "hello asgi", false},
 	})
+	for _, path := range []string{"/r/headers", "/r/headers-stream"} {
+		t.Run("header bytes as sent "+path, func(t *testing.T) {
+			got, _ := rawExchange(t, hostOf(base), "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 10*time.Second)
+			for _, want := range []string{"\r\nX-Utf8: caf\xc3\xa9\r\n", "\r\nX-Latin: caf\xe9\r\n", "\r\nX-Bytearray: ba\r\n"} {
+				if !strings.Contains(got, want) {
+					t.Errorf("response lacks %q:\n%q", want, got)
+				}
+			}
+		})
+	}
 }
 
 func TestASGIWithoutLifespan(t *testing.T) {

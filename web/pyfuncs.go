@@ -53,7 +53,7 @@ func (s *Server) pyRead(_ context.Context, data []byte) ([]byte, error) {
 // pyStart sends the status ("200 OK" from WSGI, 200 from ASGI) and headers.
 func (s *Server) pyStart(_ context.Context, data []byte) ([]byte, error) {
 	var status any
-	var headers [][2]string
+	var headers headerList
 	req, err := s.decode("http_start", data, &status, &headers)
 	if err != nil {
 		return nil, err

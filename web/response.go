@@ -179,7 +179,7 @@ func (req *request) start(status string, headers [][2]string, body []byte) error
 		return fmt.Errorf("bad status %q", status)
 	}
 	h := req.w.Header()
-	if err := checkFraming(req.r.Method, code, wireHeaders(headers), body, h); err != nil {
+	if err := checkFraming(req.r.Method, code, headers, body, h); err != nil {
 		return err
 	}
 	if _, ok := h["Content-Type"]; !ok {
@@ -266,7 +266,7 @@ func checkFraming(method string, code int, headers [][2]string, body []byte, h h
 type appResponse struct {
 	_        struct{} `cbor:",toarray"`
 	Status   any      // "200 OK" (WSGI) or 200 (ASGI)
-	Headers  [][2]string
+	Headers  headerList
 	Body     []byte
 	Streamed bool
 }
@@ -310,23 +310,9 @@ func decodeResponseFast(b []byte) (res appResponse, ok bool) {
 	default:
 		return res, false
 	}
-	major, n, b, ok = cborReadHead(b)
-	if !ok || major != 4 || n > uint64(len(b)) {
+	res.Headers, b, ok = readHeaderList(b)
+	if !ok {
 		return res, false
-	}
-	res.Headers = make([][2]string, n)
-	for i := range res.Headers {
-		if len(b) == 0 || b[0] != 0x82 {
-			return res, false
-		}
-		b = b[1:]
-		for k := range 2 {
-			major, n, b, ok = cborReadHead(b)
-			if !ok || major != 3 || n > uint64(len(b)) {
-				return res, false
-			}
-			res.Headers[i][k], b = string(b[:n]), b[n:]
-		}
 	}
 	body, b, ok := byteString(b)
 	if !ok || len(b) != 1 || (b[0] != 0xf4 && b[0] != 0xf5) {

@@ -195,7 +195,7 @@ func (s *Server) serveWebSocket(req *request) {
 
 func (s *Server) pyWSAccept(_ context.Context, data []byte) ([]byte, error) {
 	var sub *string
-	var headers [][2]string
+	var headers headerList
 	req, err := s.decode("ws_accept", data, &sub, &headers)
 	if err != nil {
 		return nil, err
@@ -205,7 +205,7 @@ func (s *Server) pyWSAccept(_ context.Context, data []byte) ([]byte, error) {
 	if req.ws != nil || req.started || req.ended {
 		return nil, errors.New("websocket.accept sent twice, or after the connection ended")
 	}
-	for _, kv := range wireHeaders(headers) {
+	for _, kv := range headers {
 		req.w.Header().Add(kv[0], kv[1])
 	}
 	opts := &websocket.AcceptOptions{}

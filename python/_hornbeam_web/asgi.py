@@ -112,6 +112,72 @@ class _WSOut:
             raise self.error
 
 
+class _HTTPCycle:
+    """One request's ``receive`` and ``send``, as bound methods: ``head`` is
+    the body the host read ahead (all of it unless ``more``). A response that
+    is one ``http.response.start`` and one final ``http.response.body`` is
+    kept here (``start``, ``final``) and returned whole by ``handle``;
+    anything else streams through Go (``body_out``) as the app sends it."""
+
+    __slots__ = ("req", "head", "more", "start", "final", "sent", "done", "body_out")
+
+    def __init__(self, req, head, more):
+        self.req, self.head, self.more = req, head, more
+        self.start = self.final = self.body_out = None
+        self.sent = self.done = False
+
+    async def receive(self):
+        # The first message is http.request even for a request without a
+        # body (b"", more_body False): apps such as Django read it first.
+        head = self.head
+        if head is not None:
+            self.head = None
+            return {"type": "http.request", "body": head, "more_body": self.more}
+        if self.more:
+            chunk, self.more = await _go("http_read", self.req, 65536)
+            return {"type": "http.request", "body": chunk, "more_body": self.more}
+        if self.done:
+            return {"type": "http.disconnect"}
+        await _go("http_wait_disconnect", self.req)
+        return {"type": "http.disconnect"}
+
+    async def send(self, message):
+        t = message["type"]
+        if t == "http.response.start":
+            if self.start is not None:
+                raise RuntimeError("http.response.start sent twice")
+            # Pairs of bytes, as they go on the wire; copied, as the app may
+            # reuse its list.
+            self.start = (int(message["status"]), list(message.get("headers", ())))
+        elif t == "http.response.body":
+            if self.start is None:
+                raise RuntimeError("http.response.body before http.response.start")
+            if self.done:
+                raise RuntimeError("http.response.body after the response ended")
+            body = message.get("body", b"")
+            if type(body) is not bytes:
+                body = bytes(body)
+            more_body = message.get("more_body", False)
+            if not more_body and not self.sent:
+                self.final = body
+                self.done = True
+                return
+            if not self.sent:
+                await self._start()
+            if body:
+                await self.body_out.write(body)
+            if not more_body:
+                self.done = True
+                await self.body_out.close()
+        else:
+            raise RuntimeError(f"unexpected ASGI message type {t!r} for http")
+
+    async def _start(self):
+        await _go("http_start", self.req, self.start[0], self.start[1])
+        self.sent = True
+        self.body_out = _Body(self.req)
+
+
 async def handle(req, app_spec, scope, head, more_body):
     """Run the app for one request: ``head`` is the body the host read ahead
     (all of it unless ``more_body``)."""
@@ -119,84 +185,32 @@ async def handle(req, app_spec, scope, head, more_body):
     if app is None:
         app = load(app_spec)
     scope["state"] = _lifespan_state.copy()
-    start = final = None
-    sent = done = False
-    more = more_body
-    body_out = None  # a _Body once the response streams
-
-    async def receive():
-        nonlocal head, more
-        # The first message is http.request even for a request without a
-        # body (b"", more_body False): apps such as Django read it first.
-        if head is not None:
-            chunk, head = head, None
-            return {"type": "http.request", "body": chunk, "more_body": more}
-        if more:
-            chunk, more = await _go("http_read", req, 65536)
-            return {"type": "http.request", "body": chunk, "more_body": more}
-        if done:
-            return {"type": "http.disconnect"}
-        await _go("http_wait_disconnect", req)
-        return {"type": "http.disconnect"}
-
-    async def send(message):
-        nonlocal start, final, sent, done, body_out
-        t = message["type"]
-        if t == "http.response.start":
-            if start is not None:
-                raise RuntimeError("http.response.start sent twice")
-            headers = [[bytes(k).decode("latin-1"), bytes(v).decode("latin-1")]
-                       for k, v in message.get("headers", ())]
-            start = (int(message["status"]), headers)
-        elif t == "http.response.body":
-            if start is None:
-                raise RuntimeError("http.response.body before http.response.start")
-            if done:
-                raise RuntimeError("http.response.body after the response ended")
-            body = message.get("body", b"")
-            if type(body) is not bytes:
-                body = bytes(body)
-            more_body = message.get("more_body", False)
-            if not more_body and not sent:
-                final = body
-                done = True
-                return
-            if not sent:
-                await _go("http_start", req, start[0], start[1])
-                sent = True
-                body_out = _Body(req)
-            if body:
-                await body_out.write(body)
-            if not more_body:
-                done = True
-                await body_out.close()
-        else:
-            raise RuntimeError(f"unexpected ASGI message type {t!r} for http")
-
+    c = _HTTPCycle(req, head, more_body)
     try:
-        await app(scope, receive, send)
+        await app(scope, c.receive, c.send)
     except Exception:
         # As uvicorn: an exception once the response is complete (Starlette's
         # ServerErrorMiddleware sends its 500 page, then re-raises) is logged,
         # and the client gets that response, not the server's own 500.
-        if done and not sent:
-            await _go("http_start", req, start[0], start[1])
-            sent = True
-            if final:
-                await _go("http_write", req, final)
-        elif body_out is not None:
+        if c.done and not c.sent:
+            await c._start()
+            if c.final:
+                await _go("http_write", req, c.final)
+        elif c.body_out is not None:
             # What the app sent before it failed reaches the client, then
             # the cut; as a transport's buffer under uvicorn.
             try:
-                await body_out.close()
+                await c.body_out.close()
             except Exception:
                 pass
         raise
+    start = c.start
     if start is None:
         raise RuntimeError("the app returned without sending http.response.start")
-    if sent:
-        await body_out.close()  # an app may return without the final body message
+    if c.sent:
+        await c.body_out.close()  # an app may return without the final body message
         return [start[0], [], b"", True]
+    final = c.final
     return [start[0], start[1], final if final is not None else b"", False]
 
 
@@ -304,9 +318,7 @@ async def handle_ws(req, app_spec, scope):
         if st["closed"]:
             raise RuntimeError(f"{t} after the websocket closed")
         if t == "websocket.accept":
-            headers = [[bytes(k).decode("latin-1"), bytes(v).decode("latin-1")]
-                       for k, v in message.get("headers", ())]
-            await _go("ws_accept", req, message.get("subprotocol"), headers)
+            await _go("ws_accept", req, message.get("subprotocol"), list(message.get("headers", ())))
             st["accepted"] = True
         elif t == "websocket.send":
             if not st["accepted"]:

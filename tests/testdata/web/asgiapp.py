@@ -43,6 +43,19 @@ async def app(scope, receive, send):
             await asyncio.sleep(0.01)
         await send({"type": "http.response.body", "body": b"end\n"})
         return
+    if path in ("/headers", "/headers-stream"):
+        # Header bytes go on the wire as they are, however the pairs are held.
+        headers = ((b"x-utf8", b"caf\xc3\xa9"), [b"x-latin", b"caf\xe9"], (b"x-bytearray", bytearray(b"ba")))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        more = path == "/headers-stream"
+        await send({"type": "http.response.body", "body": b"h", "more_body": more})
+        if more:
+            await send({"type": "http.response.body", "body": b"s"})
+        return
+    if path == "/bad-headers":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-n", 1)]})
+        await send({"type": "http.response.body", "body": b"never"})
+        return
     if path == "/sleep":
         await asyncio.sleep(5)
     if path == "/boom":
