@@ -35,6 +35,7 @@ import (
 	"unsafe"
 
 	"github.com/hornbeam-go/hornbeam/internal/handoff"
+	"github.com/hornbeam-go/hornbeam/internal/idmap"
 	"github.com/hornbeam-go/hornbeam/state"
 )
 
@@ -215,8 +216,8 @@ type Interpreter struct {
 	// read by the loop (see complete in loop.c).
 	inflight *atomic.Int32
 	mainJobs chan func(ts *C.PyThreadState)
-	pending  sync.Map // id -> *call, for calls running on the loop
-	asyncFns sync.Map // module+"\x00"+function -> true for coroutine functions
+	pending  idmap.Map[uint64, *call]   // calls running on the loop
+	asyncFns idmap.Map[fnKey, struct{}] // coroutine functions
 	nextID   atomic.Uint64
 	// borrowed counts results handed out in C memory (CallBorrowed) and not
 	// yet released.
@@ -635,12 +636,9 @@ func (ip *Interpreter) loopThread() {
 	}
 	ip.takeLoopResults()
 	// Whatever the loop did not answer is answered now.
-	ip.pending.Range(func(k, v any) bool {
-		if c, ok := ip.pending.LoadAndDelete(k); ok {
-			c.(*call).slot.Deliver(result{err: ErrClosed})
-		}
-		return true
-	})
+	for _, c := range ip.pending.Drain() {
+		c.slot.Deliver(result{err: ErrClosed})
+	}
 }
 
 // poolThread runs q's calls until q closes or the thread is surplus. Its OS
@@ -717,7 +715,7 @@ func (ip *Interpreter) runSync(w *C.hb_worker, ws *workerSlot, c *call) {
 		// Only an async def marks the function: a sync function that returned
 		// an awaitable once keeps running its body on the pool.
 		if r.coro_fn != 0 {
-			ip.asyncFns.Store(c.module+"\x00"+c.function, true)
+			ip.asyncFns.Store(fnKey{c.module, c.function}, struct{}{})
 		}
 		ip.pending.Store(c.id, c)
 		if ip.wakeLoop(C.hb_loop_submit_coro(C.uint64_t(c.id), r.coro)) < 0 {
@@ -807,6 +805,9 @@ func (ip *Interpreter) CallBorrowed(ctx context.Context, o CallOpts, module, fun
 
 func noRelease() {}
 
+// fnKey names a Python function: its module and its name.
+type fnKey struct{ module, function string }
+
 func (ip *Interpreter) call(ctx context.Context, o CallOpts, borrow bool, module, function string, args []byte) (result, error) {
 	lane := o.Lane
 	select {
@@ -824,7 +825,7 @@ func (ip *Interpreter) call(ctx context.Context, o CallOpts, borrow bool, module
 	c := &call{ctx: ctx, module: module, function: function, args: args, id: ip.nextID.Add(1), q: q,
 		limit: max(o.MaxResult, 0), borrow: borrow}
 	async := false
-	if _, ok := ip.asyncFns.Load(module + "\x00" + function); ok {
+	if _, ok := ip.asyncFns.Load(fnKey{module, function}); ok {
 		async = true
 		ip.pending.Store(c.id, c)
 		if ip.wakeLoop(C.hb_loop_submit_call(C.uint64_t(c.id),

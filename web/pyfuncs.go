@@ -26,11 +26,11 @@ func (s *Server) decode(fn string, data []byte, fields ...any) (*request, error)
 			return nil, fmt.Errorf("%s: argument %d: %w", fn, i+2, err)
 		}
 	}
-	v, ok := s.reqs.Load(id)
+	req, ok := s.reqs.Load(id)
 	if !ok {
 		return nil, errEnded
 	}
-	return v.(*request), nil
+	return req, nil
 }
 
 var cborNil = []byte{0xf6}

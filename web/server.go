@@ -20,6 +20,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/hornbeam-go/hornbeam/internal/bytebudget"
+	"github.com/hornbeam-go/hornbeam/internal/idmap"
 	"github.com/hornbeam-go/hornbeam/metrics"
 	"github.com/hornbeam-go/hornbeam/pybridge"
 )
@@ -88,8 +89,8 @@ type Config struct {
 type Server struct {
 	cfg       Config
 	log       *slog.Logger
-	py        atomic.Value // caller
-	reqs      sync.Map     // id -> *request, while Python holds the request
+	py        atomic.Value                // caller
+	reqs      idmap.Map[uint64, *request] // while Python holds the request
 	nextID    atomic.Uint64
 	sem       chan struct{}
 	https     []*http.Server

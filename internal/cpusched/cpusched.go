@@ -75,4 +75,3 @@ func setAll() (int, error) {
 	}
 	return changed, nil
 }
-
