@@ -57,6 +57,16 @@ func ParseAccessFormat(f string) (*AccessFormat, error) {
 	return af, nil
 }
 
+// readsResponseHeaders: the format has a {name}o atom.
+func (af *AccessFormat) readsResponseHeaders() bool {
+	for _, p := range af.parts {
+		if p.atom == "o" {
+			return true
+		}
+	}
+	return false
+}
+
 func (af *AccessFormat) write(w io.Writer, req *request, t0 time.Time) {
 	r := req.r
 	d := time.Since(t0)

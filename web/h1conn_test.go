@@ -1164,3 +1164,72 @@ func TestH1OptionsStar(t *testing.T) {
 	resp, body = h.response("GET")
 	wantEcho(t, resp, body, h1EchoOf("GET", "/", "HTTP/1.1", nil))
 }
+
+// The app's headers go out in its order, each name spelled as net/http
+// spells it, with the server's own framing, Date and Server only where the
+// app has none; an access log that reads response headers still sees them.
+func TestH1AppHeadersAsGiven(t *testing.T) {
+	var logged bytes.Buffer
+	var logMu sync.Mutex
+	af, err := ParseAccessFormat("%(s)s %({x-a}o)s %({server}o)s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := func(p *h1Py, id uint64, env h1Env) ([]byte, error) {
+		if env.str("PATH_INFO") == "/own" {
+			return h1Response("200 OK", [][2]string{{"x-b", "2"}, {"content-TYPE", "text/plain"}, {"x-a", "1"},
+				{"X-A", "3"}, {"server", "app-server"}, {"date", "Thu, 01 Jan 1970 00:00:00 GMT"},
+				{"CONTENT-length", "4"}}, []byte("body")), nil
+		}
+		return h1Response("200 OK", [][2]string{{"x-a", "1"}}, []byte("body")), nil
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		path string
+		want []string // the header lines, in order
+	}{
+		{"the app's own", Config{}, "/own", []string{"X-B: 2", "Content-Type: text/plain", "X-A: 1", "X-A: 3",
+			"Server: app-server", "Date: Thu, 01 Jan 1970 00:00:00 GMT", "Content-Length: 4"}},
+		{"the server's Server and Date", Config{}, "/", []string{"X-A: 1", "Server: hornbeam", "Content-Length: 4", "Date: *"}},
+		{"logged", Config{AccessLog: syncWriter{&logMu, &logged}, AccessFormat: af}, "/", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := newH1(t, tc.cfg, app)
+			h := dialH1(t, addr)
+			h.send(get(tc.path))
+			head := h.rawHead()
+			lines := strings.Split(strings.TrimSuffix(head, "\r\n\r\n"), "\r\n")[1:]
+			if tc.want == nil {
+				// The access log line is written before the response is.
+				logMu.Lock()
+				got := logged.String()
+				logMu.Unlock()
+				if got != "200 1 hornbeam\n" {
+					t.Fatalf("access log %q, want 200 1 hornbeam", got)
+				}
+				return
+			}
+			if len(lines) != len(tc.want) {
+				t.Fatalf("head %q, want the lines %q", head, tc.want)
+			}
+			for i, l := range lines {
+				if w := tc.want[i]; l != w && !(strings.HasSuffix(w, "*") && strings.HasPrefix(l, strings.TrimSuffix(w, "*"))) {
+					t.Fatalf("line %d is %q, want %q (head %q)", i, l, w, head)
+				}
+			}
+		})
+	}
+}
+
+// syncWriter serialises writes to a buffer the test reads meanwhile.
+type syncWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}

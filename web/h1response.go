@@ -24,6 +24,12 @@ type h1response struct {
 	req    *http.Request
 	header http.Header
 	status int
+	// fromApp: writeApp gave the head. app holds the app's headers, written
+	// in its order instead of header's; appServer is added when it has no
+	// Server header.
+	fromApp   bool
+	app       [][2]string
+	appServer string
 
 	wroteHeader bool  // WriteHeader was called
 	headerSent  bool  // the head is in wbuf or written
@@ -74,6 +80,17 @@ func (w *h1response) WriteHeader(code int) {
 			delete(w.header, "Content-Length")
 		}
 	}
+}
+
+// writeApp is WriteHeader for an app's response: the head comes from the
+// app's headers as they are, without the map, with length (from
+// checkFraming, -1 for none) as its Content-Length.
+func (w *h1response) writeApp(code int, headers [][2]string, length int64, server string) {
+	if w.wroteHeader || w.hijacked {
+		return
+	}
+	w.WriteHeader(code)
+	w.fromApp, w.app, w.appServer, w.declared = true, headers, server, length
 }
 
 func (w *h1response) Write(p []byte) (int, error) {
@@ -164,7 +181,21 @@ func (w *h1response) sendHeader(stream bool) {
 	default:
 		w.closeAfter = true // HTTP/1.0: the body ends with the connection
 	}
-	conn := h["Connection"]
+	var conn []string
+	hasDate := false
+	if w.fromApp {
+		for _, kv := range w.app {
+			switch {
+			case strings.EqualFold(kv[0], "Connection"):
+				conn = append(conn, kv[1])
+			case strings.EqualFold(kv[0], "Date"):
+				hasDate = true
+			}
+		}
+	} else {
+		conn = h["Connection"]
+		_, hasDate = h["Date"]
+	}
 	if w.req.Close || c.s.conns.draining.Load() || c.body.wouldClose.Load() || hasToken(conn, "close") || w.status == http.StatusSwitchingProtocols && !w.hijacked {
 		w.closeAfter = true
 	}
@@ -178,29 +209,10 @@ func (w *h1response) sendHeader(stream bool) {
 	b = append(b, ' ')
 	b = append(b, statusText(w.status)...)
 	b = append(b, '\r', '\n')
-	var small [16]string
-	keys := small[:0]
-	for k, vs := range h {
-		switch {
-		case len(vs) == 0, k == "Content-Length", k == "Transfer-Encoding":
-		case k == "Connection" && w.closeAfter:
-			// Ours to say below: the connection closes whatever the app says.
-		case !validToken(k):
-			// A name with a line break would split the response: dropped,
-			// as net/http drops it.
-			c.s.log.Warn("response header with an invalid name dropped", "name", k)
-		default:
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		for _, v := range h[k] {
-			b = append(b, k...)
-			b = append(b, ':', ' ')
-			b = appendFieldValue(b, v)
-			b = append(b, '\r', '\n')
-		}
+	if w.fromApp {
+		b = w.appendAppHeaders(b)
+	} else {
+		b = w.appendHeaderMap(b)
 	}
 	if length >= 0 && w.status >= 200 && w.status != http.StatusNoContent && (w.status != http.StatusNotModified || w.declared >= 0) {
 		b = append(b, "Content-Length: "...)
@@ -210,7 +222,7 @@ func (w *h1response) sendHeader(stream bool) {
 	if w.chunked {
 		b = append(b, "Transfer-Encoding: chunked\r\n"...)
 	}
-	if _, ok := h["Date"]; !ok {
+	if !hasDate {
 		b = c.s.date.append(b)
 	}
 	switch {
@@ -228,6 +240,85 @@ func (w *h1response) sendHeader(stream bool) {
 		w.pending = w.pending[:0]
 		w.body(p)
 	}
+}
+
+// appendHeaderMap appends the handler's header map, sorted by name.
+func (w *h1response) appendHeaderMap(b []byte) []byte {
+	h := w.header
+	var small [16]string
+	keys := small[:0]
+	for k, vs := range h {
+		switch {
+		case len(vs) == 0, k == "Content-Length", k == "Transfer-Encoding":
+		case k == "Connection" && w.closeAfter:
+			// Ours to say below: the connection closes whatever the app says.
+		case !validToken(k):
+			// A name with a line break would split the response: dropped,
+			// as net/http drops it.
+			w.c.s.log.Warn("response header with an invalid name dropped", "name", k)
+		default:
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, v := range h[k] {
+			b = append(b, k...)
+			b = append(b, ':', ' ')
+			b = appendFieldValue(b, v)
+			b = append(b, '\r', '\n')
+		}
+	}
+	return b
+}
+
+// appendAppHeaders appends the app's headers in its order, each name in
+// the canonical form net/http gives it (content-type: Content-Type), and
+// the Server header if the app has none.
+func (w *h1response) appendAppHeaders(b []byte) []byte {
+	hasServer := false
+	for _, kv := range w.app {
+		k := kv[0]
+		switch {
+		case isFramingHeader(k):
+			continue // written below, from the checked length
+		case w.closeAfter && strings.EqualFold(k, "Connection"):
+			continue // ours to say below
+		case !validToken(k):
+			w.c.s.log.Warn("response header with an invalid name dropped", "name", k)
+			continue
+		case strings.EqualFold(k, "Server"):
+			hasServer = true
+		}
+		b = appendCanonicalName(b, k)
+		b = append(b, ':', ' ')
+		b = appendFieldValue(b, kv[1])
+		b = append(b, '\r', '\n')
+	}
+	if !hasServer && w.appServer != "" {
+		b = append(b, "Server: "...)
+		b = append(b, w.appServer...)
+		b = append(b, '\r', '\n')
+	}
+	return b
+}
+
+// appendCanonicalName appends a token header name as
+// textproto.CanonicalMIMEHeaderKey spells it: upper case at the start and
+// after each hyphen, lower case elsewhere.
+func appendCanonicalName(b []byte, k string) []byte {
+	upper := true
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if upper && 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		} else if !upper && 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+		upper = c == '-'
+	}
+	return b
 }
 
 // appendFieldValue appends a header value with line breaks made spaces (a

@@ -25,6 +25,9 @@ type request struct {
 	rc     *http.ResponseController
 	done   chan struct{} // closed when ServeHTTP returns
 	server string        // the Server header, "" for none
+	// headerMap: the access log reads the response's headers, so they go
+	// through w.Header() even where the writer could do without it.
+	headerMap bool
 
 	readMu      sync.Mutex
 	bodyTimeout time.Duration
@@ -178,18 +181,32 @@ func (req *request) start(status string, headers [][2]string, body []byte) error
 	if err != nil || code < 100 || code > 999 {
 		return fmt.Errorf("bad status %q", status)
 	}
-	h := req.w.Header()
-	if err := checkFraming(req.r.Method, code, headers, body, h); err != nil {
+	length, err := checkFraming(req.r.Method, code, headers, body)
+	if err != nil {
 		return err
 	}
-	if _, ok := h["Content-Type"]; !ok {
-		h["Content-Type"] = nil // as the app said: no type (net/http would sniff one)
-	}
-	if req.server != "" && h.Get("Server") == "" {
-		h.Set("Server", req.server)
-	}
 	req.started, req.status = true, code
-	req.w.WriteHeader(code)
+	if w, ok := req.w.(*h1response); ok && !req.headerMap {
+		// The head is written from the app's list, in its order: no map.
+		w.writeApp(code, headers, length, req.server)
+	} else {
+		h := req.w.Header()
+		for _, kv := range headers {
+			if !isFramingHeader(kv[0]) {
+				h.Add(kv[0], kv[1])
+			}
+		}
+		if length >= 0 {
+			h.Set("Content-Length", strconv.FormatInt(length, 10))
+		}
+		if _, ok := h["Content-Type"]; !ok {
+			h["Content-Type"] = nil // as the app said: no type (net/http would sniff one)
+		}
+		if req.server != "" && h.Get("Server") == "" {
+			h.Set("Server", req.server)
+		}
+		req.w.WriteHeader(code)
+	}
 	if body != nil {
 		n, _ := req.w.Write(body)
 		req.written += int64(n)
@@ -225,12 +242,13 @@ func (req *request) end() {
 	req.mu.Unlock()
 }
 
-// checkFraming copies the app's headers into h, refusing framing headers
-// that contradict each other or the body (body nil: streamed): the server
-// frames the response, and two parsers must never read it differently.
-func checkFraming(method string, code int, headers [][2]string, body []byte, h http.Header) error {
+// checkFraming refuses framing headers that contradict each other or the
+// body (body nil: streamed): the server frames the response, and two parsers
+// must never read it differently. It returns the Content-Length to send: the
+// app's, or the whole body's; -1 when the body streams without one.
+func checkFraming(method string, code int, headers [][2]string, body []byte) (int64, error) {
 	if code < 200 {
-		return fmt.Errorf("%w: status %d outside an upgrade", errFraming, code)
+		return -1, fmt.Errorf("%w: status %d outside an upgrade", errFraming, code)
 	}
 	length := int64(-1)
 	for _, kv := range headers {
@@ -238,28 +256,31 @@ func checkFraming(method string, code int, headers [][2]string, body []byte, h h
 		case strings.EqualFold(kv[0], "Content-Length"):
 			n, err := strconv.ParseInt(strings.TrimSpace(kv[1]), 10, 64)
 			if err != nil || n < 0 || (length >= 0 && n != length) {
-				return fmt.Errorf("%w: Content-Length %q", errFraming, kv[1])
+				return -1, fmt.Errorf("%w: Content-Length %q", errFraming, kv[1])
 			}
 			length = n
 		case strings.EqualFold(kv[0], "Transfer-Encoding"):
 			if !strings.EqualFold(strings.TrimSpace(kv[1]), "chunked") {
-				return fmt.Errorf("%w: Transfer-Encoding %q (the server frames the body)", errFraming, kv[1])
+				return -1, fmt.Errorf("%w: Transfer-Encoding %q (the server frames the body)", errFraming, kv[1])
 			}
-		default:
-			h.Add(kv[0], kv[1])
 		}
 	}
 	bodyless := method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified
 	switch {
 	case length >= 0 && body != nil && !bodyless && int64(len(body)) != length:
-		return fmt.Errorf("%w: Content-Length %d with a body of %d bytes", errFraming, length, len(body))
+		return -1, fmt.Errorf("%w: Content-Length %d with a body of %d bytes", errFraming, length, len(body))
 	case length >= 0:
-		h.Set("Content-Length", strconv.FormatInt(length, 10))
+		return length, nil
 	case body != nil && !bodyless:
 		// The whole body is here: say its length instead of chunking it.
-		h.Set("Content-Length", strconv.Itoa(len(body)))
+		return int64(len(body)), nil
 	}
-	return nil
+	return -1, nil
+}
+
+// isFramingHeader: the server writes these itself, from checkFraming's length.
+func isFramingHeader(name string) bool {
+	return strings.EqualFold(name, "Content-Length") || strings.EqualFold(name, "Transfer-Encoding")
 }
 
 // appResponse is what handle returns: [status, headers, body, streamed].

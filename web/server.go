@@ -103,6 +103,8 @@ type Server struct {
 	wsSem     chan struct{}
 	// serverHeader is the Server header sent, "" for none.
 	serverHeader string
+	// logsResponseHeaders: the access log format reads response headers.
+	logsResponseHeaders bool
 	wsBudget     *bytebudget.Budget // websocket message bytes read and not yet in Python
 	h1           *h1Server          // plain HTTP/1.1 (h1conn.go)
 }
@@ -168,6 +170,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.NoServerHeader {
 		srv.serverHeader = ""
 	}
+	srv.logsResponseHeaders = cfg.AccessLog != nil && cfg.AccessFormat != nil && cfg.AccessFormat.readsResponseHeaders()
 	srv.h1 = &h1Server{handler: srv, maxHeader: cfg.MaxHeaderBytes, headerTimeout: cfg.HeaderTimeout,
 		keepAlive: cfg.KeepAlive, log: cfg.Logger}
 	return srv, nil
@@ -410,7 +413,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	req := &request{w: w, r: r, rc: http.NewResponseController(w), done: make(chan struct{}),
-		server: s.serverHeader, bodyTimeout: s.cfg.BodyTimeout}
+		server: s.serverHeader, bodyTimeout: s.cfg.BodyTimeout, headerMap: s.logsResponseHeaders}
 	s.cfg.Metrics.HTTPBegin()
 	defer func() {
 		req.end()
