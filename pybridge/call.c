@@ -55,9 +55,9 @@ void hb_call_locked(const char *mod, size_t modlen, const char *fn, size_t fnlen
                     const unsigned char *args, size_t argslen, size_t limit, int ask_coro_fn,
                     hb_result *out) {
     memset(out, 0, sizeof(*out));
-    PyObject *modname = NULL, *m = NULL, *f = NULL, *a = NULL, *tuple = NULL, *res = NULL;
+    PyObject *modname = NULL, *m = NULL, *f = NULL, *tuple = NULL, *res = NULL;
 
-    modname = PyUnicode_FromStringAndSize(mod, (Py_ssize_t)modlen);
+    modname = hb_short_text(mod, modlen);
     if (modname == NULL) goto error;
     m = PyImport_GetModule(modname);
     if (m == NULL) {
@@ -69,7 +69,7 @@ void hb_call_locked(const char *mod, size_t modlen, const char *fn, size_t fnlen
             goto done;
         }
     }
-    PyObject *fname = PyUnicode_FromStringAndSize(fn, (Py_ssize_t)fnlen);
+    PyObject *fname = hb_short_text(fn, fnlen);
     if (fname == NULL) goto error;
     f = PyObject_GetAttr(m, fname);
     Py_DECREF(fname);
@@ -86,14 +86,7 @@ void hb_call_locked(const char *mod, size_t modlen, const char *fn, size_t fnlen
     if (argslen == 0) {
         tuple = PyTuple_New(0);
     } else {
-        a = hb_decode(args, argslen);
-        if (a == NULL) goto error;
-        if (!PyList_Check(a) && !PyTuple_Check(a)) {
-            PyErr_Format(PyExc_TypeError, "hornbeam: call arguments must be a list, not %.100s",
-                         Py_TYPE(a)->tp_name);
-            goto error;
-        }
-        tuple = PySequence_Tuple(a);
+        tuple = hb_decode_args(args, argslen);
     }
     if (tuple == NULL) goto error;
     res = PyObject_Call(f, tuple, NULL);
@@ -122,7 +115,6 @@ done:
     Py_XDECREF(modname);
     Py_XDECREF(m);
     Py_XDECREF(f);
-    Py_XDECREF(a);
     Py_XDECREF(tuple);
     Py_XDECREF(res);
 }

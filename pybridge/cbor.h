@@ -22,6 +22,12 @@ int hb_encode(PyObject *obj, hb_buf *out);
 /* Decode exactly one CBOR item that must span all of data[0:len]. GIL held. New reference, or NULL with a
    Python exception set (ValueError for malformed/limit-exceeding input; the message starts with "hornbeam: "). */
 PyObject *hb_decode(const unsigned char *data, size_t len);
+/* The arguments of a call: a CBOR array, decoded as a tuple (TypeError for
+   anything else). GIL held. New reference, or NULL with an exception set. */
+PyObject *hb_decode_args(const unsigned char *data, size_t len);
+/* A str from UTF-8 that a name (a module, a function) is likely to repeat:
+   short ASCII ones come interned from the decoder's table. GIL held. */
+PyObject *hb_short_text(const char *p, size_t n);
 /* Drops the decoder's table of short strings; before the interpreter ends. GIL held. */
 void hb_decode_forget(void);
 #define HB_MAX_DEPTH 128          /* nesting limit both ways */

@@ -372,6 +372,11 @@ static PyObject *short_bytes_of(const unsigned char *p, size_t n) {
     return b;
 }
 
+PyObject *hb_short_text(const char *p, size_t n) {
+    if (n > SHORT_MAX) return PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, "strict");
+    return short_text_of((const unsigned char *)p, n);
+}
+
 void hb_decode_forget(void) {
     for (int i = 0; i < SHORT_SLOTS; i++) {
         Py_CLEAR(short_text[i]);
@@ -422,6 +427,25 @@ static PyObject *item(dec *d, int depth, int key) {
     default:
         return simple(arg, ai);
     }
+}
+
+PyObject *hb_decode_args(const unsigned char *data, size_t len) {
+    if (data == NULL || len == 0) return fail("hornbeam: truncated CBOR input");
+    dec d = {data, data + len};
+    unsigned major, ai;
+    uint64_t n;
+    if (head(&d, &major, &ai, &n) < 0) return NULL;
+    if (major == 6 && n == HB_TAG_TUPLE && head(&d, &major, &ai, &n) < 0) return NULL; /* a Python tuple */
+    if (major != 4) {
+        PyErr_SetString(PyExc_TypeError, "hornbeam: call arguments must be a list or a tuple");
+        return NULL;
+    }
+    PyObject *r = array(&d, n, 0, 1, 0);
+    if (r != NULL && d.p != d.end) {
+        Py_DECREF(r);
+        return fail("hornbeam: trailing bytes after CBOR item");
+    }
+    return r;
 }
 
 PyObject *hb_decode(const unsigned char *data, size_t len) {

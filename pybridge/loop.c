@@ -36,6 +36,7 @@ typedef struct {
     /* loop-thread only, GIL held: */
     PyObject *loop, *tasks, *create_task, *ensure_future, *settle, *settle_many;
     PyObject *foreign; /* during a drain: other loops -> [(fut, ok, value)] */
+    PyObject *name_result, *name_add_done_callback; /* interned method names */
 } hb_loopq;
 
 static hb_loopq Q = {.mu = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
@@ -239,7 +240,7 @@ static PyObject *task_done(PyObject *self, PyObject *task) {
     if (PyDict_DelItem(Q.tasks, self) < 0) PyErr_Clear();
     hb_result r;
     memset(&r, 0, sizeof r);
-    PyObject *v = PyObject_CallMethod(task, "result", NULL);
+    PyObject *v = PyObject_CallMethodNoArgs(task, Q.name_result);
     if (v == NULL) {
         r.status = HB_ERROR;
         hb_error_capture(&r.err);
@@ -260,7 +261,7 @@ static void start_task(uint64_t id, PyObject *aw) {
     PyObject *cb = key ? PyCFunction_New(&task_done_def, key) : NULL;
     PyObject *r = NULL;
     if (task != NULL && cb != NULL && PyDict_SetItem(Q.tasks, key, task) == 0)
-        r = PyObject_CallMethod(task, "add_done_callback", "O", cb);
+        r = PyObject_CallMethodOneArg(task, Q.name_add_done_callback, cb);
     if (r == NULL) {
         hb_result res;
         memset(&res, 0, sizeof res);
@@ -394,12 +395,14 @@ char *hb_loop_run(PyThreadState *ts) {
     Q.settle_many = PyDict_GetItemString(g, "_hb_settle_many");
     Q.foreign = PyDict_New();
     Q.create_task = PyObject_GetAttrString(Q.loop, "create_task");
+    Q.name_result = PyUnicode_InternFromString("result");
+    Q.name_add_done_callback = PyUnicode_InternFromString("add_done_callback");
     PyObject *asyncio = PyImport_ImportModule("asyncio");
     Q.ensure_future = asyncio ? PyObject_GetAttrString(asyncio, "ensure_future") : NULL;
     Py_XDECREF(asyncio);
     drainfn = PyCFunction_New(&drain_def, NULL);
     if (Q.tasks == NULL || Q.foreign == NULL || Q.create_task == NULL || Q.ensure_future == NULL ||
-        drainfn == NULL)
+        Q.name_result == NULL || Q.name_add_done_callback == NULL || drainfn == NULL)
         goto fail;
     r = PyObject_CallMethod(Q.loop, "add_reader", "iO", Q.efd, drainfn);
     if (r == NULL) goto fail;
@@ -431,6 +434,8 @@ done:
     Py_CLEAR(Q.tasks);
     Py_CLEAR(Q.create_task);
     Py_CLEAR(Q.ensure_future);
+    Py_CLEAR(Q.name_result);
+    Py_CLEAR(Q.name_add_done_callback);
     Q.loop = NULL;
     Q.settle = NULL;
     Q.settle_many = NULL;

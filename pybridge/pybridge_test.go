@@ -335,3 +335,40 @@ func TestShortStringsDecodeAlike(t *testing.T) {
 		}
 	}
 }
+
+// A call's arguments are a CBOR array, or a Python tuple as another node's
+// Python encodes one; anything else is refused as a TypeError.
+func TestCallArgumentShapes(t *testing.T) {
+	tuple, _ := cbor.Marshal(cbor.Tag{Number: 0x48420001, Content: []any{2, 3}})
+	array, _ := cbor.Marshal([]any{2, 3})
+	notArgs, _ := cbor.Marshal(map[string]int{"a": 2})
+	for _, tc := range []struct {
+		name    string
+		args    []byte
+		want    uint64
+		errType string
+	}{
+		{"array", array, 5, ""},
+		{"tuple", tuple, 5, ""},
+		{"a map", notArgs, 0, "TypeError"},
+		{"trailing bytes", append(array[:len(array):len(array)], 0x01), 0, "ValueError"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := py.Call(context.Background(), "bridgetest", "add", tc.args)
+			var pe *pybridge.Error
+			switch {
+			case tc.errType != "":
+				if !errors.As(err, &pe) || pe.Type != tc.errType {
+					t.Fatalf("got %v, want a %s", err, tc.errType)
+				}
+			case err != nil:
+				t.Fatal(err)
+			default:
+				var got uint64
+				if err := cbor.Unmarshal(out, &got); err != nil || got != tc.want {
+					t.Fatalf("got %x (%v), want %d", out, err, tc.want)
+				}
+			}
+		})
+	}
+}
