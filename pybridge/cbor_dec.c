@@ -330,45 +330,80 @@ static PyObject *simple(uint64_t arg, unsigned ai) {
 
 /* Short strings repeat from one message to the next: the keys of an ASGI
  * scope or a WSGI environ, "GET", "http", header names. Each is kept once, in a
- * direct-mapped table of SHORT_SLOTS entries of at most SHORT_MAX bytes (a
- * fixed bound whatever the input), and handed out again when the same bytes
+ * table of SHORT_SLOTS entries of at most SHORT_MAX bytes (a fixed bound
+ * whatever the input), and handed out again when the same bytes
  * come: no allocation, no UTF-8 decode, and a text key is the interned string
  * the app's own literals are, so its dict lookups compare pointers. Only ASCII
  * text is kept (so the bytes compare directly); strings and bytes are both
  * immutable, so sharing one object is safe. The GIL guards the tables. */
 #define SHORT_MAX 32
-#define SHORT_SLOTS 256
+#define SHORT_SLOTS 1024 /* in pairs: each string has two places, the more recent first */
 static PyObject *short_text[SHORT_SLOTS], *short_bytes[SHORT_SLOTS];
 
-static inline unsigned short_slot(const unsigned char *p, size_t n) {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
-    return (h ^ (h >> 16)) & (SHORT_SLOTS - 1);
+/* The pair a string's bytes map to; *ascii says whether they are all ASCII. */
+static inline unsigned short_pair(const unsigned char *p, size_t n, int *ascii) {
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull, seen = 0, w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        seen |= w;
+        h = (h ^ w) * 0x100000001B3ull;
+        h ^= h >> 29;
+    }
+    w = 0;
+    memcpy(&w, p + i, n - i);
+    seen |= w;
+    h = (h ^ w) * 0x100000001B3ull;
+    h ^= h >> 32;
+    *ascii = (seen & 0x8080808080808080ull) == 0;
+    return (unsigned)h & (SHORT_SLOTS - 2);
+}
+
+/* Looks for a kept string in its pair; a hit in the second place moves to
+ * the first. A miss returns NULL and leaves the first place free for the
+ * string about to be made (its former holder moves to the second). */
+static PyObject *short_find(PyObject **table, unsigned pair, int text, const unsigned char *p, size_t n) {
+    for (unsigned i = 0; i < 2; i++) {
+        PyObject *o = table[pair + i];
+        if (o == NULL) continue;
+        int same = text ? (size_t)PyUnicode_GET_LENGTH(o) == n && memcmp(PyUnicode_1BYTE_DATA(o), p, n) == 0
+                        : (size_t)PyBytes_GET_SIZE(o) == n && memcmp(PyBytes_AS_STRING(o), p, n) == 0;
+        if (same) {
+            if (i == 1) {
+                table[pair + 1] = table[pair];
+                table[pair] = o;
+            }
+            return Py_NewRef(o);
+        }
+    }
+    Py_XDECREF(table[pair + 1]);
+    table[pair + 1] = table[pair];
+    table[pair] = NULL;
+    return NULL;
 }
 
 static PyObject *short_text_of(const unsigned char *p, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] & 0x80) return PyUnicode_DecodeUTF8((const char *)p, (Py_ssize_t)n, "strict");
-    unsigned slot = short_slot(p, n);
-    PyObject *s = short_text[slot];
-    if (s != NULL && (size_t)PyUnicode_GET_LENGTH(s) == n && memcmp(PyUnicode_1BYTE_DATA(s), p, n) == 0)
-        return Py_NewRef(s);
+    int ascii;
+    unsigned pair = short_pair(p, n, &ascii);
+    if (!ascii) return PyUnicode_DecodeUTF8((const char *)p, (Py_ssize_t)n, "strict");
+    PyObject *s = short_find(short_text, pair, 1, p, n);
+    if (s != NULL) return s;
     s = PyUnicode_New((Py_ssize_t)n, 127);
     if (s == NULL) return NULL;
     memcpy(PyUnicode_1BYTE_DATA(s), p, n);
     PyUnicode_InternInPlace(&s); /* an equal interned string, if there is one, replaces s */
-    Py_XSETREF(short_text[slot], Py_NewRef(s));
+    short_text[pair] = Py_NewRef(s);
     return s;
 }
 
 static PyObject *short_bytes_of(const unsigned char *p, size_t n) {
-    unsigned slot = short_slot(p, n);
-    PyObject *b = short_bytes[slot];
-    if (b != NULL && (size_t)PyBytes_GET_SIZE(b) == n && memcmp(PyBytes_AS_STRING(b), p, n) == 0)
-        return Py_NewRef(b);
+    int ascii;
+    unsigned pair = short_pair(p, n, &ascii);
+    PyObject *b = short_find(short_bytes, pair, 0, p, n);
+    if (b != NULL) return b;
     b = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
     if (b == NULL) return NULL;
-    Py_XSETREF(short_bytes[slot], Py_NewRef(b));
+    short_bytes[pair] = Py_NewRef(b);
     return b;
 }
 
