@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -210,6 +211,73 @@ func TestWebSocketConcurrentSendReceive(t *testing.T) {
 		}
 		if string(msg) == "tick" {
 			ticks++
+		}
+	}
+}
+
+// --timeout is kept by a periodic sweep, not a timer per request: a slow
+// app's request gets its 504 no sooner than the timeout after it began and
+// within a sweep period or so of it, while requests that answer in time,
+// many of them during each sweep, are untouched.
+func TestTimeoutSweep(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	_, ts := newFake(t, Config{Timeout: timeout}, func(f *fakePy, ctx context.Context, id uint64, path string) ([]byte, error) {
+		if path == "/slow" {
+			select {
+			case <-f.done:
+			case <-time.After(10 * time.Second):
+			}
+			return nil, errors.New("too late")
+		}
+		return h1Response("200 OK", nil, []byte("ok")), nil
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			resp, err := http.Get(ts.URL + "/slow")
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp.Body.Close()
+			took := time.Since(t0)
+			if resp.StatusCode != http.StatusGatewayTimeout || took < timeout || took > 5*time.Second {
+				errs <- fmt.Errorf("slow: %d after %v, want 504 after %v", resp.StatusCode, took, timeout)
+			}
+		}()
+	}
+	fast := time.Now().Add(2 * timeout)
+	for time.Now().Before(fast) {
+		resp, err := http.Get(ts.URL + "/fast")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "ok" {
+			t.Fatalf("fast: %d %q", resp.StatusCode, body)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestSweepEvery(t *testing.T) {
+	for _, tc := range []struct{ timeout, want time.Duration }{
+		{100 * time.Millisecond, 10 * time.Millisecond},
+		{time.Second, 50 * time.Millisecond},
+		{30 * time.Second, time.Second},
+		{time.Hour, time.Second},
+	} {
+		if got := sweepEvery(tc.timeout); got != tc.want {
+			t.Errorf("sweepEvery(%v) = %v, want %v", tc.timeout, got, tc.want)
 		}
 	}
 }

@@ -99,14 +99,17 @@ type Server struct {
 	conns     *connTracker
 	serving   sync.WaitGroup // the accept loops
 	exhausted chan struct{}
+	sweepStop chan struct{} // ends sweepDeadlines, when Close is done
+	sweepOnce sync.Once     // starts it, with the first request
+	closeOnce sync.Once
 	exhaust   sync.Once
 	wsSem     chan struct{}
 	// serverHeader is the Server header sent, "" for none.
 	serverHeader string
 	// logsResponseHeaders: the access log format reads response headers.
 	logsResponseHeaders bool
-	wsBudget     *bytebudget.Budget // websocket message bytes read and not yet in Python
-	h1           *h1Server          // plain HTTP/1.1 (h1conn.go)
+	wsBudget            *bytebudget.Budget // websocket message bytes read and not yet in Python
+	h1                  *h1Server          // plain HTTP/1.1 (h1conn.go)
 }
 
 // New makes a Server; its Funcs must be given to the interpreter, then Start.
@@ -164,7 +167,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.WSPingTimeout = 20 * time.Second
 	}
 	srv := &Server{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.LimitConcurrency),
-		wsSem: make(chan struct{}, cfg.WSMax), exhausted: make(chan struct{}),
+		wsSem: make(chan struct{}, cfg.WSMax), exhausted: make(chan struct{}), sweepStop: make(chan struct{}),
 		conns: newConnTracker(cfg.HeaderTimeout, cfg.MaxHeaderBytes), serverHeader: "hornbeam",
 		wsBudget: bytebudget.New(cfg.WebSocketBuffer)}
 	if cfg.NoServerHeader {
@@ -376,6 +379,7 @@ func (s *Server) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("web: ASGI lifespan shutdown: %w", err))
 		}
 	}
+	s.closeOnce.Do(func() { close(s.sweepStop) })
 	return errors.Join(errs...)
 }
 
@@ -447,6 +451,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		more = !whole
 	}
+	// A client that leaves does not cancel the app: as with uvicorn and
+	// gunicorn, an ASGI app learns it from receive() (http.disconnect) and a
+	// WSGI app from its next write; only --timeout stops the app.
+	s.sweepOnce.Do(func() { go s.sweepDeadlines(s.sweepStop) })
+	req.app.parent, req.app.deadline, req.timed = r.Context(), time.Now().Add(s.cfg.Timeout), true
 	id := s.nextID.Add(1)
 	s.reqs.Store(id, req)
 	defer s.reqs.Delete(id)
@@ -463,12 +472,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		args = cborText(cborUint(cborArray(args, 3), id), s.cfg.App)
 		args = s.appendEnviron(args, r, pre, more)
 	}
-	// A client that leaves does not cancel the app: as with uvicorn and
-	// gunicorn, an ASGI app learns it from receive() (http.disconnect) and a
-	// WSGI app from its next write; only --timeout stops the app.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.Timeout)
-	defer cancel()
-	out, release, err := s.callApp(ctx, w, module, args)
+	out, release, err := s.callApp(&req.app, w, module, args)
 	defer release() // after the response is written: its body may be out
 	timedOut := errors.Is(err, context.DeadlineExceeded)
 	badBody, slow := req.endBody(timedOut)

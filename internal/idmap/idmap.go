@@ -67,3 +67,12 @@ func (m *Map[K, V]) Len() int {
 	defer m.mu.Unlock()
 	return len(m.m)
 }
+
+// Range calls f for each entry, with the map locked: f must not use m.
+func (m *Map[K, V]) Range(f func(K, V)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, v := range m.m {
+		f(k, v)
+	}
+}

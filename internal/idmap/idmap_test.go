@@ -33,6 +33,12 @@ func TestMap(t *testing.T) {
 		}
 	}
 	m.Store(4, "d")
+	var seen []string
+	m.Range(func(_ uint64, v string) { seen = append(seen, v) })
+	slices.Sort(seen)
+	if !slices.Equal(seen, []string{"c", "d"}) {
+		t.Fatalf("ranged over %q", seen)
+	}
 	got := m.Drain()
 	slices.Sort(got)
 	if !slices.Equal(got, []string{"c", "d"}) || m.Len() != 0 {
