@@ -90,6 +90,38 @@ type h1conn struct {
 	watchDone chan struct{}
 	watchData []byte
 	watchErr  error
+
+	// The read deadline readHead last set, while no one else has set one
+	// since (rdlKnown): an idle connection's deadline is kept, not set
+	// again, when it falls a little before the one wanted (see armIdle).
+	rdl      time.Time
+	rdlKnown atomic.Bool
+}
+
+// setReadDeadline sets the socket's read deadline for anyone but readHead.
+func (c *h1conn) setReadDeadline(t time.Time) error {
+	c.rdlKnown.Store(false)
+	return c.c.SetReadDeadline(t)
+}
+
+// setHeadDeadline is readHead's: the deadline is remembered.
+func (c *h1conn) setHeadDeadline(t time.Time) {
+	c.rdlKnown.Store(false)
+	c.c.SetReadDeadline(t)
+	c.rdl = t
+	c.rdlKnown.Store(true)
+}
+
+// armIdle sets an idle connection's deadline to until, or keeps the one set
+// if it falls at most a 64th of --keep-alive before: setting a deadline takes
+// the runtime's timer lock, and a busy connection would otherwise do it for
+// every request. A kept deadline that fires early is set again, exactly
+// (readHead).
+func (c *h1conn) armIdle(until time.Time) {
+	if c.rdlKnown.Load() && !c.rdl.After(until) && until.Sub(c.rdl) <= c.s.keepAlive/64 {
+		return
+	}
+	c.setHeadDeadline(until)
 }
 
 func newH1Conn(s *h1Server, nc net.Conn) *h1conn {
@@ -312,7 +344,7 @@ func (c *h1conn) lingeringClose() {
 	if !ok || cw.CloseWrite() != nil {
 		return
 	}
-	c.c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	c.setReadDeadline(time.Now().Add(500 * time.Millisecond))
 	var scratch [16 << 10]byte
 	for total := 0; total < 16<<20; {
 		n, err := c.c.Read(scratch[:])
@@ -334,18 +366,20 @@ func (c *h1conn) readHead(first bool) (string, bool) {
 	}
 	c.skipEmptyLines()
 	clock := first || c.rd < c.wr
+	var idleUntil time.Time
 	if clock {
-		c.c.SetReadDeadline(time.Now().Add(s.headerTimeout))
+		c.setHeadDeadline(time.Now().Add(s.headerTimeout))
 	} else {
 		c.setState(h1Idle)
-		c.c.SetReadDeadline(time.Now().Add(s.keepAlive))
+		idleUntil = time.Now().Add(s.keepAlive)
+		c.armIdle(idleUntil)
 	}
+	startClock := false // the header clock starts: set before waiting for more
 	for {
 		c.skipEmptyLines()
 		if c.rd < c.wr {
 			if !clock { // the first byte on a kept-alive connection
-				clock = true
-				c.c.SetReadDeadline(time.Now().Add(s.headerTimeout))
+				clock, startClock = true, true
 			}
 			if c.state.Load() != h1Active {
 				c.setState(h1Active)
@@ -354,6 +388,10 @@ func (c *h1conn) readHead(first bool) (string, bool) {
 				head := string(c.buf[c.rd : c.rd+e])
 				c.rd += e
 				return head, true
+			}
+			if startClock { // not needed when the whole head came at once
+				startClock = false
+				c.setHeadDeadline(time.Now().Add(s.headerTimeout))
 			}
 		}
 		err := c.fill(limit)
@@ -366,6 +404,8 @@ func (c *h1conn) readHead(first bool) (string, bool) {
 		case errors.As(err, &ne) && ne.Timeout() && (first || c.rd < c.wr):
 			c.writeRaw(response408)
 			return "", false
+		case errors.As(err, &ne) && ne.Timeout() && !clock && time.Now().Before(idleUntil):
+			c.setHeadDeadline(idleUntil) // a kept deadline, earlier than this one
 		default: // the client left, or an idle connection timed out or was drained
 			return "", false
 		}
@@ -465,7 +505,7 @@ func (c *h1conn) dropUnreadBody() bool {
 	if b.wouldClose.Load() {
 		return false
 	}
-	c.c.SetReadDeadline(time.Now().Add(c.s.headerTimeout))
+	c.setReadDeadline(time.Now().Add(c.s.headerTimeout))
 	var scratch [4096]byte
 	for total := 0; !b.eof.Load(); {
 		n, err := b.Read(scratch[:])
@@ -488,7 +528,7 @@ func (c *h1conn) watch(ctx *reqCtx) {
 	}
 	done := make(chan struct{})
 	c.watchDone = done
-	c.c.SetReadDeadline(time.Time{}) // before stopWatch can set one
+	c.setReadDeadline(time.Time{}) // before stopWatch can set one
 	go func() {
 		defer close(done)
 		var b [512]byte
@@ -519,9 +559,9 @@ func (c *h1conn) stopWatch() {
 	if done == nil {
 		return
 	}
-	c.c.SetReadDeadline(time.Unix(1, 0))
+	c.setReadDeadline(time.Unix(1, 0))
 	<-done
-	c.c.SetReadDeadline(time.Time{})
+	c.setReadDeadline(time.Time{})
 	ctx.mu.Lock()
 	c.watchDone = nil
 	ctx.mu.Unlock()

@@ -637,14 +637,21 @@ func TestH1HeaderTimeout(t *testing.T) {
 func TestH1KeepAliveIdle(t *testing.T) {
 	const idle = 300 * time.Millisecond
 	_, addr := newH1(t, Config{KeepAlive: idle}, h1Echo)
-	h := dialH1(t, addr)
-	h.send(get("/"))
-	resp, body := h.response("GET")
-	wantEcho(t, resp, body, h1EchoOf("GET", "/", "HTTP/1.1", nil))
-	t0 := time.Now()
-	h.closed(5 * time.Second)
-	if d := time.Since(t0); d < idle/2 { // t0 is when the client read the response, a little after the clock started
-		t.Fatalf("closed after %v, before the keep-alive time", d)
+	// One request, then many at once: the idle deadline of the first of
+	// them is kept for the next ones, and when it fires the server waits out
+	// the rest of the last one's keep-alive time.
+	for _, n := range []int{1, 50} {
+		h := dialH1(t, addr)
+		for range n {
+			h.send(get("/"))
+			resp, body := h.response("GET")
+			wantEcho(t, resp, body, h1EchoOf("GET", "/", "HTTP/1.1", nil))
+		}
+		t0 := time.Now()
+		h.closed(5 * time.Second)
+		if d := time.Since(t0); d < idle/2 { // t0 is when the client read the response, a little after the clock started
+			t.Fatalf("%d requests: closed after %v, before the keep-alive time", n, d)
+		}
 	}
 }
 

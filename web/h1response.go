@@ -376,7 +376,7 @@ func (w *h1response) FlushError() error {
 
 func (w *h1response) Flush() { w.FlushError() }
 
-func (w *h1response) SetReadDeadline(t time.Time) error { return w.c.c.SetReadDeadline(t) }
+func (w *h1response) SetReadDeadline(t time.Time) error { return w.c.setReadDeadline(t) }
 
 // SetWriteDeadline: the server sets one only to cut a response short (the
 // app failed or ran out of time), after which the connection ends.
@@ -403,6 +403,7 @@ func (w *h1response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
+	c.rdlKnown.Store(false)
 	c.c.SetDeadline(time.Time{})
 	c.setState(h1Active)
 	c.s.conns.remove(c) // the handler's now: not drained as HTTP
