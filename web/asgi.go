@@ -104,7 +104,12 @@ func (s *Server) appendScope(b []byte, r *http.Request, subprotocols []string) [
 
 // asgiHTTPVersion is the version as ASGI names it: "1.0", "1.1" or "2".
 func asgiHTTPVersion(r *http.Request) string {
-	if r.ProtoMajor >= 2 {
+	switch {
+	case r.ProtoMajor == 1 && r.ProtoMinor == 1:
+		return "1.1"
+	case r.ProtoMajor == 1 && r.ProtoMinor == 0:
+		return "1.0"
+	case r.ProtoMajor >= 2:
 		return strconv.Itoa(r.ProtoMajor)
 	}
 	return strconv.Itoa(r.ProtoMajor) + "." + strconv.Itoa(r.ProtoMinor)

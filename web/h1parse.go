@@ -149,6 +149,8 @@ func parseHead(head string, p *parsedHead) *headError {
 		if err == nil {
 			r.URL.Scheme = ""
 		}
+	} else if u, ok := plainTarget(target); ok {
+		r.URL = u
 	} else {
 		r.URL, err = url.ParseRequestURI(target)
 	}
@@ -332,3 +334,41 @@ func headEnd(b []byte) int {
 		}
 	}
 }
+
+// plainTarget parses the common request target, a path of characters that
+// need no escaping and an optional query, to the URL url.ParseRequestURI
+// makes of it; anything else (escapes, an empty query, a fragment, an
+// absolute form) is left to url.ParseRequestURI.
+func plainTarget(target string) (*url.URL, bool) {
+	path, query, hasQuery := strings.Cut(target, "?")
+	if path == "" || path[0] != '/' || hasQuery && query == "" {
+		return nil, false
+	}
+	for i := 0; i < len(path); i++ {
+		if !isPlainPathByte[path[i]] {
+			return nil, false
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; c <= ' ' || c == 0x7f || c == '#' {
+			return nil, false
+		}
+	}
+	return &url.URL{Path: path, RawQuery: query}, true
+}
+
+// isPlainPathByte: the bytes of a path that url.URL keeps as they are,
+// escaped or not (RFC 3986 unreserved, and the sub-delimiters and
+// separators that net/url does not escape in a path).
+var isPlainPathByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~$&+,/:;=@" {
+		t[c] = true
+	}
+	return
+}()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -665,6 +666,50 @@ func FuzzParseHead(f *testing.F) {
 			if textproto.CanonicalMIMEHeaderKey(k) != k {
 				t.Fatalf("%q: key %q not canonical", head, k)
 			}
+		}
+	})
+}
+
+// The fast path for plain targets makes the URL url.ParseRequestURI makes,
+// and leaves every other target to it.
+func TestPlainTargetMatchesParseRequestURI(t *testing.T) {
+	for _, target := range []string{
+		"/", "/a/b", "/items/5?q=x", "/a;b=c/d:e@f$g&h+i,j~k_l.m-n", "/p?a=1&b=%20c&d=é",
+		"/a%20b", "/a b", "/a?", "/a#f", "/a?x#f", "*", "http://h/p", "/ü", "/a!b", "/a'b", "/a(b)*",
+		"/a?q\x7f", "/a\x01", "//double", "/a?b?c",
+	} {
+		want, werr := url.ParseRequestURI(target)
+		got, ok := plainTarget(target)
+		if !ok {
+			continue // url.ParseRequestURI's
+		}
+		if werr != nil {
+			t.Errorf("%q: plain, but url.ParseRequestURI refuses it: %v", target, werr)
+			continue
+		}
+		if *got != *want || got.EscapedPath() != want.EscapedPath() || got.RequestURI() != want.RequestURI() {
+			t.Errorf("%q: got %#v, want %#v", target, got, want)
+		}
+	}
+	for _, target := range []string{"/", "/a/b", "/items/5?q=x", "/p?a=1&b=%20c"} {
+		if _, ok := plainTarget(target); !ok {
+			t.Errorf("%q: not taken as plain", target)
+		}
+	}
+}
+
+func FuzzPlainTarget(f *testing.F) {
+	for _, s := range []string{"/", "/a?b", "/a%2fb", "/a?#", "/;@"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		got, ok := plainTarget(target)
+		if !ok {
+			return
+		}
+		want, err := url.ParseRequestURI(target)
+		if err != nil || *got != *want {
+			t.Fatalf("%q: got %#v, want %#v (%v)", target, got, want, err)
 		}
 	})
 }
