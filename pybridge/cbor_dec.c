@@ -464,18 +464,25 @@ static PyObject *item(dec *d, int depth, int key) {
     }
 }
 
-PyObject *hb_decode_args(const unsigned char *data, size_t len) {
+/* The top-level item of all of data: args != 0 decodes a call's arguments (an
+ * array, or a tuple) straight into a tuple. */
+static PyObject *decode_all(const unsigned char *data, size_t len, int args) {
     if (data == NULL || len == 0) return fail("hornbeam: truncated CBOR input");
     dec d = {data, data + len};
-    unsigned major, ai;
-    uint64_t n;
-    if (head(&d, &major, &ai, &n) < 0) return NULL;
-    if (major == 6 && n == HB_TAG_TUPLE && head(&d, &major, &ai, &n) < 0) return NULL; /* a Python tuple */
-    if (major != 4) {
-        PyErr_SetString(PyExc_TypeError, "hornbeam: call arguments must be a list or a tuple");
-        return NULL;
+    PyObject *r;
+    if (args) {
+        unsigned major, ai;
+        uint64_t n;
+        if (head(&d, &major, &ai, &n) < 0) return NULL;
+        if (major == 6 && n == HB_TAG_TUPLE && head(&d, &major, &ai, &n) < 0) return NULL; /* a Python tuple */
+        if (major != 4) {
+            PyErr_SetString(PyExc_TypeError, "hornbeam: call arguments must be a list or a tuple");
+            return NULL;
+        }
+        r = array(&d, n, 0, 1, 0);
+    } else {
+        r = item(&d, 0, 0);
     }
-    PyObject *r = array(&d, n, 0, 1, 0);
     if (r != NULL && d.p != d.end) {
         Py_DECREF(r);
         return fail("hornbeam: trailing bytes after CBOR item");
@@ -483,13 +490,6 @@ PyObject *hb_decode_args(const unsigned char *data, size_t len) {
     return r;
 }
 
-PyObject *hb_decode(const unsigned char *data, size_t len) {
-    if (data == NULL || len == 0) return fail("hornbeam: truncated CBOR input");
-    dec d = {data, data + len};
-    PyObject *r = item(&d, 0, 0);
-    if (r != NULL && d.p != d.end) {
-        Py_DECREF(r);
-        return fail("hornbeam: trailing bytes after CBOR item");
-    }
-    return r;
-}
+PyObject *hb_decode_args(const unsigned char *data, size_t len) { return decode_all(data, len, 1); }
+
+PyObject *hb_decode(const unsigned char *data, size_t len) { return decode_all(data, len, 0); }

@@ -588,36 +588,28 @@ func (c *h1conn) stopWatch() {
 type reqCtx struct {
 	c       *h1conn
 	mu      sync.Mutex
-	done    chan struct{}
-	err     error
+	end     ending
 	noWatch bool // ended, or the connection is hijacked or being read
 }
-
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 func (x *reqCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
 
 func (x *reqCtx) Done() <-chan struct{} {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.done == nil {
-		if x.err != nil {
-			return closedChan
-		}
-		x.done = make(chan struct{})
-	}
+	done := x.end.doneLocked()
 	// The client can only be seen to leave once the body is read: before,
 	// a read would take the body's bytes.
 	if !x.noWatch && x.c.body.eof.Load() {
 		x.c.watch(x)
 	}
-	return x.done
+	return done
 }
 
 func (x *reqCtx) Err() error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return x.err
+	return x.end.err
 }
 
 func (x *reqCtx) Value(key any) any {
@@ -636,12 +628,7 @@ func (x *reqCtx) Value(key any) any {
 func (x *reqCtx) cancel() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.err == nil {
-		x.err = context.Canceled
-		if x.done != nil {
-			close(x.done)
-		}
-	}
+	x.end.endLocked(context.Canceled)
 }
 
 // h1Conns are a server's plain HTTP/1.1 connections, for draining.

@@ -28,10 +28,9 @@ type request struct {
 	// headerMap: the access log reads the response's headers, so they go
 	// through w.Header() even where the writer could do without it.
 	headerMap bool
-	// app is the context of the app's call; timed: its deadline is set (a
-	// websocket has none). Both are set before the request is in s.reqs.
-	app   appDeadline
-	timed bool
+	// app is the context of the app's call, its deadline set before the
+	// request is in s.reqs (a websocket has none).
+	app appDeadline
 
 	readMu      sync.Mutex
 	bodyTimeout time.Duration

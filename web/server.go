@@ -455,7 +455,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// gunicorn, an ASGI app learns it from receive() (http.disconnect) and a
 	// WSGI app from its next write; only --timeout stops the app.
 	s.sweepOnce.Do(func() { go s.sweepDeadlines(s.sweepStop) })
-	req.app.parent, req.app.deadline, req.timed = r.Context(), time.Now().Add(s.cfg.Timeout), true
+	req.app.parent, req.app.deadline = r.Context(), time.Now().Add(s.cfg.Timeout)
 	id := s.nextID.Add(1)
 	s.reqs.Store(id, req)
 	defer s.reqs.Delete(id)

@@ -61,13 +61,6 @@ func (m *Map[K, V]) Drain() []V {
 	return vs
 }
 
-// Len is the number of entries.
-func (m *Map[K, V]) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.m)
-}
-
 // Range calls f for each entry, with the map locked: f must not use m.
 func (m *Map[K, V]) Range(f func(K, V)) {
 	m.mu.Lock()

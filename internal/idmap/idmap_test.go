@@ -41,8 +41,8 @@ func TestMap(t *testing.T) {
 	}
 	got := m.Drain()
 	slices.Sort(got)
-	if !slices.Equal(got, []string{"c", "d"}) || m.Len() != 0 {
-		t.Fatalf("drained %q, %d left", got, m.Len())
+	if left := m.Drain(); !slices.Equal(got, []string{"c", "d"}) || len(left) != 0 {
+		t.Fatalf("drained %q, then %q", got, left)
 	}
 }
 
@@ -75,7 +75,7 @@ func TestMapOneTakerPerID(t *testing.T) {
 			t.Fatalf("id %d taken %d times", i, taken[i])
 		}
 	}
-	if m.Len() != 0 {
-		t.Fatalf("%d left", m.Len())
+	if left := m.Drain(); len(left) != 0 {
+		t.Fatalf("%d left", len(left))
 	}
 }
