@@ -168,6 +168,16 @@ extern int hb_direct_ok;     /* set once by Go before the loop starts */
 extern int32_t hb_inflight;  /* Go's calls in flight, updated atomically by Go */
 size_t hb_done_take(hb_done **out);
 void hb_done_free(hb_done *items, size_t n);
+/* Hands Go the outcome of job id (r's contents move to the queue). GIL held. */
+void hb_loop_complete(uint64_t id, hb_result *r);
+/* Drops a finished job's task from the loop's table of tasks by id. */
+void hb_loop_forget(PyObject *key);
+/* job.c: the awaitable that runs a coroutine for Go and reports its end. */
+int hb_job_ready(void);
+/* A job for id owning coro; key is id as an int. NULL with an exception set. */
+PyObject *hb_job_new(uint64_t id, PyObject *key, PyObject *coro);
+/* Reports the raised exception (taking it) as job's outcome, unless it has one. */
+void hb_job_abort(PyObject *job);
 /* Runs the loop on the calling thread until a STOP item; GIL taken from ts. */
 char *hb_loop_run(PyThreadState *ts);
 

@@ -211,7 +211,7 @@ void hb_done_free(hb_done *items, size_t n) {
 int hb_direct_ok;
 int32_t hb_inflight;
 
-static void complete(uint64_t id, hb_result *r) {
+void hb_loop_complete(uint64_t id, hb_result *r) {
     if (hb_direct_ok && __atomic_load_n(&hb_inflight, __ATOMIC_RELAXED) <= 1) {
         hbComplete(id, r);
         hb_result_free(r);
@@ -247,28 +247,55 @@ static PyObject *task_done(PyObject *self, PyObject *task) {
     } else {
         hb_result_from_value(v, &r);
     }
-    complete(id, &r);
+    hb_loop_complete(id, &r);
     Py_RETURN_NONE;
 }
 
 static PyMethodDef task_done_def = {"_hornbeam_task_done", task_done, METH_O, NULL};
 
+void hb_loop_forget(PyObject *key) {
+    if (Q.tasks != NULL && PyDict_DelItem(Q.tasks, key) < 0) PyErr_Clear();
+}
+
+/* start_task runs aw as a task of the loop and answers job id when it ends: a
+ * coroutine through a job (job.c), which reports from the task's last step;
+ * any other awaitable through a done callback. */
 static void start_task(uint64_t id, PyObject *aw) {
-    PyObject *task = PyCoro_CheckExact(aw) ? PyObject_CallOneArg(Q.create_task, aw)
-                                           : PyObject_CallOneArg(Q.ensure_future, aw);
-    Py_DECREF(aw);
     PyObject *key = PyLong_FromUnsignedLongLong(id);
-    PyObject *cb = key ? PyCFunction_New(&task_done_def, key) : NULL;
-    PyObject *r = NULL;
-    if (task != NULL && cb != NULL && PyDict_SetItem(Q.tasks, key, task) == 0)
-        r = PyObject_CallMethodOneArg(task, Q.name_add_done_callback, cb);
+    PyObject *task = NULL, *cb = NULL, *r = NULL;
+    if (key == NULL) {
+        Py_DECREF(aw);
+    } else if (PyCoro_CheckExact(aw)) {
+        /* The job owns aw from here; once made, it answers Go itself,
+           even if the task cannot be made or registered. */
+        PyObject *job = hb_job_new(id, key, aw);
+        if (job == NULL) {
+            Py_DECREF(aw);
+        } else {
+            task = PyObject_CallOneArg(Q.create_task, job);
+            if (task == NULL)
+                hb_job_abort(job);
+            else if (PyDict_SetItem(Q.tasks, key, task) < 0)
+                PyErr_Clear(); /* runs, but cannot be cancelled by id */
+            Py_DECREF(job);
+            Py_XDECREF(task);
+            Py_DECREF(key);
+            return;
+        }
+    } else {
+        task = PyObject_CallOneArg(Q.ensure_future, aw);
+        Py_DECREF(aw);
+        cb = task ? PyCFunction_New(&task_done_def, key) : NULL;
+        if (cb != NULL && PyDict_SetItem(Q.tasks, key, task) == 0)
+            r = PyObject_CallMethodOneArg(task, Q.name_add_done_callback, cb);
+    }
     if (r == NULL) {
         hb_result res;
         memset(&res, 0, sizeof res);
         res.status = HB_ERROR;
         hb_error_capture(&res.err);
         if (key != NULL && PyDict_DelItem(Q.tasks, key) < 0) PyErr_Clear();
-        complete(id, &res);
+        hb_loop_complete(id, &res);
     }
     Py_XDECREF(r);
     Py_XDECREF(cb);
@@ -288,7 +315,7 @@ static void run_item(hb_item *it) {
         if (r.status == HB_ASYNC) {
             start_task(it->id, r.coro);
         } else {
-            complete(it->id, &r); /* a function that stopped being a coroutine */
+            hb_loop_complete(it->id, &r); /* a function that stopped being a coroutine */
         }
         break;
     }
@@ -401,6 +428,7 @@ char *hb_loop_run(PyThreadState *ts) {
     Q.ensure_future = asyncio ? PyObject_GetAttrString(asyncio, "ensure_future") : NULL;
     Py_XDECREF(asyncio);
     drainfn = PyCFunction_New(&drain_def, NULL);
+    if (hb_job_ready() < 0) goto fail;
     if (Q.tasks == NULL || Q.foreign == NULL || Q.create_task == NULL || Q.ensure_future == NULL ||
         Q.name_result == NULL || Q.name_add_done_callback == NULL || drainfn == NULL)
         goto fail;

@@ -372,3 +372,56 @@ func TestCallArgumentShapes(t *testing.T) {
 		})
 	}
 }
+
+// TestAsyncCallRunsInATask: a coroutine called from Go runs in a real asyncio
+// Task, from its first step to its last (what asyncio.timeout and anyio's
+// cancel scopes need), and its outcome, whether it returns or raises, with or
+// without suspending first, reaches Go exactly as it was.
+func TestAsyncCallRunsInATask(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := call(t, ctx, "watch_loop_errors"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		fn       string
+		args     []any
+		want     string // the result, printed; empty when an error is expected
+		errType  string
+		errMatch string
+	}{
+		{fn: "task_facts", want: "[true true true]"},
+		{fn: "task_timeout", errType: "TimeoutError"},
+		{fn: "anyio_move_on", want: "true"},
+		{fn: "fail_at_once", args: []any{"now"}, errType: "KeyError", errMatch: "now"},
+		{fn: "async_fail", args: []any{"later"}, errType: "KeyError", errMatch: "later"},
+		{fn: "async_add", args: []any{2, 3}, want: "5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fn, func(t *testing.T) {
+			got, err := call(t, ctx, tt.fn, tt.args...)
+			if tt.errType == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if s := fmt.Sprint(got); s != tt.want {
+					t.Fatalf("got %s, want %s", s, tt.want)
+				}
+				return
+			}
+			var pe *pybridge.Error
+			if !errors.As(err, &pe) || pe.Type != tt.errType || !strings.Contains(pe.Message, tt.errMatch) {
+				t.Fatalf("got %v, want %s containing %q", err, tt.errType, tt.errMatch)
+			}
+		})
+	}
+	// An exception that went to Go was retrieved: the loop does not also log
+	// it as never retrieved when its task is collected.
+	got, err := call(t, ctx, "loop_errors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := fmt.Sprint(got); s != "[]" {
+		t.Fatalf("the loop reported %s", s)
+	}
+}

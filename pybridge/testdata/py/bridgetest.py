@@ -167,3 +167,47 @@ def decoded_strings(items, mapping):
     came, its type, and whether each short ASCII key is the interned string."""
     keys_interned = all(sys.intern(k) is k for k in mapping if len(k) <= 32 and k.isascii())
     return [[[type(x).__name__, x] for x in items], keys_interned]
+
+
+async def task_facts():
+    """What a coroutine called from Go sees of the task that runs it."""
+    task = asyncio.current_task()
+    async with asyncio.timeout(5):  # refuses to run outside a task
+        await asyncio.sleep(0)
+    same = asyncio.current_task() is task
+    return [isinstance(task, asyncio.Task), same, task in asyncio.all_tasks()]
+
+
+async def task_timeout():
+    async with asyncio.timeout(0.01):
+        await asyncio.sleep(10)
+
+
+async def anyio_move_on():
+    import anyio
+
+    with anyio.move_on_after(0.01) as scope:
+        await anyio.sleep(10)
+    return scope.cancel_called
+
+
+async def fail_at_once(msg):
+    raise KeyError(msg)
+
+
+_loop_errors = []
+
+
+async def watch_loop_errors():
+    """Records what the loop's exception handler is given from now on."""
+    _loop_errors.clear()
+    asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: _loop_errors.append(ctx.get("message")))
+
+
+async def loop_errors():
+    import gc
+
+    gc.collect()
+    await asyncio.sleep(0)
+    asyncio.get_running_loop().set_exception_handler(None)
+    return list(_loop_errors)
