@@ -37,6 +37,11 @@ typedef struct {
     PyObject *loop, *tasks, *create_task, *ensure_future, *settle, *settle_many;
     PyObject *foreign; /* during a drain: other loops -> [(fut, ok, value)] */
     PyObject *name_result, *name_add_done_callback; /* interned method names */
+    /* Making a Task directly, named after its coroutine: loop.create_task would
+       format a name "Task-N" for every call. Only while the loop has no task
+       factory (checked once per drain), which create_task would honour. */
+    PyObject *task_type, *task_kwnames, *get_task_factory, *name_qualname;
+    int direct_task;
 } hb_loopq;
 
 static hb_loopq Q = {.mu = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
@@ -253,6 +258,21 @@ static PyObject *task_done(PyObject *self, PyObject *task) {
 
 static PyMethodDef task_done_def = {"_hornbeam_task_done", task_done, METH_O, NULL};
 
+/* new_task makes the Task that runs job, which drives coro. */
+static PyObject *new_task(PyObject *job, PyObject *coro) {
+    if (!Q.direct_task) return PyObject_CallOneArg(Q.create_task, job);
+    PyObject *name = PyObject_GetAttr(coro, Q.name_qualname);
+    if (name == NULL || !PyUnicode_CheckExact(name)) {
+        PyErr_Clear();
+        Py_XDECREF(name);
+        return PyObject_CallOneArg(Q.create_task, job);
+    }
+    PyObject *args[] = {job, Q.loop, name};
+    PyObject *task = PyObject_Vectorcall(Q.task_type, args, 1, Q.task_kwnames);
+    Py_DECREF(name);
+    return task;
+}
+
 void hb_loop_forget(PyObject *key) {
     if (Q.tasks != NULL && PyDict_DelItem(Q.tasks, key) < 0) PyErr_Clear();
 }
@@ -272,7 +292,7 @@ static void start_task(uint64_t id, PyObject *aw) {
         if (job == NULL) {
             Py_DECREF(aw);
         } else {
-            task = PyObject_CallOneArg(Q.create_task, job);
+            task = new_task(job, aw);
             if (task == NULL)
                 hb_job_abort(job);
             else if (PyDict_SetItem(Q.tasks, key, task) < 0)
@@ -365,6 +385,10 @@ static PyObject *drain(PyObject *self, PyObject *unused) {
     Q.spare = NULL;
     Q.spare_cap = 0;
     pthread_mutex_unlock(&Q.mu);
+    PyObject *factory = PyObject_CallNoArgs(Q.get_task_factory);
+    Q.direct_task = factory == Py_None;
+    if (factory == NULL) PyErr_Clear();
+    Py_XDECREF(factory);
     for (size_t i = 0; i < len; i++) run_item(&items[i]);
     settle_foreign();
     /* The drained array becomes the spare, so steady state allocates nothing. */
@@ -426,10 +450,16 @@ char *hb_loop_run(PyThreadState *ts) {
     Q.name_add_done_callback = PyUnicode_InternFromString("add_done_callback");
     PyObject *asyncio = PyImport_ImportModule("asyncio");
     Q.ensure_future = asyncio ? PyObject_GetAttrString(asyncio, "ensure_future") : NULL;
+    Q.task_type = asyncio ? PyObject_GetAttrString(asyncio, "Task") : NULL;
+    Q.task_kwnames = Py_BuildValue("(ss)", "loop", "name");
+    Q.get_task_factory = PyObject_GetAttrString(Q.loop, "get_task_factory");
+    Q.name_qualname = PyUnicode_InternFromString("__qualname__");
     Py_XDECREF(asyncio);
     drainfn = PyCFunction_New(&drain_def, NULL);
     if (hb_job_ready() < 0) goto fail;
     if (Q.tasks == NULL || Q.foreign == NULL || Q.create_task == NULL || Q.ensure_future == NULL ||
+        Q.task_type == NULL || Q.task_kwnames == NULL || Q.get_task_factory == NULL ||
+        Q.name_qualname == NULL ||
         Q.name_result == NULL || Q.name_add_done_callback == NULL || drainfn == NULL)
         goto fail;
     r = PyObject_CallMethod(Q.loop, "add_reader", "iO", Q.efd, drainfn);
@@ -462,6 +492,11 @@ done:
     Py_CLEAR(Q.tasks);
     Py_CLEAR(Q.create_task);
     Py_CLEAR(Q.ensure_future);
+    Py_CLEAR(Q.task_type);
+    Py_CLEAR(Q.task_kwnames);
+    Py_CLEAR(Q.get_task_factory);
+    Py_CLEAR(Q.name_qualname);
+    Q.direct_task = 0;
     Py_CLEAR(Q.name_result);
     Py_CLEAR(Q.name_add_done_callback);
     Q.loop = NULL;

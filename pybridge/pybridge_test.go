@@ -390,7 +390,7 @@ func TestAsyncCallRunsInATask(t *testing.T) {
 		errType  string
 		errMatch string
 	}{
-		{fn: "task_facts", want: "[true true true]"},
+		{fn: "task_facts", want: "[true true true task_facts]"},
 		{fn: "task_timeout", errType: "TimeoutError"},
 		{fn: "anyio_move_on", want: "true"},
 		{fn: "fail_at_once", args: []any{"now"}, errType: "KeyError", errMatch: "now"},
@@ -414,6 +414,16 @@ func TestAsyncCallRunsInATask(t *testing.T) {
 				t.Fatalf("got %v, want %s containing %q", err, tt.errType, tt.errMatch)
 			}
 		})
+	}
+	// A task factory the app installs makes the tasks of later calls.
+	for _, on := range []bool{true, false} {
+		if _, err := call(t, ctx, "set_task_factory", on); err != nil {
+			t.Fatal(err)
+		}
+		got, err := call(t, ctx, "made_by_factory")
+		if err != nil || got != on {
+			t.Fatalf("factory installed %v: made by it: %v, %v", on, got, err)
+		}
 	}
 	// An exception that went to Go was retrieved: the loop does not also log
 	// it as never retrieved when its task is collected.

@@ -175,7 +175,7 @@ async def task_facts():
     async with asyncio.timeout(5):  # refuses to run outside a task
         await asyncio.sleep(0)
     same = asyncio.current_task() is task
-    return [isinstance(task, asyncio.Task), same, task in asyncio.all_tasks()]
+    return [isinstance(task, asyncio.Task), same, task in asyncio.all_tasks(), task.get_name()]
 
 
 async def task_timeout():
@@ -211,3 +211,21 @@ async def loop_errors():
     await asyncio.sleep(0)
     asyncio.get_running_loop().set_exception_handler(None)
     return list(_loop_errors)
+
+
+_factory_made = set()
+
+
+async def set_task_factory(on):
+    """Installs (or removes) a task factory that remembers the tasks it made."""
+
+    def factory(loop, coro, **kw):
+        t = asyncio.Task(coro, loop=loop, **kw)
+        _factory_made.add(t)
+        return t
+
+    asyncio.get_running_loop().set_task_factory(factory if on else None)
+
+
+async def made_by_factory():
+    return asyncio.current_task() in _factory_made
