@@ -59,10 +59,16 @@ static PySendResult finish(hb_job *j, PySendResult st, PyObject **result) {
     return PYGEN_RETURN;
 }
 
+/* finished refuses a step of a job whose coroutine has ended. */
+static int finished(hb_job *j) {
+    if (j->coro != NULL) return 0;
+    PyErr_SetString(PyExc_RuntimeError, "cannot reuse an awaited hornbeam job");
+    return 1;
+}
+
 static PySendResult job_am_send(PyObject *self, PyObject *arg, PyObject **result) {
     hb_job *j = (hb_job *)self;
-    if (j->coro == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "cannot reuse an awaited hornbeam job");
+    if (finished(j)) {
         *result = NULL;
         return PYGEN_ERROR;
     }
@@ -100,10 +106,7 @@ static PyObject *job_iternext(PyObject *self) {
 
 static PyObject *job_throw(PyObject *self, PyObject *args) {
     hb_job *j = (hb_job *)self;
-    if (j->coro == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "cannot reuse an awaited hornbeam job");
-        return NULL;
-    }
+    if (finished(j)) return NULL;
     PyObject *meth = PyObject_GetAttrString(j->coro, "throw");
     PyObject *v = meth ? PyObject_Call(meth, args, NULL) : NULL;
     Py_XDECREF(meth);
@@ -195,16 +198,13 @@ static PyTypeObject job_type = {
 
 void hb_job_abort(PyObject *self) {
     hb_job *j = (hb_job *)self;
-    if (j->reported) {
+    PyObject *result = NULL;
+    if (j->reported)
         PyErr_Clear();
-        return;
-    }
-    hb_result r;
-    memset(&r, 0, sizeof r);
-    r.status = HB_ERROR;
-    hb_error_capture(&r.err);
-    Py_CLEAR(j->coro);
-    report(j, &r);
+    else if (finish(j, PYGEN_ERROR, &result) == PYGEN_RETURN)
+        Py_DECREF(result);
+    else
+        PyErr_Clear(); /* a BaseException: reported, and no task to raise it in */
 }
 
 int hb_job_ready(void) { return PyType_Ready(&job_type); }

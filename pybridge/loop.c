@@ -277,50 +277,62 @@ void hb_loop_forget(PyObject *key) {
     if (Q.tasks != NULL && PyDict_DelItem(Q.tasks, key) < 0) PyErr_Clear();
 }
 
-/* start_task runs aw as a task of the loop and answers job id when it ends: a
- * coroutine through a job (job.c), which reports from the task's last step;
- * any other awaitable through a done callback. */
+/* start_failed answers job id with the raised exception: its task could not
+ * be started. */
+static void start_failed(uint64_t id, PyObject *key) {
+    hb_result res;
+    memset(&res, 0, sizeof res);
+    res.status = HB_ERROR;
+    hb_error_capture(&res.err);
+    if (key != NULL) hb_loop_forget(key);
+    hb_loop_complete(id, &res);
+}
+
+/* start_job runs coroutine coro (a reference it takes) in a Task through a
+ * job (job.c), which answers Go from the coroutine's last step. */
+static void start_job(uint64_t id, PyObject *key, PyObject *coro) {
+    PyObject *job = hb_job_new(id, key, coro);
+    if (job == NULL) {
+        Py_DECREF(coro);
+        start_failed(id, key);
+        return;
+    }
+    /* From here the job answers Go itself, even if no task can run it. */
+    PyObject *task = new_task(job, coro);
+    if (task == NULL)
+        hb_job_abort(job);
+    else if (PyDict_SetItem(Q.tasks, key, task) < 0)
+        PyErr_Clear(); /* runs, but cannot be cancelled by id */
+    Py_XDECREF(task);
+    Py_DECREF(job);
+}
+
+/* start_task runs aw (a reference it takes) as a task of the loop and answers
+ * job id when it ends: a coroutine through a job, any other awaitable through
+ * a done callback. */
 static void start_task(uint64_t id, PyObject *aw) {
     PyObject *key = PyLong_FromUnsignedLongLong(id);
-    PyObject *task = NULL, *cb = NULL, *r = NULL;
     if (key == NULL) {
         Py_DECREF(aw);
-    } else if (PyCoro_CheckExact(aw)) {
-        /* The job owns aw from here; once made, it answers Go itself,
-           even if the task cannot be made or registered. */
-        PyObject *job = hb_job_new(id, key, aw);
-        if (job == NULL) {
-            Py_DECREF(aw);
-        } else {
-            task = new_task(job, aw);
-            if (task == NULL)
-                hb_job_abort(job);
-            else if (PyDict_SetItem(Q.tasks, key, task) < 0)
-                PyErr_Clear(); /* runs, but cannot be cancelled by id */
-            Py_DECREF(job);
-            Py_XDECREF(task);
-            Py_DECREF(key);
-            return;
-        }
-    } else {
-        task = PyObject_CallOneArg(Q.ensure_future, aw);
-        Py_DECREF(aw);
-        cb = task ? PyCFunction_New(&task_done_def, key) : NULL;
-        if (cb != NULL && PyDict_SetItem(Q.tasks, key, task) == 0)
-            r = PyObject_CallMethodOneArg(task, Q.name_add_done_callback, cb);
+        start_failed(id, NULL);
+        return;
     }
-    if (r == NULL) {
-        hb_result res;
-        memset(&res, 0, sizeof res);
-        res.status = HB_ERROR;
-        hb_error_capture(&res.err);
-        if (key != NULL && PyDict_DelItem(Q.tasks, key) < 0) PyErr_Clear();
-        hb_loop_complete(id, &res);
+    if (PyCoro_CheckExact(aw)) {
+        start_job(id, key, aw);
+        Py_DECREF(key);
+        return;
     }
+    PyObject *task = PyObject_CallOneArg(Q.ensure_future, aw);
+    Py_DECREF(aw);
+    PyObject *cb = task ? PyCFunction_New(&task_done_def, key) : NULL;
+    PyObject *r = NULL;
+    if (cb != NULL && PyDict_SetItem(Q.tasks, key, task) == 0)
+        r = PyObject_CallMethodOneArg(task, Q.name_add_done_callback, cb);
+    if (r == NULL) start_failed(id, key);
     Py_XDECREF(r);
     Py_XDECREF(cb);
-    Py_XDECREF(key);
     Py_XDECREF(task);
+    Py_DECREF(key);
 }
 
 static void run_item(hb_item *it) {

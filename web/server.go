@@ -437,19 +437,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	select {
 	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
 	default:
 		req.fail(http.StatusServiceUnavailable, "server busy: concurrency limit reached\n")
 		return
 	}
-	defer func() { <-s.sem }()
-	s.serveApp(req, r)
-}
-
-// serveApp calls the app for req and writes its response. ServeHTTP, serveApp
-// and respond are three functions so that each has few enough returns for the
-// compiler to inline its defers (open-coded defers), which saves the runtime's
-// defer records on every request.
-func (s *Server) serveApp(req *request, r *http.Request) {
 	whole, more := true, false
 	if r.ContentLength != 0 {
 		var err error
@@ -480,14 +472,8 @@ func (s *Server) serveApp(req *request, r *http.Request) {
 		args = cborText(cborUint(cborArray(args, 3), id), s.cfg.App)
 		args = s.appendEnviron(args, r, pre, more)
 	}
-	out, release, err := s.callApp(&req.app, req.w, module, args)
+	out, release, err := s.callApp(&req.app, w, module, args)
 	defer release() // after the response is written: its body may be out
-	s.respond(req, r, out, err)
-}
-
-// respond writes the response the app gave (out), or the one its failure
-// (err) calls for.
-func (s *Server) respond(req *request, r *http.Request, out []byte, err error) {
 	timedOut := errors.Is(err, context.DeadlineExceeded)
 	badBody, slow := req.endBody(timedOut)
 	switch {
