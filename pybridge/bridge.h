@@ -172,6 +172,8 @@ void hb_done_free(hb_done *items, size_t n);
 void hb_loop_complete(uint64_t id, hb_result *r);
 /* Drops a finished job's task from the loop's table of tasks by id. */
 void hb_loop_forget(PyObject *key);
+/* httpcycle.c: adds HTTPCycle, an ASGI request's receive and send, to module. */
+int hb_httpcycle_add(PyObject *module);
 /* job.c: the awaitable that runs a coroutine for Go and reports its end. */
 int hb_job_ready(void);
 /* A job for id owning coro; key is id as an int. NULL with an exception set. */

@@ -337,4 +337,8 @@ static struct PyModuleDef moddef = {
     NULL, NULL, NULL, NULL,
 };
 
-PyObject *hb_module_init(void) { return PyModule_Create(&moddef); }
+PyObject *hb_module_init(void) {
+    PyObject *m = PyModule_Create(&moddef);
+    if (m != NULL && hb_httpcycle_add(m) < 0) Py_CLEAR(m);
+    return m;
+}

@@ -112,21 +112,20 @@ class _WSOut:
             raise self.error
 
 
-class _HTTPCycle:
+class _HTTPCycle(_hornbeam.HTTPCycle):
     """One request's ``receive`` and ``send``, as bound methods: ``head`` is
     the body the host read ahead (all of it unless ``more``). A response that
     is one ``http.response.start`` and one final ``http.response.body`` is
     kept here (``start``, ``final``) and returned whole by ``handle``;
-    anything else streams through Go (``body_out``) as the app sends it."""
+    anything else streams through Go (``body_out``) as the app sends it.
 
-    __slots__ = ("req", "head", "more", "start", "final", "sent", "done", "body_out")
+    The base class, in C, answers the common messages without a coroutine:
+    the first ``receive`` and that start and final body. It hands every other
+    message to ``_receive_slow`` and ``_send_slow``."""
 
-    def __init__(self, req, head, more):
-        self.req, self.head, self.more = req, head, more
-        self.start = self.final = self.body_out = None
-        self.sent = self.done = False
+    __slots__ = ()
 
-    async def receive(self):
+    async def _receive_slow(self):
         # The first message is http.request even for a request without a
         # body (b"", more_body False): apps such as Django read it first.
         head = self.head
@@ -141,7 +140,7 @@ class _HTTPCycle:
         await _go("http_wait_disconnect", self.req)
         return {"type": "http.disconnect"}
 
-    async def send(self, message):
+    async def _send_slow(self, message):
         t = message["type"]
         if t == "http.response.start":
             if self.start is not None:
