@@ -32,6 +32,7 @@ PyObject *hb_short_text(const char *p, size_t n);
 void hb_decode_forget(void);
 #define HB_MAX_DEPTH 128          /* nesting limit both ways */
 #define HB_TAG_TUPLE 1212284929u  /* 0x48420001: our private tag (FCFS range) for Python tuples */
+#define HB_TAG_ASGI_SCOPE 0x48420101u /* an ASGI scope as values in a fixed order (cbor_dec.c) */
 /* Classes registered to travel as tags of the block 0x484200xx (cbor_ext.c). */
 int hb_ext_tag_of(PyObject *o, uint64_t *tag);
 PyObject *hb_ext_decoder(uint64_t tag);

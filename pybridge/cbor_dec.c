@@ -273,8 +273,11 @@ static PyObject *bignum(dec *d, int negative) {
     return r;
 }
 
+static PyObject *asgi_scope(dec *d, int depth, int key);
+
 static PyObject *tagged(dec *d, uint64_t tag, int depth, int key) {
     if (tag == 2 || tag == 3) return bignum(d, tag == 3);
+    if (tag == HB_TAG_ASGI_SCOPE) return asgi_scope(d, depth, key);
     if (tag == HB_TAG_TUPLE) {
         unsigned major, ai;
         uint64_t n;
@@ -407,12 +410,109 @@ static PyObject *short_bytes_of(const unsigned char *p, size_t n) {
     return b;
 }
 
+/* An ASGI scope comes as its values in a fixed order (tag HB_TAG_ASGI_SCOPE):
+ * type, http_version, method (or a websocket's subprotocols), scheme, path,
+ * raw_path, query_string, root_path, headers, client, server (null: absent).
+ * The keys are this file's own interned strings, "asgi" is a copy of one
+ * dict, and each short value is first compared with the one that came last in
+ * its place, which it nearly always is ("http", "1.1", "GET", the server's
+ * address), before the table of short strings is asked. */
+enum { SCOPE_FIELDS = 11, SCOPE_CLIENT = 9, SCOPE_SERVER = 10 };
+static const char *const scope_key_names[SCOPE_FIELDS] = {
+    "type", "http_version", "method", "scheme", "path", "raw_path",
+    "query_string", "root_path", "headers", "client", "server",
+};
+static struct {
+    PyObject *keys[SCOPE_FIELDS];
+    PyObject *subprotocols, *asgi, *asgi_spec; /* the key, the key, the dict copied */
+    PyObject *last[SCOPE_FIELDS];              /* the short value that came last in each place */
+} S;
+
+static int scope_ready(void) {
+    if (S.asgi_spec != NULL) return 0;
+    for (int i = 0; i < SCOPE_FIELDS; i++) {
+        Py_XSETREF(S.keys[i], PyUnicode_InternFromString(scope_key_names[i]));
+        if (S.keys[i] == NULL) return -1;
+    }
+    Py_XSETREF(S.subprotocols, PyUnicode_InternFromString("subprotocols"));
+    Py_XSETREF(S.asgi, PyUnicode_InternFromString("asgi"));
+    if (S.subprotocols == NULL || S.asgi == NULL) return -1;
+    S.asgi_spec = Py_BuildValue("{s:s,s:s}", "version", "3.0", "spec_version", "2.3");
+    return S.asgi_spec == NULL ? -1 : 0;
+}
+
+/* The value in place i: the last one there when its bytes are the same. */
+static PyObject *scope_value(dec *d, int i, int depth) {
+    const unsigned char *at = d->p;
+    unsigned major, ai;
+    uint64_t n;
+    if (head(d, &major, &ai, &n) < 0) return NULL;
+    if ((major == 2 || major == 3) && n <= SHORT_MAX && n <= left(d)) {
+        PyObject *m = S.last[i];
+        int same = m != NULL &&
+                   (major == 3 ? PyUnicode_CheckExact(m) && PyUnicode_IS_ASCII(m) &&
+                                     (uint64_t)PyUnicode_GET_LENGTH(m) == n && memcmp(PyUnicode_1BYTE_DATA(m), d->p, n) == 0
+                               : PyBytes_CheckExact(m) && (uint64_t)PyBytes_GET_SIZE(m) == n &&
+                                     memcmp(PyBytes_AS_STRING(m), d->p, n) == 0);
+        if (same) {
+            d->p += n;
+            return Py_NewRef(m);
+        }
+        d->p = at;
+        PyObject *v = item(d, depth + 1, 0);
+        if (v != NULL) Py_XSETREF(S.last[i], Py_NewRef(v));
+        return v;
+    }
+    d->p = at;
+    return item(d, depth + 1, 0);
+}
+
+static PyObject *asgi_scope(dec *d, int depth, int key) {
+    if (key) return fail("hornbeam: ASGI scope used as a map key");
+    if (depth >= HB_MAX_DEPTH) return too_deep();
+    unsigned major, ai;
+    uint64_t n;
+    if (head(d, &major, &ai, &n) < 0) return NULL;
+    if (major != 4 || n != SCOPE_FIELDS) return fail("hornbeam: ASGI scope tag content must be an array of 11");
+    if (scope_ready() < 0) return NULL;
+    PyObject *scope = PyDict_New();
+    if (scope == NULL) return NULL;
+    for (int i = 0; i < SCOPE_FIELDS; i++) {
+        PyObject *v = scope_value(d, i, depth);
+        if (v == NULL) goto fail;
+        int rc = 0;
+        if (v != Py_None || (i != SCOPE_CLIENT && i != SCOPE_SERVER)) {
+            PyObject *k = i == 2 && PyList_CheckExact(v) ? S.subprotocols : S.keys[i];
+            rc = PyDict_SetItem(scope, k, v);
+        }
+        Py_DECREF(v);
+        if (rc < 0) goto fail;
+        if (i == 0) { /* "asgi" second, as the ASGI spec lists the keys */
+            PyObject *spec = PyDict_Copy(S.asgi_spec);
+            rc = spec ? PyDict_SetItem(scope, S.asgi, spec) : -1;
+            Py_XDECREF(spec);
+            if (rc < 0) goto fail;
+        }
+    }
+    return scope;
+fail:
+    Py_DECREF(scope);
+    return NULL;
+}
+
 PyObject *hb_short_text(const char *p, size_t n) {
     if (n > SHORT_MAX) return PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, "strict");
     return short_text_of((const unsigned char *)p, n);
 }
 
 void hb_decode_forget(void) {
+    for (int i = 0; i < SCOPE_FIELDS; i++) {
+        Py_CLEAR(S.last[i]);
+        Py_CLEAR(S.keys[i]);
+    }
+    Py_CLEAR(S.subprotocols);
+    Py_CLEAR(S.asgi);
+    Py_CLEAR(S.asgi_spec);
     for (int i = 0; i < SHORT_SLOTS; i++) {
         Py_CLEAR(short_text[i]);
         Py_CLEAR(short_bytes[i]);

@@ -23,6 +23,11 @@ func FuzzDecode(f *testing.F) {
 		b, _ := cbor.Marshal(s)
 		f.Add(b)
 	}
+	// An ASGI scope as the web server sends it.
+	scope, _ := cbor.Marshal(cbor.Tag{Number: 0x48420101, Content: []any{"http", "1.1", "GET", "http", "/",
+		[]byte("/"), []byte("q"), "", []any{cbor.Tag{Number: 0x48420001, Content: []any{[]byte("host"), []byte("x")}}},
+		[]any{"127.0.0.1", 1}, nil}})
+	f.Add(scope)
 	for _, raw := range [][]byte{
 		{0xc2, 0x49, 1, 0, 0, 0, 0, 0, 0, 0, 0},                      // bignum 2^64
 		{0xc3, 0x49, 1, 0, 0, 0, 0, 0, 0, 0, 0},                      // -(2^64)-1

@@ -338,3 +338,8 @@ int hb_httpcycle_add(PyObject *module) {
     }
     return 0;
 }
+
+void hb_httpcycle_forget(void) {
+    PyObject **k = (PyObject **)&K;
+    for (size_t i = 0; i < sizeof K / sizeof *k; i++) Py_CLEAR(k[i]);
+}

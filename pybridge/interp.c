@@ -230,5 +230,6 @@ void hb_wait_threads(PyThreadState *ts) {
 int hb_finalize(PyThreadState *ts) {
     PyEval_RestoreThread(ts);
     hb_decode_forget();
+    hb_httpcycle_forget();
     return Py_FinalizeEx();
 }

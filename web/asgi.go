@@ -26,12 +26,6 @@ func (s *Server) appendScope(b []byte, r *http.Request, subprotocols []string) [
 	ad := addrsOf(r)
 	client, clientPort, clientOK := ad.client, ad.clientPortN, ad.clientOK
 	server, serverPort, serverOK := ad.server, ad.serverPortN, ad.serverOK
-	n := 10
-	for _, ok := range []bool{clientOK, serverOK} {
-		if ok {
-			n++
-		}
-	}
 	scheme, kind := httpScheme(r), "http"
 	if ws {
 		kind, scheme = "websocket", "ws"
@@ -39,25 +33,20 @@ func (s *Server) appendScope(b []byte, r *http.Request, subprotocols []string) [
 			scheme = "wss"
 		}
 	}
-	b = cborMap(b, n)
-	b = cborText(cborText(b, "type"), kind)
-	b = cborMap(cborText(b, "asgi"), 2)
-	b = cborText(cborText(b, "version"), "3.0")
-	b = cborText(cborText(b, "spec_version"), "2.3")
-	b = cborText(cborText(b, "http_version"), asgiHTTPVersion(r))
+	// The values in the order of cborASGIScope; Python knows the keys.
+	b = cborArray(cborTag(b, cborASGIScope), 11)
+	b = cborText(cborText(b, kind), asgiHTTPVersion(r))
 	if ws {
-		b = cborArray(cborText(b, "subprotocols"), len(subprotocols))
+		b = cborArray(b, len(subprotocols))
 		for _, p := range subprotocols {
 			b = cborText(b, p)
 		}
 	} else {
-		b = cborText(cborText(b, "method"), r.Method)
+		b = cborText(b, r.Method)
 	}
-	b = cborText(cborText(b, "scheme"), scheme)
-	b = cborText(cborText(b, "path"), path)
-	b = cborBytesStr(cborText(b, "raw_path"), raw)
-	b = cborBytesStr(cborText(b, "query_string"), r.URL.RawQuery)
-	b = cborText(cborText(b, "root_path"), root)
+	b = cborText(cborText(b, scheme), path)
+	b = cborBytesStr(cborBytesStr(b, raw), r.URL.RawQuery)
+	b = cborText(b, root)
 	// net/http moves Host and Transfer-Encoding out of r.Header; an
 	// HTTP/1.0 request may have no Host, and then gets no host header.
 	te := strings.Join(r.TransferEncoding, ",")
@@ -72,7 +61,7 @@ func (s *Server) appendScope(b []byte, r *http.Request, subprotocols []string) [
 		nh += len(vs)
 	}
 	// Tuples of (name, value), as uvicorn gives them.
-	b = cborArray(cborText(b, "headers"), nh)
+	b = cborArray(b, nh)
 	if r.Host != "" {
 		b = cborBytesStr(cborBytes(cborArray(cborTag(b, cborTuple), 2), []byte("host")), r.Host)
 	}
@@ -91,13 +80,16 @@ func (s *Server) appendScope(b []byte, r *http.Request, subprotocols []string) [
 			b = cborBytesStr(cborBytes(cborArray(cborTag(b, cborTuple), 2), lower), v)
 		}
 	}
-	if clientOK {
-		b = cborText(cborArray(cborText(b, "client"), 2), client)
-		b = cborUint(b, clientPort)
-	}
-	if serverOK {
-		b = cborText(cborArray(cborText(b, "server"), 2), server)
-		b = cborUint(b, serverPort)
+	for _, a := range [...]struct {
+		ok   bool
+		host string
+		port uint64
+	}{{clientOK, client, clientPort}, {serverOK, server, serverPort}} {
+		if a.ok {
+			b = cborUint(cborText(cborArray(b, 2), a.host), a.port)
+		} else {
+			b = cborNull(b)
+		}
 	}
 	return b
 }

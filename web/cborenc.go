@@ -12,6 +12,12 @@ import (
 // cborTuple is pybridge's tag for a Python tuple (see pybridge/cbor.h).
 const cborTuple = 0x48420001
 
+// cborASGIScope is pybridge's tag for an ASGI scope sent as an array of its
+// values (see pybridge/cbor_dec.c): type, http_version, method (or
+// subprotocols), scheme, path, raw_path, query_string, root_path, headers,
+// client, server; client and server are null when unknown.
+const cborASGIScope = 0x48420101
+
 func cborHead(b []byte, major byte, n uint64) []byte {
 	m := major << 5
 	switch {

@@ -55,10 +55,11 @@ func (p *h1Py) Call(ctx context.Context, module, fn string, args []byte) ([]byte
 	}
 	var id uint64
 	cbor.Unmarshal(raw[0], &id)
-	var env h1Env
-	if err := cbor.Unmarshal(raw[2], &env); err != nil {
+	m, err := decodeEnv(raw[2])
+	if err != nil {
 		return nil, err
 	}
+	env := h1Env(m)
 	if path, ok := env["path"].(string); ok && fn == "handle_ws" { // [id, app, scope]
 		env["PATH_INFO"] = path
 	} else if ok && len(raw) == 5 { // ASGI: [id, app, scope, body, more]

@@ -43,8 +43,7 @@ func (f *fakePy) Call(ctx context.Context, module, fn string, args []byte) ([]by
 	}
 	var id uint64
 	cbor.Unmarshal(raw[0], &id)
-	var scope map[string]any
-	cbor.Unmarshal(raw[2], &scope)
+	scope, _ := decodeEnv(raw[2])
 	path, _ := scope["PATH_INFO"].(string)
 	if p, ok := scope["path"].(string); ok {
 		path = p

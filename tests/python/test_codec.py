@@ -617,3 +617,53 @@ def test_mutation_fuzz():
             assert type(e) is ValueError and str(e).startswith("hornbeam: "), repr(e)
             continue
         enc(v)
+
+
+SCOPE_TAG = 0x48420101
+
+
+def scope_cbor(*values):
+    return cbor2.dumps(cbor2.CBORTag(SCOPE_TAG, list(values)))
+
+
+def test_asgi_scope_tag_builds_the_scope():
+    hdrs = [cbor2.CBORTag(TUPLE_TAG, [b"host", b"x"])]
+    got = dec(scope_cbor("http", "1.1", "GET", "http", "/a b", b"/a%20b", b"q=1", "", hdrs,
+                         ["127.0.0.1", 5000], None))
+    assert list(got) == ["type", "asgi", "http_version", "method", "scheme", "path", "raw_path",
+                         "query_string", "root_path", "headers", "client"]
+    assert got["asgi"] == {"version": "3.0", "spec_version": "2.3"}
+    assert got["headers"] == [(b"host", b"x")] and got["client"] == ["127.0.0.1", 5000]
+    assert got["path"] == "/a b" and got["raw_path"] == b"/a%20b"
+    again = dec(scope_cbor("http", "1.1", "GET", "http", "/a b", b"/a%20b", b"q=1", "", [], None, None))
+    assert again["asgi"] is not got["asgi"]  # each scope has its own, as an app may change it
+    assert "client" not in again and "server" not in again
+
+
+def test_asgi_scope_values_change_from_one_scope_to_the_next():
+    # Each value is checked against the last one in its place: a change shows.
+    seen = []
+    for method, path, q in [("GET", "/", b""), ("POST", "/", b""), ("POST", "/é", b"x"), ("GET", "/", b"")]:
+        s = dec(scope_cbor("http", "1.1", method, "https", path, path.encode(), q, "/r", [], None,
+                           ["::1", 443]))
+        seen.append((s["method"], s["path"], s["query_string"], s["server"]))
+    assert seen == [("GET", "/", b"", ["::1", 443]), ("POST", "/", b"", ["::1", 443]),
+                    ("POST", "/é", b"x", ["::1", 443]), ("GET", "/", b"", ["::1", 443])]
+
+
+def test_asgi_scope_tag_for_a_websocket():
+    s = dec(scope_cbor("websocket", "1.1", ["chat", "v2"], "ws", "/ws", b"/ws", b"", "", [], None, None))
+    assert s["type"] == "websocket" and s["subprotocols"] == ["chat", "v2"] and "method" not in s
+
+
+@pytest.mark.parametrize("content", [["http"] * 10, ["http"] * 12, {"type": "http"}, "http"])
+def test_asgi_scope_tag_refuses_other_content(content):
+    with pytest.raises(ValueError, match="ASGI scope"):
+        dec(cbor2.dumps(cbor2.CBORTag(SCOPE_TAG, content)))
+
+
+def test_asgi_scope_tag_is_not_a_key():
+    key = cbor2.CBORTag(SCOPE_TAG, ["http"] * 11)
+    data = head(5, 1) + cbor2.dumps(key) + cbor2.dumps(1)
+    with pytest.raises(ValueError, match="map key"):
+        dec(data)
