@@ -51,12 +51,78 @@ static int missing_module(PyObject *modname) {
     return missing;
 }
 
+/* The functions called lately, by module and function name: finding one
+ * through sys.modules and the module's attributes (which also asks whether the
+ * module is still being imported) cost more than a small call. An entry holds
+ * only while sys.modules still maps the name to the same module and the
+ * module's dict the name to the same function, so a reload or a reassignment is
+ * seen at once; a module being imported is never entered, since its entry is
+ * made only after PyImport_GetModule found it complete. The GIL guards it;
+ * RESOLVED bounds it whatever names callers send. */
+#define RESOLVED 16
+static struct resolved {
+    PyObject *modname, *mod, *fname, *fn;
+} resolved[RESOLVED];
+
+static unsigned resolved_slot(const char *mod, size_t modlen, const char *fn, size_t fnlen) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < modlen; i++) h = (h ^ (unsigned char)mod[i]) * 16777619u;
+    for (size_t i = 0; i < fnlen; i++) h = (h ^ (unsigned char)fn[i]) * 16777619u;
+    return h % RESOLVED;
+}
+
+static int same_text(PyObject *s, const char *p, size_t n) {
+    return PyUnicode_IS_ASCII(s) && (size_t)PyUnicode_GET_LENGTH(s) == n && memcmp(PyUnicode_1BYTE_DATA(s), p, n) == 0;
+}
+
+/* The function for mod.fn (a new reference) if the entry still holds, else NULL. */
+static PyObject *resolved_get(const char *mod, size_t modlen, const char *fn, size_t fnlen) {
+    struct resolved *e = &resolved[resolved_slot(mod, modlen, fn, fnlen)];
+    if (e->fn == NULL || !same_text(e->modname, mod, modlen) || !same_text(e->fname, fn, fnlen)) return NULL;
+    PyObject *modules = PyImport_GetModuleDict();
+    if (modules == NULL || !PyDict_CheckExact(modules) || PyDict_GetItemWithError(modules, e->modname) != e->mod ||
+        PyDict_GetItemWithError(PyModule_GetDict(e->mod), e->fname) != e->fn) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return Py_NewRef(e->fn);
+}
+
+/* Remembers f as m's attribute fname when it is plainly an entry of m's dict. */
+static void resolved_put(PyObject *modname, PyObject *m, PyObject *fname, PyObject *f) {
+    if (!PyModule_CheckExact(m) || !PyUnicode_IS_ASCII(modname) || !PyUnicode_IS_ASCII(fname)) return;
+    PyObject *d = PyModule_GetDict(m);
+    if (d == NULL || PyDict_GetItemWithError(d, fname) != f) {
+        PyErr_Clear();
+        return;
+    }
+    struct resolved *e = &resolved[resolved_slot((const char *)PyUnicode_1BYTE_DATA(modname),
+                                                 (size_t)PyUnicode_GET_LENGTH(modname),
+                                                 (const char *)PyUnicode_1BYTE_DATA(fname),
+                                                 (size_t)PyUnicode_GET_LENGTH(fname))];
+    Py_XSETREF(e->modname, Py_NewRef(modname));
+    Py_XSETREF(e->mod, Py_NewRef(m));
+    Py_XSETREF(e->fname, Py_NewRef(fname));
+    Py_XSETREF(e->fn, Py_NewRef(f));
+}
+
+void hb_call_forget(void) {
+    for (int i = 0; i < RESOLVED; i++) {
+        Py_CLEAR(resolved[i].modname);
+        Py_CLEAR(resolved[i].mod);
+        Py_CLEAR(resolved[i].fname);
+        Py_CLEAR(resolved[i].fn);
+    }
+}
+
 void hb_call_locked(const char *mod, size_t modlen, const char *fn, size_t fnlen,
                     const unsigned char *args, size_t argslen, size_t limit, int ask_coro_fn,
                     hb_result *out) {
     memset(out, 0, sizeof(*out));
     PyObject *modname = NULL, *m = NULL, *f = NULL, *tuple = NULL, *res = NULL;
 
+    f = resolved_get(mod, modlen, fn, fnlen);
+    if (f != NULL) goto call;
     modname = hb_short_text(mod, modlen);
     if (modname == NULL) goto error;
     m = PyImport_GetModule(modname);
@@ -72,8 +138,8 @@ void hb_call_locked(const char *mod, size_t modlen, const char *fn, size_t fnlen
     PyObject *fname = hb_short_text(fn, fnlen);
     if (fname == NULL) goto error;
     f = PyObject_GetAttr(m, fname);
-    Py_DECREF(fname);
     if (f == NULL || !PyCallable_Check(f)) {
+        Py_DECREF(fname);
         if (f == NULL && !PyErr_ExceptionMatches(PyExc_AttributeError)) goto error;
         PyErr_Clear();
         out->status = HB_NO_FUNCTION;
@@ -83,6 +149,9 @@ void hb_call_locked(const char *mod, size_t modlen, const char *fn, size_t fnlen
         hb_error_set(&out->err, "AttributeError", msg);
         goto done;
     }
+    resolved_put(modname, m, fname, f);
+    Py_DECREF(fname);
+call:
     if (argslen == 0) {
         tuple = PyTuple_New(0);
     } else {

@@ -231,5 +231,6 @@ int hb_finalize(PyThreadState *ts) {
     PyEval_RestoreThread(ts);
     hb_decode_forget();
     hb_httpcycle_forget();
+    hb_call_forget();
     return Py_FinalizeEx();
 }

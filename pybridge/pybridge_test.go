@@ -435,3 +435,37 @@ func TestAsyncCallRunsInATask(t *testing.T) {
 		t.Fatalf("the loop reported %s", s)
 	}
 }
+
+// A function found once is found again until what its name refers to
+// changes: a reassignment, a new module under the name, a deletion.
+func TestCallSeesATargetChange(t *testing.T) {
+	ctx := context.Background()
+	which := func() (string, error) {
+		out, err := py.Call(ctx, "bridgetest_swap", "which", nil)
+		var s string
+		if err == nil {
+			err = cbor.Unmarshal(out, &s)
+		}
+		return s, err
+	}
+	steps := []struct{ how, want string }{
+		{"make", "first"}, {"", "first"}, {"set", "reassigned"}, {"", "reassigned"},
+		{"module", "new module"}, {"", "new module"},
+	}
+	for _, st := range steps {
+		if st.how != "" {
+			if _, err := call(t, ctx, "swap_target", st.how); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, err := which(); err != nil || got != st.want {
+			t.Fatalf("after %q: got %q, %v; want %q", st.how, got, err, st.want)
+		}
+	}
+	if _, err := call(t, ctx, "swap_target", "del"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := which(); !errors.Is(err, pybridge.ErrNoFunction) {
+		t.Fatalf("after deleting the function: %v, want ErrNoFunction", err)
+	}
+}

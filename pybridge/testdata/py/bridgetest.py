@@ -229,3 +229,25 @@ async def set_task_factory(on):
 
 async def made_by_factory():
     return asyncio.current_task() in _factory_made
+
+
+def swap_target(how):
+    """Changes what `bridgetest_swap.which` names, as a reload or a
+    monkeypatch would: "make" makes the module, "set" reassigns the function,
+    "module" puts a new module in sys.modules, "del" deletes the function."""
+    import sys
+    import types
+
+    mod = sys.modules.get("bridgetest_swap")
+    if how == "make":
+        mod = types.ModuleType("bridgetest_swap")
+        mod.which = lambda: "first"
+        sys.modules["bridgetest_swap"] = mod
+    elif how == "set":
+        mod.which = lambda: "reassigned"
+    elif how == "module":
+        new = types.ModuleType("bridgetest_swap")
+        new.which = lambda: "new module"
+        sys.modules["bridgetest_swap"] = new
+    elif how == "del":
+        del mod.which
