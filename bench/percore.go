@@ -165,7 +165,103 @@ func perCoreSection(bin string) (string, error) {
 		"Confined to one CPU a node does not spin by default; the `--spin-us 150` rows show what spinning would cost there. " +
 		"A node's threads run under SCHED_BATCH by default; the `--sched-batch=false` rows show the default policy, " +
 		"under which the node's threads preempt one another at each hand-over of work.\n\n")
+
+	// The rows above are taken one after another, minutes apart, on a
+	// machine whose speed drifts; two servers measured at the same moments
+	// on the same CPU see the same machine.
+	b.WriteString("### Side by side on one CPU\n\n")
+	fmt.Fprintf(&b, "Both servers run at once, pinned to CPU %s, each loaded by its own `wrk -t1 -c64` on CPU %s: "+
+		"the scheduler shares the CPU between them, so both see the same machine at the same moments and the ratio "+
+		"of their CPU per request holds to about 1%% from run to run. Median of 3 rounds of 3 s after a 1 s warm-up.\n\n",
+		serverCPU, loadCPU)
+	b.WriteString("| app | hornbeam CPU s / 10k | peer | peer CPU s / 10k | peer's CPU per request / hornbeam's |\n|---|---|---|---|---|\n")
+	for _, p := range []struct {
+		app, peer, path string
+		ours, theirs    func(int) *exec.Cmd
+	}{
+		{"ASGI hello", uvName, "/", hb("httpapps:asgi_hello", "-k", "asgi"), uv("httpapps:asgi_hello")},
+		{"FastAPI JSON", uvName, "/items/5?q=x", hb("httpapps:fastapi_items", "-k", "asgi"), uv("httpapps:fastapi_items")},
+		{"WSGI hello", gtName, "/", hb("httpapps:wsgi_hello", "-k", "wsgi"), gthread("httpapps:wsgi_hello")},
+	} {
+		ours, theirs, ratio, err := sideBySide(p.ours, p.theirs, p.path)
+		if err != nil {
+			fmt.Fprintf(&b, "| %s | not measured: %v | %s | | |\n", p.app, err, p.peer)
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %.3f | %s | %.3f | %.2fx |\n", p.app, ours, p.peer, theirs, ratio)
+	}
+	b.WriteString("\n")
 	return b.String(), nil
+}
+
+// sideBySide runs servers a and b at once, both pinned to serverCPU, each
+// loaded by its own one-thread wrk on loadCPU, and returns the median over
+// the rounds of each one's CPU seconds per 10,000 requests and of b's over a's.
+func sideBySide(a, b func(int) *exec.Cmd, path string) (cpuA, cpuB, ratio float64, err error) {
+	var cmds [2]*exec.Cmd
+	var urls [2]string
+	for i, mk := range []func(int) *exec.Cmd{a, b} {
+		port, err := freePort()
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		c := mk(port)
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		c.Env = append(os.Environ(), "HORNBEAM_COOKIE=bench")
+		if err := c.Start(); err != nil {
+			return 0, 0, 0, err
+		}
+		defer stopGroup(c, 5*time.Second)
+		cmds[i], urls[i] = c, fmt.Sprintf("http://127.0.0.1:%d%s", port, path)
+		if err := waitHTTP(urls[i], 20*time.Second); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	// load runs both wrks at once for d and returns the requests each served.
+	load := func(d string) ([2]int, error) {
+		var outs [2][]byte
+		var errs [2]error
+		done := make(chan int, 2)
+		for i := range 2 {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				outs[i], errs[i] = exec.CommandContext(ctx, "taskset", "-c", loadCPU,
+					"wrk", "-t1", "-c64", "-d"+d, urls[i]).Output()
+				done <- i
+			}()
+		}
+		<-done
+		<-done
+		var n [2]int
+		for i := range 2 {
+			m := totalRe.FindSubmatch(outs[i])
+			if errs[i] != nil || m == nil {
+				return n, fmt.Errorf("wrk: %v", errs[i])
+			}
+			n[i], _ = strconv.Atoi(string(m[1]))
+		}
+		return n, nil
+	}
+	if _, err := load("1s"); err != nil {
+		return 0, 0, 0, err
+	}
+	var as, bs, rs []float64
+	for range 3 {
+		c0 := [2]float64{groupCPU(cmds[0].Process.Pid), groupCPU(cmds[1].Process.Pid)}
+		n, err := load("3s")
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		if n[0] == 0 || n[1] == 0 {
+			return 0, 0, 0, fmt.Errorf("a server answered no request")
+		}
+		pa := (groupCPU(cmds[0].Process.Pid) - c0[0]) / float64(n[0]) * 10000
+		pb := (groupCPU(cmds[1].Process.Pid) - c0[1]) / float64(n[1]) * 10000
+		as, bs, rs = append(as, pa), append(bs, pb), append(rs, pb/pa)
+	}
+	med := func(v []float64) float64 { sort.Float64s(v); return v[len(v)/2] }
+	return med(as), med(bs), med(rs), nil
 }
 
 // measured is one server's load figures.

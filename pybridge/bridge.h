@@ -174,7 +174,9 @@ void hb_loop_complete(uint64_t id, hb_result *r);
 void hb_loop_forget(PyObject *key);
 /* httpcycle.c: adds HTTPCycle, an ASGI request's receive and send, to module. */
 int hb_httpcycle_add(PyObject *module);
-/* Drops call.c's functions remembered by name, before the interpreter ends. */
+/* Starts call.c's remembering functions by name, once the interpreter runs;
+ * hb_call_forget drops them and stops it, before the interpreter ends. */
+void hb_call_resolve(void);
 void hb_call_forget(void);
 /* Drops httpcycle.c's strings, before the interpreter ends. */
 void hb_httpcycle_forget(void);

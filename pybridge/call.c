@@ -63,6 +63,7 @@ static int missing_module(PyObject *modname) {
 static struct resolved {
     PyObject *modname, *mod, *fname, *fn;
 } resolved[RESOLVED];
+static int resolving; /* between the interpreter's start and its end */
 
 static unsigned resolved_slot(const char *mod, size_t modlen, const char *fn, size_t fnlen) {
     uint32_t h = 2166136261u;
@@ -75,24 +76,43 @@ static int same_text(PyObject *s, const char *p, size_t n) {
     return PyUnicode_IS_ASCII(s) && (size_t)PyUnicode_GET_LENGTH(s) == n && memcmp(PyUnicode_1BYTE_DATA(s), p, n) == 0;
 }
 
-/* The function for mod.fn (a new reference) if the entry still holds, else NULL. */
+/* The function for mod.fn (a new reference) if the entry still holds, else
+ * NULL. The entry is read into references of its own first: a lookup below
+ * may run Python code (a key's __eq__) that lets another thread replace it. */
 static PyObject *resolved_get(const char *mod, size_t modlen, const char *fn, size_t fnlen) {
     struct resolved *e = &resolved[resolved_slot(mod, modlen, fn, fnlen)];
     if (e->fn == NULL || !same_text(e->modname, mod, modlen) || !same_text(e->fname, fn, fnlen)) return NULL;
+    PyObject *modname = Py_NewRef(e->modname), *m = Py_NewRef(e->mod), *fname = Py_NewRef(e->fname),
+             *f = Py_NewRef(e->fn);
     PyObject *modules = PyImport_GetModuleDict();
-    if (modules == NULL || !PyDict_CheckExact(modules) || PyDict_GetItemWithError(modules, e->modname) != e->mod ||
-        PyDict_GetItemWithError(PyModule_GetDict(e->mod), e->fname) != e->fn) {
-        PyErr_Clear();
-        return NULL;
-    }
-    return Py_NewRef(e->fn);
+    int holds = Py_IS_TYPE(m, &PyModule_Type) && PyDict_CheckExact(modules) &&
+                PyDict_GetItemWithError(modules, modname) == m &&
+                PyDict_GetItemWithError(PyModule_GetDict(m), fname) == f;
+    PyErr_Clear();
+    Py_DECREF(modname);
+    Py_DECREF(m);
+    Py_DECREF(fname);
+    if (!holds) Py_CLEAR(f);
+    return f;
 }
 
-/* Remembers f as m's attribute fname when it is plainly an entry of m's dict. */
+/* initializing says whether module m is still being imported (by this
+ * thread: others wait for the import before they get m). */
+static int initializing(PyObject *d) {
+    PyObject *spec = PyDict_GetItemString(d, "__spec__");
+    PyObject *flag = spec ? PyObject_GetAttrString(spec, "_initializing") : NULL;
+    int yes = flag != NULL && PyObject_IsTrue(flag) == 1;
+    Py_XDECREF(flag);
+    PyErr_Clear();
+    return yes;
+}
+
+/* Remembers f as m's attribute fname when it is plainly an entry of the
+ * dict of a module whose import is complete. */
 static void resolved_put(PyObject *modname, PyObject *m, PyObject *fname, PyObject *f) {
-    if (!PyModule_CheckExact(m) || !PyUnicode_IS_ASCII(modname) || !PyUnicode_IS_ASCII(fname)) return;
+    if (!resolving || !PyModule_CheckExact(m) || !PyUnicode_IS_ASCII(modname) || !PyUnicode_IS_ASCII(fname)) return;
     PyObject *d = PyModule_GetDict(m);
-    if (d == NULL || PyDict_GetItemWithError(d, fname) != f) {
+    if (d == NULL || PyDict_GetItemWithError(d, fname) != f || initializing(d)) {
         PyErr_Clear();
         return;
     }
@@ -100,13 +120,18 @@ static void resolved_put(PyObject *modname, PyObject *m, PyObject *fname, PyObje
                                                  (size_t)PyUnicode_GET_LENGTH(modname),
                                                  (const char *)PyUnicode_1BYTE_DATA(fname),
                                                  (size_t)PyUnicode_GET_LENGTH(fname))];
-    Py_XSETREF(e->modname, Py_NewRef(modname));
-    Py_XSETREF(e->mod, Py_NewRef(m));
-    Py_XSETREF(e->fname, Py_NewRef(fname));
-    Py_XSETREF(e->fn, Py_NewRef(f));
+    struct resolved old = *e; /* released once the entry is whole */
+    *e = (struct resolved){Py_NewRef(modname), Py_NewRef(m), Py_NewRef(fname), Py_NewRef(f)};
+    Py_XDECREF(old.modname);
+    Py_XDECREF(old.mod);
+    Py_XDECREF(old.fname);
+    Py_XDECREF(old.fn);
 }
 
+void hb_call_resolve(void) { resolving = 1; }
+
 void hb_call_forget(void) {
+    resolving = 0; /* none made while the interpreter ends */
     for (int i = 0; i < RESOLVED; i++) {
         Py_CLEAR(resolved[i].modname);
         Py_CLEAR(resolved[i].mod);

@@ -57,11 +57,15 @@ static PySendResult ready_am_send(PyObject *self, PyObject *arg, PyObject **resu
 static PyObject *ready_stop(PyObject *self) {
     PyObject *v;
     if (ready_take((hb_ready *)self, &v) < 0) return NULL;
-    if (v == Py_None)
-        PyErr_SetNone(PyExc_StopIteration);
-    else
-        _PyGen_SetStopIterationValue(v);
+    /* StopIteration(v) made first, so that a tuple v stays one value. */
+    PyObject *stop = v == Py_None ? NULL : PyObject_CallOneArg(PyExc_StopIteration, v);
     Py_DECREF(v);
+    if (stop != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, stop);
+        Py_DECREF(stop);
+    } else if (!PyErr_Occurred()) {
+        PyErr_SetNone(PyExc_StopIteration);
+    }
     return NULL;
 }
 
@@ -172,8 +176,17 @@ static int cycle_init(PyObject *self, PyObject *args, PyObject *kw) {
 
 /* receive(): the body read ahead, as the first http.request; after that, the
  * subclass's _receive_slow() (the rest of the body, or the disconnect). */
+/* gone refuses a call once the interpreter has begun to end (atexit
+ * handlers, coroutines closed by the collector), when K is dropped. */
+static int gone(void) {
+    if (K.type != NULL) return 0;
+    PyErr_SetString(PyExc_RuntimeError, "hornbeam: the request ended with the interpreter");
+    return 1;
+}
+
 static PyObject *cycle_receive(PyObject *self, PyObject *unused) {
     (void)unused;
+    if (gone()) return NULL;
     hb_cycle *c = (hb_cycle *)self;
     if (c->head == NULL || c->head == Py_None) return PyObject_CallMethodNoArgs(self, K.receive_slow);
     PyObject *msg = PyDict_New();
@@ -193,23 +206,31 @@ static PyObject *cycle_receive(PyObject *self, PyObject *unused) {
  * headers a list or tuple: 1 kept, 0 not this case. */
 static int send_start(hb_cycle *c, PyObject *message) {
     if (c->start != NULL && c->start != Py_None) return 0; /* sent twice: an error */
-    PyObject *status = PyDict_GetItemWithError(message, K.status);
-    if (status == NULL || !PyLong_CheckExact(status)) return PyErr_Occurred() ? -1 : 0;
-    PyObject *headers = PyDict_GetItemWithError(message, K.headers);
-    if (headers == NULL) {
-        if (PyErr_Occurred()) return -1;
-        headers = K.empty;
-    } else if (!PyList_CheckExact(headers) && !PyTuple_CheckExact(headers)) {
-        return 0;
+    /* Held while the next lookup runs, which may run Python code (a key's
+     * __eq__) that changes the message. */
+    PyObject *status = Py_XNewRef(PyDict_GetItemWithError(message, K.status));
+    if (status == NULL || !PyLong_CheckExact(status)) {
+        Py_XDECREF(status);
+        return PyErr_Occurred() ? -1 : 0;
     }
-    /* Copied, as the app may reuse its list. */
-    PyObject *copy = PySequence_List(headers);
-    if (copy == NULL) return -1;
-    PyObject *start = PyTuple_Pack(2, status, copy);
-    Py_DECREF(copy);
-    if (start == NULL) return -1;
-    Py_XSETREF(c->start, start);
-    return 1;
+    PyObject *headers = PyDict_GetItemWithError(message, K.headers);
+    int kept = 0;
+    if (headers == NULL && PyErr_Occurred()) {
+        kept = -1;
+    } else if (headers == NULL || PyList_CheckExact(headers) || PyTuple_CheckExact(headers)) {
+        /* Copied, as the app may reuse its list. */
+        PyObject *copy = PySequence_List(headers ? headers : K.empty);
+        PyObject *start = copy ? PyTuple_Pack(2, status, copy) : NULL;
+        Py_XDECREF(copy);
+        if (start == NULL) {
+            kept = -1;
+        } else {
+            Py_XSETREF(c->start, start);
+            kept = 1;
+        }
+    }
+    Py_DECREF(status);
+    return kept;
 }
 
 /* send_final keeps the one body of a response not streamed: 1 kept, 0 not
@@ -217,6 +238,7 @@ static int send_start(hb_cycle *c, PyObject *message) {
 static int send_final(hb_cycle *c, PyObject *message) {
     if (c->start == NULL || c->start == Py_None || c->done || c->sent) return 0;
     PyObject *more = PyDict_GetItemWithError(message, K.more_body);
+    if (more == NULL && PyErr_Occurred()) return -1;
     if (more != NULL && more != Py_False && more != Py_None) return 0;
     PyObject *body = PyDict_GetItemWithError(message, K.body);
     if (body == NULL) {
@@ -230,8 +252,12 @@ static int send_final(hb_cycle *c, PyObject *message) {
 }
 
 /* send(message): keeps the start and the final body of a response that is
- * not streamed; anything else goes to the subclass's _send_slow(message). */
+ * not streamed; anything else goes to the subclass's _send_slow(message).
+ * Unlike the coroutine's, the fast path's effect comes at the call, not at the
+ * await: the same for an app that awaits each send before the next, as ASGI
+ * asks; sends made at once (gather) may be kept in another order. */
 static PyObject *cycle_send(PyObject *self, PyObject *message) {
+    if (gone()) return NULL;
     hb_cycle *c = (hb_cycle *)self;
     int kept = 0;
     if (PyDict_CheckExact(message)) {
@@ -314,8 +340,11 @@ static PyTypeObject cycle_type = {
 
 static PyObject *intern(const char *s) { return PyUnicode_InternFromString(s); }
 
+void hb_httpcycle_forget(void);
+
 int hb_httpcycle_add(PyObject *module) {
-    if (K.type == NULL) {
+    if (K.empty_bytes == NULL) { /* the last made: all are there */
+        hb_httpcycle_forget(); /* what a failed attempt made */
         K.type = intern("type");
         K.body = intern("body");
         K.more_body = intern("more_body");

@@ -340,5 +340,6 @@ static struct PyModuleDef moddef = {
 PyObject *hb_module_init(void) {
     PyObject *m = PyModule_Create(&moddef);
     if (m != NULL && hb_httpcycle_add(m) < 0) Py_CLEAR(m);
+    if (m != NULL) hb_call_resolve();
     return m;
 }

@@ -334,3 +334,28 @@ func TestMalformedRequests(t *testing.T) {
 		t.Errorf("ASGI, bad chunking: %q", line)
 	}
 }
+
+// An ASGI request's receive and send still answer, with an error, when
+// Python code calls them while the interpreter ends (an atexit handler).
+func TestASGICycleAtExit(t *testing.T) {
+	r := run(t, t.TempDir(), nil, 60*time.Second, "run", "-c", `
+import atexit
+from _hornbeam_web.asgi import _HTTPCycle
+
+c = _HTTPCycle(1, b"", False)
+
+def late():
+    for call in (lambda: c.send({"type": "http.response.start", "status": 200}), c.receive):
+        try:
+            call()
+            print("answered")
+        except RuntimeError as e:
+            print("refused:", e)
+
+atexit.register(late)
+print("registered")
+`)
+	if r.code != 0 || !strings.Contains(r.stdout, "registered") || strings.Count(r.stdout, "\n") != 3 {
+		t.Fatalf("code %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+}

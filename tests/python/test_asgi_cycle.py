@@ -146,3 +146,43 @@ def test_a_cycle_in_a_reference_cycle_is_collected():
     del c, p
     gc.collect()
     assert alive() is None
+
+
+class _Collides:
+    """A key that looks, by hash, like the string `like`: a dict lookup of
+    `like` runs its __eq__, which runs `then`."""
+
+    def __init__(self, like, then):
+        self.like, self.then = like, then
+
+    def __hash__(self):
+        return hash(self.like)
+
+    def __eq__(self, other):
+        self.then()
+        return False
+
+
+def test_a_message_changed_while_it_is_read():
+    async def go():
+        c = _HTTPCycle(1, b"", False)
+        msg = {"type": "http.response.start", "status": 207}
+        msg[_Collides("headers", lambda: msg.pop("status", None))] = 1
+        await c.send(msg)  # status was taken before the headers were looked up
+        return c.start
+
+    assert run(go()) == (207, [])
+
+
+def test_an_error_while_a_message_is_read_is_raised():
+    def boom():
+        raise ZeroDivisionError
+
+    async def go():
+        c = _HTTPCycle(1, b"", False)
+        await c.send(START)
+        msg = {"type": "http.response.body", "body": b"x", _Collides("more_body", boom): 1}
+        with pytest.raises(ZeroDivisionError):
+            await c.send(msg)
+
+    run(go())
