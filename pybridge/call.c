@@ -56,9 +56,10 @@ static int missing_module(PyObject *modname) {
  * module is still being imported) cost more than a small call. An entry holds
  * only while sys.modules still maps the name to the same module and the
  * module's dict the name to the same function, so a reload or a reassignment is
- * seen at once; a module being imported is never entered, since its entry is
- * made only after PyImport_GetModule found it complete. The GIL guards it;
- * RESOLVED bounds it whatever names callers send. */
+ * seen at once; a module still being imported is not entered (other threads
+ * must go on waiting for its import), nor is any entry made once the
+ * interpreter has begun to end. The GIL guards it; RESOLVED bounds it whatever
+ * names callers send. */
 #define RESOLVED 16
 static struct resolved {
     PyObject *modname, *mod, *fname, *fn;

@@ -18,8 +18,7 @@
 
 typedef struct {
     PyObject_HEAD
-    PyObject *value; /* the result; NULL once handed out */
-    int used;
+    PyObject *value; /* the result; NULL once handed out (or thrown into, or closed) */
 } hb_ready;
 
 static PyTypeObject ready_type;
@@ -28,17 +27,15 @@ static PyObject *ready_new(PyObject *value) {
     hb_ready *r = PyObject_New(hb_ready, &ready_type);
     if (r == NULL) return NULL;
     r->value = Py_NewRef(value);
-    r->used = 0;
     return (PyObject *)r;
 }
 
 /* Like a finished coroutine, a ready awaitable can be awaited once. */
 static int ready_take(hb_ready *r, PyObject **result) {
-    if (r->used) {
+    if (r->value == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
         return -1;
     }
-    r->used = 1;
     *result = r->value; /* the reference moves to the caller */
     r->value = NULL;
     return 0;
@@ -82,7 +79,6 @@ static PyObject *ready_throw(PyObject *self, PyObject *args) {
     hb_ready *r = (hb_ready *)self;
     PyObject *typ, *val = NULL, *tb = NULL;
     if (!PyArg_UnpackTuple(args, "throw", 1, 3, &typ, &val, &tb)) return NULL;
-    r->used = 1;
     Py_CLEAR(r->value);
     if (PyExceptionInstance_Check(typ)) {
         PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
@@ -96,9 +92,7 @@ static PyObject *ready_throw(PyObject *self, PyObject *args) {
 
 static PyObject *ready_close(PyObject *self, PyObject *unused) {
     (void)unused;
-    hb_ready *r = (hb_ready *)self;
-    r->used = 1;
-    Py_CLEAR(r->value);
+    Py_CLEAR(((hb_ready *)self)->value);
     Py_RETURN_NONE;
 }
 
@@ -174,8 +168,6 @@ static int cycle_init(PyObject *self, PyObject *args, PyObject *kw) {
     return 0;
 }
 
-/* receive(): the body read ahead, as the first http.request; after that, the
- * subclass's _receive_slow() (the rest of the body, or the disconnect). */
 /* gone refuses a call once the interpreter has begun to end (atexit
  * handlers, coroutines closed by the collector), when K is dropped. */
 static int gone(void) {
@@ -184,6 +176,8 @@ static int gone(void) {
     return 1;
 }
 
+/* receive(): the body read ahead, as the first http.request; after that, the
+ * subclass's _receive_slow() (the rest of the body, or the disconnect). */
 static PyObject *cycle_receive(PyObject *self, PyObject *unused) {
     (void)unused;
     if (gone()) return NULL;
@@ -339,8 +333,6 @@ static PyTypeObject cycle_type = {
 };
 
 static PyObject *intern(const char *s) { return PyUnicode_InternFromString(s); }
-
-void hb_httpcycle_forget(void);
 
 int hb_httpcycle_add(PyObject *module) {
     if (K.empty_bytes == NULL) { /* the last made: all are there */

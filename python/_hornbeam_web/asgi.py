@@ -126,12 +126,9 @@ class _HTTPCycle(_hornbeam.HTTPCycle):
     __slots__ = ()
 
     async def _receive_slow(self):
-        # The first message is http.request even for a request without a
-        # body (b"", more_body False): apps such as Django read it first.
-        head = self.head
-        if head is not None:
-            self.head = None
-            return {"type": "http.request", "body": head, "more_body": self.more}
+        # The first message, the body read ahead, came from the base class:
+        # http.request even for a request without a body (b"", more_body
+        # False), as apps such as Django read it first.
         if self.more:
             chunk, self.more = await _go("http_read", self.req, 65536)
             return {"type": "http.request", "body": chunk, "more_body": self.more}
