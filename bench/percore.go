@@ -183,7 +183,7 @@ func perCoreSection(bin string) (string, error) {
 		{"FastAPI JSON", uvName, "/items/5?q=x", hb("httpapps:fastapi_items", "-k", "asgi"), uv("httpapps:fastapi_items")},
 		{"WSGI hello", gtName, "/", hb("httpapps:wsgi_hello", "-k", "wsgi"), gthread("httpapps:wsgi_hello")},
 	} {
-		ours, theirs, ratio, err := sideBySide(p.ours, p.theirs, p.path)
+		ours, theirs, ratio, err := sideBySide(p.ours, p.theirs, p.path, true)
 		if err != nil {
 			fmt.Fprintf(&b, "| %s | not measured: %v | %s | | |\n", p.app, err, p.peer)
 			continue
@@ -191,13 +191,16 @@ func perCoreSection(bin string) (string, error) {
 		fmt.Fprintf(&b, "| %s | %.3f | %s | %.3f | %.2fx |\n", p.app, ours, p.peer, theirs, ratio)
 	}
 	b.WriteString("\n")
+	b.WriteString(interpSubsection(bin))
 	return b.String(), nil
 }
 
-// sideBySide runs servers a and b at once, both pinned to serverCPU, each
-// loaded by its own one-thread wrk on loadCPU, and returns the median over
-// the rounds of each one's CPU seconds per 10,000 requests and of b's over a's.
-func sideBySide(a, b func(int) *exec.Cmd, path string) (cpuA, cpuB, ratio float64, err error) {
+// sideBySide runs servers a and b at once, each loaded by its own wrk, and
+// returns the median over the rounds of each one's CPU seconds per 10,000
+// requests and of b's over a's. With pin, a and b are expected to be pinned to
+// serverCPU and each wrk runs one thread on loadCPU; without, two threads
+// where the scheduler puts them.
+func sideBySide(a, b func(int) *exec.Cmd, path string, pin bool) (cpuA, cpuB, ratio float64, err error) {
 	var cmds [2]*exec.Cmd
 	var urls [2]string
 	for i, mk := range []func(int) *exec.Cmd{a, b} {
@@ -226,8 +229,11 @@ func sideBySide(a, b func(int) *exec.Cmd, path string) (cpuA, cpuB, ratio float6
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				outs[i], errs[i] = exec.CommandContext(ctx, "taskset", "-c", loadCPU,
-					"wrk", "-t1", "-c64", "-d"+d, urls[i]).Output()
+				args := []string{"wrk", "-t2", "-c64", "-d" + d, urls[i]}
+				if pin {
+					args = []string{"taskset", "-c", loadCPU, "wrk", "-t1", "-c64", "-d" + d, urls[i]}
+				}
+				outs[i], errs[i] = exec.CommandContext(ctx, args[0], args[1:]...).Output()
 				done <- i
 			}()
 		}

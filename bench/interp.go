@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// interpFigures is what bench/py/interp_bench.py prints.
+type interpFigures struct {
+	PlainNS   float64 `json:"plain_ns"`
+	FastAPIUS float64 `json:"fastapi_us"`
+}
+
+// interpSubsection times the same Python work in a node's interpreter
+// (`hornbeam run`) and in Debian's python3, both at once on serverCPU, so
+// that the two see the same machine. It tells how much of an app's time
+// comes from the interpreter a node links rather than from the server.
+func interpSubsection(bin string) string {
+	pydir, _ := filepath.Abs("bench/py")
+	bin, _ = filepath.Abs(bin)
+	run := func(ctx context.Context, argv ...string) (interpFigures, error) {
+		c := exec.CommandContext(ctx, "taskset", append([]string{"-c", serverCPU}, argv...)...)
+		c.Dir = pydir
+		out, err := c.Output()
+		if err != nil {
+			return interpFigures{}, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
+		}
+		var f interpFigures
+		if err := json.Unmarshal(out, &f); err != nil {
+			return interpFigures{}, fmt.Errorf("%s printed %q: %w", strings.Join(argv, " "), out, err)
+		}
+		return f, nil
+	}
+	var node, py3 []interpFigures
+	var err error
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		var a, b interpFigures
+		var errA, errB error
+		done := make(chan struct{})
+		go func() { a, errA = run(ctx, bin, "run", "interp_bench.py"); close(done) }()
+		b, errB = run(ctx, "/usr/bin/python3", "interp_bench.py")
+		<-done
+		cancel()
+		if errA != nil || errB != nil {
+			err = fmt.Errorf("%v %v", errA, errB)
+			break
+		}
+		node, py3 = append(node, a), append(py3, b)
+	}
+	var s strings.Builder
+	s.WriteString("### Python itself: a node's interpreter beside python3\n\n")
+	fmt.Fprintf(&s, "The same Python work (bench/py/interp_bench.py) in `hornbeam run` and in Debian's `/usr/bin/python3`, "+
+		"both at once on CPU %s; thread CPU time per iteration, median of 3 runs of 7 rounds. A node links Debian's "+
+		"static libpython, which Debian builds with profile-guided optimisation but without the link-time "+
+		"optimisation of its python3 binary: an app's own Python runs this much slower in a node than under uvicorn or "+
+		"gunicorn, which run on python3, and the FastAPI and Flask rows above include it.\n\n", serverCPU)
+	if err != nil {
+		fmt.Fprintf(&s, "not measured: %v\n\n", err)
+		return s.String()
+	}
+	med := func(f func(interpFigures) float64, v []interpFigures) float64 {
+		x := make([]float64, len(v))
+		for i := range v {
+			x[i] = f(v[i])
+		}
+		sort.Float64s(x)
+		return x[len(x)/2]
+	}
+	plain := func(f interpFigures) float64 { return f.PlainNS }
+	fastapi := func(f interpFigures) float64 { return f.FastAPIUS }
+	ratio := func(f func(interpFigures) float64) float64 {
+		x := make([]float64, len(node))
+		for i := range node {
+			x[i] = f(node[i]) / f(py3[i])
+		}
+		sort.Float64s(x)
+		return x[len(x)/2]
+	}
+	s.WriteString("| work | hornbeam run | python3 | node / python3 (median of the runs' ratios) |\n|---|---|---|---|\n")
+	fmt.Fprintf(&s, "| plain Python loop | %.0f ns | %.0f ns | %.2fx |\n", med(plain, node), med(plain, py3), ratio(plain))
+	fmt.Fprintf(&s, "| FastAPI route in-process, no server | %.1f µs | %.1f µs | %.2fx |\n\n", med(fastapi, node),
+		med(fastapi, py3), ratio(fastapi))
+	return s.String()
+}
