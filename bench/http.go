@@ -142,7 +142,7 @@ func httpSection(bin string) (string, error) {
 	// costs holds still.
 	b.WriteString("### Side by side, unpinned\n\n")
 	b.WriteString("Both servers run at once, unpinned, each loaded by its own `wrk -t2 -c64`: six busy threads or more on two cores, " +
-		"the most contended case. Median of 3 rounds of 3 s after a 1 s warm-up.\n\n")
+		"the most contended case. Median of 7 rounds of 3 s after a 1 s warm-up.\n\n")
 	b.WriteString("| app | workers | hornbeam CPU s / 10k | peer | peer CPU s / 10k | peer's CPU per request / hornbeam's |\n|---|---|---|---|---|---|\n")
 	for _, p := range []struct {
 		app, peer    string

@@ -252,8 +252,14 @@ func sideBySide(a, b func(int) *exec.Cmd, path string, pin bool) (cpuA, cpuB, ra
 	if _, err := load("1s"); err != nil {
 		return 0, 0, 0, err
 	}
+	// Unpinned, each round's ratio swings by about 10% with the scheduler's
+	// placement of a dozen threads on two cores; more rounds steady the median.
+	rounds := 3
+	if !pin {
+		rounds = 7
+	}
 	var as, bs, rs []float64
-	for range 3 {
+	for range rounds {
 		c0 := [2]float64{groupCPU(cmds[0].Process.Pid), groupCPU(cmds[1].Process.Pid)}
 		n, err := load("3s")
 		if err != nil {
