@@ -59,8 +59,9 @@ func interpSubsection(bin string) string {
 	fmt.Fprintf(&s, "The same Python work (bench/py/interp_bench.py) in `hornbeam run` and in Debian's `/usr/bin/python3`, "+
 		"both at once on CPU %s; thread CPU time per iteration, median of 3 runs of 7 rounds. A node links Debian's "+
 		"static libpython, which Debian builds with profile-guided optimisation but without the link-time "+
-		"optimisation of its python3 binary: an app's own Python runs this much slower in a node than under uvicorn or "+
-		"gunicorn, which run on python3, and the FastAPI and Flask rows above include it.\n\n", serverCPU)
+		"optimisation of its python3 binary. These are tight loops, whose code and data stay in the CPU's caches; "+
+		"served over HTTP, where Go, the kernel and Python share the caches, a libpython built with LTO from Debian's "+
+		"source cut a FastAPI request's CPU by only 1%% in a test, so the per-core rows above owe little to this.\n\n", serverCPU)
 	if err != nil {
 		fmt.Fprintf(&s, "not measured: %v\n\n", err)
 		return s.String()
