@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 )
@@ -19,8 +19,8 @@ type interpFigures struct {
 
 // interpSubsection times the same Python work in a node's interpreter
 // (`hornbeam run`) and in Debian's python3, both at once on serverCPU, so
-// that the two see the same machine. It tells how much of an app's time
-// comes from the interpreter a node links rather than from the server.
+// that the two see the same machine: how much slower the libpython a node
+// links runs the same Python than Debian's python3 binary.
 func interpSubsection(bin string) string {
 	pydir, _ := filepath.Abs("bench/py")
 	bin, _ = filepath.Abs(bin)
@@ -49,7 +49,7 @@ func interpSubsection(bin string) string {
 		<-done
 		cancel()
 		if errA != nil || errB != nil {
-			err = fmt.Errorf("%v %v", errA, errB)
+			err = errors.Join(errA, errB)
 			break
 		}
 		node, py3 = append(node, a), append(py3, b)
@@ -66,27 +66,28 @@ func interpSubsection(bin string) string {
 		fmt.Fprintf(&s, "not measured: %v\n\n", err)
 		return s.String()
 	}
-	med := func(f func(interpFigures) float64, v []interpFigures) float64 {
+	// of returns one figure of every run; ratio, the median of the runs' own
+	// ratios, as the two processes of a run saw the same moments.
+	of := func(v []interpFigures, f func(interpFigures) float64) []float64 {
 		x := make([]float64, len(v))
 		for i := range v {
 			x[i] = f(v[i])
 		}
-		sort.Float64s(x)
-		return x[len(x)/2]
+		return x
 	}
-	plain := func(f interpFigures) float64 { return f.PlainNS }
-	fastapi := func(f interpFigures) float64 { return f.FastAPIUS }
 	ratio := func(f func(interpFigures) float64) float64 {
 		x := make([]float64, len(node))
 		for i := range node {
 			x[i] = f(node[i]) / f(py3[i])
 		}
-		sort.Float64s(x)
-		return x[len(x)/2]
+		return median(x)
 	}
+	plain := func(f interpFigures) float64 { return f.PlainNS }
+	fastapi := func(f interpFigures) float64 { return f.FastAPIUS }
 	s.WriteString("| work | hornbeam run | python3 | node / python3 (median of the runs' ratios) |\n|---|---|---|---|\n")
-	fmt.Fprintf(&s, "| plain Python loop | %.0f ns | %.0f ns | %.2fx |\n", med(plain, node), med(plain, py3), ratio(plain))
-	fmt.Fprintf(&s, "| FastAPI route in-process, no server | %.1f µs | %.1f µs | %.2fx |\n\n", med(fastapi, node),
-		med(fastapi, py3), ratio(fastapi))
+	fmt.Fprintf(&s, "| plain Python loop | %.0f ns | %.0f ns | %.2fx |\n",
+		median(of(node, plain)), median(of(py3, plain)), ratio(plain))
+	fmt.Fprintf(&s, "| FastAPI route in-process, no server | %.1f µs | %.1f µs | %.2fx |\n\n",
+		median(of(node, fastapi)), median(of(py3, fastapi)), ratio(fastapi))
 	return s.String()
 }

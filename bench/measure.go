@@ -51,6 +51,13 @@ func throughput(call func(), workers, rounds int, dur time.Duration) float64 {
 		wg.Wait()
 		rates = append(rates, float64(total)/time.Since(start).Seconds())
 	}
-	sort.Float64s(rates)
-	return rates[len(rates)/2]
+	return median(rates)
+}
+
+// median returns the middle value of v (the upper of the two middle ones when
+// len(v) is even), leaving v as it was.
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
 }

@@ -272,8 +272,7 @@ func sideBySide(a, b func(int) *exec.Cmd, path string, pin bool) (cpuA, cpuB, ra
 		pb := (groupCPU(cmds[1].Process.Pid) - c0[1]) / float64(n[1]) * 10000
 		as, bs, rs = append(as, pa), append(bs, pb), append(rs, pb/pa)
 	}
-	med := func(v []float64) float64 { sort.Float64s(v); return v[len(v)/2] }
-	return med(as), med(bs), med(rs), nil
+	return median(as), median(bs), median(rs), nil
 }
 
 // measured is one server's load figures.
