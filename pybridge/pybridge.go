@@ -589,11 +589,23 @@ func (ip *Interpreter) writeLoopFD() {
 }
 
 // deliverLoopResults hands the loop's results to their callers, a batch per
-// wake-up of the loop's results eventfd, until the file is closed.
+// wake-up of the loop's results eventfd, until the file is closed. The eventfd
+// is read with a raw system call, as writeLoopFD writes the loop's: a read
+// through os.File enters Go's system call state, and on a node whose one P
+// was idle that wakes Go's monitor thread, a thread switch per batch.
 func (ip *Interpreter) deliverLoopResults() {
+	rc, err := ip.doneFile.SyscallConn()
+	if err != nil {
+		ip.log.Error("python event loop results unreadable", "err", err)
+		return
+	}
 	var buf [8]byte
+	readOne := func(fd uintptr) bool {
+		_, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), 8)
+		return e != syscall.EAGAIN && e != syscall.EINTR
+	}
 	for {
-		if _, err := ip.doneFile.Read(buf[:]); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		if err := rc.Read(readOne); err != nil {
 			return // closed by Close
 		}
 		ip.takeLoopResults()
