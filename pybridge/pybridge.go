@@ -600,9 +600,16 @@ func (ip *Interpreter) deliverLoopResults() {
 		return
 	}
 	var buf [8]byte
+	// readOne reports false only for EAGAIN: the netpoller then waits for the
+	// loop's next write. An interrupted read is retried at once, as the
+	// counter it did not take raises no new readiness event.
 	readOne := func(fd uintptr) bool {
-		_, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), 8)
-		return e != syscall.EAGAIN && e != syscall.EINTR
+		for {
+			_, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), 8)
+			if e != syscall.EINTR {
+				return e != syscall.EAGAIN
+			}
+		}
 	}
 	for {
 		if err := rc.Read(readOne); err != nil {
