@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -276,8 +275,7 @@ func goDAGFloor() (wide, chain float64, err error) {
 			}
 			per = append(per, float64(time.Since(t0).Nanoseconds())/1000/float64(n))
 		}
-		slices.Sort(per)
-		return per[len(per)/2], nil
+		return median(per), nil
 	}
 	if wide, err = measure(runWide, dagWide+2); err != nil {
 		return 0, 0, err

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -200,8 +199,8 @@ func wrkRounds(url string) (float64, string, error) {
 			lats[r] = string(l[1])
 		}
 	}
-	sort.Float64s(rates)
-	return rates[1], lats[rates[1]], nil
+	rate := median(rates)
+	return rate, lats[rate], nil
 }
 
 // bareGo serves body from a plain net/http handler in this process.

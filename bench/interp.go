@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -18,12 +17,11 @@ type interpFigures struct {
 }
 
 // interpSubsection times the same Python work in a node's interpreter
-// (`hornbeam run`) and in Debian's python3, both at once on serverCPU, so
+// (`hornbeam run`, bin) and in Debian's python3, both at once on serverCPU, so
 // that the two see the same machine: how much slower the libpython a node
-// links runs the same Python than Debian's python3 binary.
-func interpSubsection(bin string) string {
-	pydir, _ := filepath.Abs("bench/py")
-	bin, _ = filepath.Abs(bin)
+// links runs the same Python than Debian's python3 binary. bin and pydir are
+// absolute paths.
+func interpSubsection(bin, pydir string) string {
 	run := func(ctx context.Context, argv ...string) (interpFigures, error) {
 		c := exec.CommandContext(ctx, "taskset", append([]string{"-c", serverCPU}, argv...)...)
 		c.Dir = pydir
@@ -66,28 +64,18 @@ func interpSubsection(bin string) string {
 		fmt.Fprintf(&s, "not measured: %v\n\n", err)
 		return s.String()
 	}
-	// of returns one figure of every run; ratio, the median of the runs' own
-	// ratios, as the two processes of a run saw the same moments.
-	of := func(v []interpFigures, f func(interpFigures) float64) []float64 {
-		x := make([]float64, len(v))
-		for i := range v {
-			x[i] = f(v[i])
-		}
-		return x
-	}
-	ratio := func(f func(interpFigures) float64) float64 {
-		x := make([]float64, len(node))
+	// row writes one work's medians over the runs and the median of the runs'
+	// own ratios, as the two processes of a run saw the same moments.
+	row := func(label, format string, get func(interpFigures) float64) {
+		var a, b, r []float64
 		for i := range node {
-			x[i] = f(node[i]) / f(py3[i])
+			a, b, r = append(a, get(node[i])), append(b, get(py3[i])), append(r, get(node[i])/get(py3[i]))
 		}
-		return median(x)
+		fmt.Fprintf(&s, "| %s | "+format+" | "+format+" | %.2fx |\n", label, median(a), median(b), median(r))
 	}
-	plain := func(f interpFigures) float64 { return f.PlainNS }
-	fastapi := func(f interpFigures) float64 { return f.FastAPIUS }
 	s.WriteString("| work | hornbeam run | python3 | node / python3 (median of the runs' ratios) |\n|---|---|---|---|\n")
-	fmt.Fprintf(&s, "| plain Python loop | %.0f ns | %.0f ns | %.2fx |\n",
-		median(of(node, plain)), median(of(py3, plain)), ratio(plain))
-	fmt.Fprintf(&s, "| FastAPI route in-process, no server | %.1f µs | %.1f µs | %.2fx |\n\n",
-		median(of(node, fastapi)), median(of(py3, fastapi)), ratio(fastapi))
+	row("plain Python loop", "%.0f ns", func(f interpFigures) float64 { return f.PlainNS })
+	row("FastAPI route in-process, no server", "%.1f µs", func(f interpFigures) float64 { return f.FastAPIUS })
+	s.WriteString("\n")
 	return s.String()
 }

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -178,8 +177,7 @@ func mlRun(bin, fallback string) (direct, e2e map[string]float64, conc map[strin
 			}
 			rates = append(rates, float64(n)/time.Since(t0).Seconds())
 		}
-		sort.Float64s(rates)
-		e2e[fmt.Sprint(size)] = rates[1]
+		e2e[fmt.Sprint(size)] = median(rates)
 	}
 	if err := runPy("--name", "cli@127.0.0.1", "--join", seed, filepath.Join(pydir, "ml_bench.py"), "concurrent", "worker1@127.0.0.1", out); err != nil {
 		return nil, nil, nil, fmt.Errorf("concurrent: %w", err)
@@ -239,6 +237,5 @@ func goClients(seed, node, fn string) (float64, error) {
 		}
 		rates = append(rates, float64(total.Load())/time.Since(t0).Seconds())
 	}
-	sort.Float64s(rates)
-	return rates[1], nil
+	return median(rates), nil
 }

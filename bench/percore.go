@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -191,7 +190,7 @@ func perCoreSection(bin string) (string, error) {
 		fmt.Fprintf(&b, "| %s | %.3f | %s | %.3f | %.2fx |\n", p.app, ours, p.peer, theirs, ratio)
 	}
 	b.WriteString("\n")
-	b.WriteString(interpSubsection(bin))
+	b.WriteString(interpSubsection(bin, pydir))
 	return b.String(), nil
 }
 
@@ -336,8 +335,8 @@ func measureServer(cmd *exec.Cmd, port int, path string, pin bool) (measured, er
 		}
 	}
 	cpu := groupCPU(pgid) - cpu0
-	sort.Float64s(rates)
-	m := measured{rate: rates[1], lat: lats[rates[1]]}
+	rate := median(rates)
+	m := measured{rate: rate, lat: lats[rate]}
 	if total > 0 {
 		m.cpuPer10k = cpu / float64(total) * 10000
 	}
