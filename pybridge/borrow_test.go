@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -96,5 +97,44 @@ func TestCallBorrowedAbandonedFreesResults(t *testing.T) {
 	}
 	if n := py.Borrowed(); n != before {
 		t.Errorf("%d results still borrowed, want %d", n, before)
+	}
+}
+
+// Calls to the loop of every size, many at once, reach Python whole: small
+// ones through the arena they share with the loop, ones too large for it, or
+// arriving while it is full, through C.
+func TestLoopCallsOfEverySize(t *testing.T) {
+	sizes := []int{0, 1, 100, 4 << 10, 60 << 10, 64<<10 - 64, 64<<10 + 64, 200 << 10}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				n := sizes[(g+i)%len(sizes)]
+				payload := bytes.Repeat([]byte{byte(g + i)}, n)
+				args, _ := cbor.Marshal([]any{payload})
+				out, err := py.Call(context.Background(), "bridgetest", "async_echo", args)
+				if err != nil {
+					errs <- err
+					return
+				}
+				var got []byte
+				if err := cbor.Unmarshal(out, &got); err != nil {
+					errs <- err
+					return
+				}
+				if !bytes.Equal(got, payload) {
+					errs <- fmt.Errorf("%d bytes sent, %d different bytes back", n, len(got))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }

@@ -157,8 +157,9 @@ int hb_loop_submit_stop(void);
 int hb_loop_submit_resolve(PyObject *fut, const unsigned char *data, size_t len,
                            const char *errtype, const char *errmsg);
 /* The loop's results, queued for Go: hb_done_open makes the eventfd written
- * when the queue becomes non-empty; hb_done_take empties the queue (no GIL),
- * and hb_done_free frees what it returned. */
+ * when the queue becomes non-empty. Go takes the queue's array from hb_dq
+ * itself and hands it back as the spare, whose results the loop frees before
+ * it reuses the array; hb_done_free frees an array Go cannot hand back. */
 typedef struct {
     uint64_t id;
     hb_result r;
@@ -166,8 +167,60 @@ typedef struct {
 int hb_done_open(void);
 extern int hb_direct_ok;     /* set once by Go before the loop starts */
 extern int32_t hb_inflight;  /* Go's calls in flight, updated atomically by Go */
-size_t hb_done_take(hb_done **out);
 void hb_done_free(hb_done *items, size_t n);
+
+/* Goroutines reach the loop's queues through shared memory rather than calls
+ * into C: on a node whose Ps are all idle, Go's monitor thread sleeps until
+ * the next call into C or system call, and then polls every 20 µs for a while,
+ * so a call into C per batch of requests kept it polling (see loop.c). Go
+ * cannot take a pthread mutex without a call into C, so both sides take these
+ * locks with atomic operations; each is held for a few stores at most, and a
+ * side that finds it taken spins, then yields its CPU (Go: its P and CPU). */
+void hb_spin_lock(uint32_t *l);
+static inline void hb_spin_unlock(uint32_t *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
+
+/* An item of the loop's queue. */
+typedef struct {
+    int kind;
+    uint64_t id;
+    PyObject *obj;      /* CORO: owned awaitable */
+    char *mod, *fn;     /* CALL: one malloc'd block holding mod, fn and args, or
+                           (in_arena) bytes of hb_lq.arena */
+    size_t modlen, fnlen, argslen;
+    unsigned char *args;
+    hb_worker *w;       /* INTERRUPT: NULL means the main thread */
+    int exc_kind;
+    char *errtype, *errmsg; /* RESOLVE: NULL errtype means success */
+    int in_arena;       /* CALL: mod, fn and args lie in the arena, up to arena_end */
+    size_t arena_end, arena_used; /* the bytes the item holds, a skipped tail included */
+} hb_item;
+
+/* The loop's queue under lock: items queued, the spare array the loop hands
+ * back after a drain, and a ring of bytes (arena) into which Go copies a call's
+ * names and arguments, released in queue order once the loop ran the calls. */
+#define HB_ARENA_CAP (256 * 1024) /* bytes; a call over a quarter of it is not copied in */
+typedef struct {
+    uint32_t lock;
+    hb_item *items, *spare;
+    size_t len, cap, spare_cap;
+    unsigned char *arena;
+    size_t arena_cap, arena_head, arena_tail, arena_used;
+} hb_loop_shared;
+extern hb_loop_shared hb_lq;
+
+/* The results queue under lock, and the borrowed results Go released (garbage),
+ * freed by the loop thread; closed once the loop has ended, when Go frees them. */
+typedef struct {
+    uint32_t lock;
+    hb_done *items, *spare;
+    size_t len, cap, spare_len, spare_cap;
+    void **garbage, **garbage_spare;
+    size_t ngarbage, garbage_cap, garbage_bytes;
+    int closed;
+} hb_done_shared;
+extern hb_done_shared hb_dq;
+/* Frees what the results queue holds and closes it; after the loop ended. */
+void hb_done_close(void);
 /* Hands Go the outcome of job id (r's contents move to the queue). GIL held. */
 void hb_loop_complete(uint64_t id, hb_result *r);
 /* Drops a finished job's task from the loop's table of tasks by id. */

@@ -271,7 +271,7 @@ func (ip *Interpreter) complete(id C.uint64_t, r *C.hb_result) {
 	if !ok {
 		return // the caller gave up; the result is dropped
 	}
-	ip.deliver(v, r)
+	ip.deliver(v, r, true)
 }
 
 // hbGoCallAsync starts a registered Go function on its own goroutine; its

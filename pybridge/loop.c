@@ -1,37 +1,46 @@
 /* loop.c: the asyncio loop thread, the queue through which Go hands it work,
  * and the queue of results it hands back.
  *
- * Go appends items to a C queue under a mutex and, only when the queue went from
+ * Go appends items to a C queue under a lock and, only when the queue went from
  * empty to non-empty, writes the eventfd (itself, see wakeLoop in pybridge.go);
  * the loop drains the whole queue per wakeup.
  * One wakeup thus carries a burst of requests (about 0.5 us each against 5 us for
  * call_soon_threadsafe per item). The queue holds at most one item per waiting Go
- * caller, so its size is bounded by the callers' own concurrency limits. */
+ * caller, so its size is bounded by the callers' own concurrency limits.
+ *
+ * Goroutines append calls and take results through hb_lq and hb_dq directly
+ * (pybridge/loopqueue.go), without a call into C. Go's monitor thread (sysmon)
+ * sleeps while every P is idle, and the next call into C wakes it; it then polls
+ * every 20 µs, going back to sleep only when it next sees every P idle. A node
+ * whose Go side idles between batches of requests, as it does waiting for this
+ * thread, woke it that way once per 50 to 110 requests, and kept it polling. */
 #include "bridge.h"
 #include "_cgo_export.h"
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-typedef struct {
-    int kind;
-    uint64_t id;
-    PyObject *obj;      /* CORO: owned awaitable */
-    char *mod, *fn;     /* CALL: one malloc'd block holding mod, fn and args */
-    size_t modlen, fnlen, argslen;
-    unsigned char *args;
-    hb_worker *w;       /* INTERRUPT: NULL means the main thread */
-    int exc_kind;
-    char *errtype, *errmsg; /* RESOLVE: NULL errtype means success */
-} hb_item;
+void hb_spin_lock(uint32_t *l) {
+    for (unsigned n = 1; __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE); n++) {
+        if (n % 64 == 0) {
+            sched_yield(); /* the holder may be off its CPU */
+        } else {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#elif defined(__aarch64__)
+            __asm__ volatile("yield");
+#endif
+        }
+    }
+}
+
+hb_loop_shared hb_lq;
 
 typedef struct {
-    pthread_mutex_t mu;
-    hb_item *items, *spare;
-    size_t len, cap, spare_cap;
     int efd;
     /* loop-thread only, GIL held: */
     PyObject *loop, *tasks, *create_task, *ensure_future, *settle, *settle_many;
@@ -44,9 +53,12 @@ typedef struct {
     int direct_task;
 } hb_loopq;
 
-static hb_loopq Q = {.mu = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
+static hb_loopq Q = {.efd = -1};
 
 int hb_loop_open(void) {
+    if (hb_lq.arena == NULL && (hb_lq.arena = malloc(HB_ARENA_CAP)) == NULL) return -1;
+    hb_lq.arena_cap = HB_ARENA_CAP;
+    hb_lq.arena_head = hb_lq.arena_tail = hb_lq.arena_used = 0;
     Q.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     return Q.efd;
 }
@@ -63,14 +75,14 @@ static int grow(void **items, size_t *cap, size_t elem) {
 }
 
 static int push(hb_item it) {
-    pthread_mutex_lock(&Q.mu);
-    if (Q.len == Q.cap && grow((void **)&Q.items, &Q.cap, sizeof(hb_item)) < 0) {
-        pthread_mutex_unlock(&Q.mu);
+    hb_spin_lock(&hb_lq.lock);
+    if (hb_lq.len == hb_lq.cap && grow((void **)&hb_lq.items, &hb_lq.cap, sizeof(hb_item)) < 0) {
+        hb_spin_unlock(&hb_lq.lock);
         return -1;
     }
-    Q.items[Q.len++] = it;
-    int wake = Q.len == 1;
-    pthread_mutex_unlock(&Q.mu);
+    hb_lq.items[hb_lq.len++] = it;
+    int wake = hb_lq.len == 1;
+    hb_spin_unlock(&hb_lq.lock);
     return wake;
 }
 
@@ -183,30 +195,57 @@ static void settle_foreign(void) {
  * in a system call until Go's monitor took it back. One wake-up now carries
  * every result that a drain or a loop iteration produced. */
 static struct {
-    pthread_mutex_t mu;
-    hb_done *items;
-    size_t len, cap;
     int efd;
-} D = {.mu = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
+} D = {.efd = -1};
+
+hb_done_shared hb_dq;
+
+/* Bounds of the borrowed results Go leaves to the loop to free: past them Go
+ * frees a result itself (loopqueue.go). */
+#define HB_GARBAGE_CAP 1024
 
 int hb_done_open(void) {
+    if (hb_dq.garbage == NULL) hb_dq.garbage = malloc(HB_GARBAGE_CAP * sizeof(void *));
+    if (hb_dq.garbage_spare == NULL) hb_dq.garbage_spare = malloc(HB_GARBAGE_CAP * sizeof(void *));
+    if (hb_dq.garbage == NULL || hb_dq.garbage_spare == NULL) return -1;
+    hb_dq.garbage_cap = HB_GARBAGE_CAP;
+    hb_dq.closed = 0;
     D.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     return D.efd;
-}
-
-size_t hb_done_take(hb_done **out) {
-    pthread_mutex_lock(&D.mu);
-    *out = D.items;
-    size_t n = D.len;
-    D.items = NULL;
-    D.len = D.cap = 0;
-    pthread_mutex_unlock(&D.mu);
-    return n;
 }
 
 void hb_done_free(hb_done *items, size_t n) {
     for (size_t i = 0; i < n; i++) hb_result_free(&items[i].r);
     free(items);
+}
+
+/* free_garbage frees the borrowed results Go has released. Loop thread. */
+static void free_garbage(void) {
+    hb_spin_lock(&hb_dq.lock);
+    void **g = hb_dq.garbage;
+    size_t n = hb_dq.ngarbage;
+    if (n > 0) {
+        hb_dq.garbage = hb_dq.garbage_spare;
+        hb_dq.garbage_spare = g;
+        hb_dq.ngarbage = 0;
+        hb_dq.garbage_bytes = 0;
+    }
+    hb_spin_unlock(&hb_dq.lock);
+    /* g stays the spare until the next call here, which alone swaps them. */
+    for (size_t i = 0; i < n; i++) free(g[i]);
+}
+
+void hb_done_close(void) {
+    hb_spin_lock(&hb_dq.lock);
+    hb_done *items = hb_dq.items, *spare = hb_dq.spare;
+    size_t len = hb_dq.len, spare_len = hb_dq.spare_len;
+    hb_dq.items = hb_dq.spare = NULL;
+    hb_dq.len = hb_dq.cap = hb_dq.spare_len = hb_dq.spare_cap = 0;
+    hb_dq.closed = 1;
+    hb_spin_unlock(&hb_dq.lock);
+    if (items != NULL) hb_done_free(items, len);
+    if (spare != NULL) hb_done_free(spare, spare_len);
+    free_garbage();
 }
 
 /* With Ps to spare a lone caller's result is faster delivered by a call into
@@ -222,16 +261,36 @@ void hb_loop_complete(uint64_t id, hb_result *r) {
         hb_result_free(r);
         return;
     }
-    pthread_mutex_lock(&D.mu);
-    if (D.len == D.cap && grow((void **)&D.items, &D.cap, sizeof(hb_done)) < 0) {
-        pthread_mutex_unlock(&D.mu);
+    /* Go took the array it filled: the spare it handed back is reused once
+     * the results Go left in it (copied, or not waited for) are freed. Only
+     * this thread sets hb_dq.items, so it stays NULL meanwhile. */
+    hb_done *reuse = NULL;
+    size_t reuse_len = 0, reuse_cap = 0;
+    hb_spin_lock(&hb_dq.lock);
+    if (hb_dq.items == NULL && hb_dq.spare != NULL) {
+        reuse = hb_dq.spare;
+        reuse_len = hb_dq.spare_len;
+        reuse_cap = hb_dq.spare_cap;
+        hb_dq.spare = NULL;
+        hb_dq.spare_len = hb_dq.spare_cap = 0;
+    }
+    hb_spin_unlock(&hb_dq.lock);
+    for (size_t i = 0; i < reuse_len; i++) hb_result_free(&reuse[i].r);
+    hb_spin_lock(&hb_dq.lock);
+    if (reuse != NULL) {
+        hb_dq.items = reuse;
+        hb_dq.cap = reuse_cap;
+        hb_dq.len = 0;
+    }
+    if (hb_dq.len == hb_dq.cap && grow((void **)&hb_dq.items, &hb_dq.cap, sizeof(hb_done)) < 0) {
+        hb_spin_unlock(&hb_dq.lock);
         hbComplete(id, r); /* no memory for the queue: deliver it directly */
         hb_result_free(r);
         return;
     }
-    D.items[D.len++] = (hb_done){.id = id, .r = *r};
-    int wake = D.len == 1;
-    pthread_mutex_unlock(&D.mu);
+    hb_dq.items[hb_dq.len++] = (hb_done){.id = id, .r = *r};
+    int wake = hb_dq.len == 1;
+    hb_spin_unlock(&hb_dq.lock);
     if (wake) {
         uint64_t one = 1;
         while (write(D.efd, &one, sizeof one) < 0 && errno == EINTR) {
@@ -343,7 +402,7 @@ static void run_item(hb_item *it) {
     case HB_LOOP_CALL: {
         hb_result r;
         hb_call_locked(it->mod, it->modlen, it->fn, it->fnlen, it->args, it->argslen, 0, 0, &r);
-        free(it->mod);
+        if (!it->in_arena) free(it->mod);
         if (r.status == HB_ASYNC) {
             start_task(it->id, r.coro);
         } else {
@@ -388,30 +447,44 @@ static PyObject *drain(PyObject *self, PyObject *unused) {
     uint64_t n;
     while (read(Q.efd, &n, sizeof n) < 0 && errno == EINTR) {
     }
-    pthread_mutex_lock(&Q.mu);
-    hb_item *items = Q.items;
-    size_t len = Q.len, cap = Q.cap;
-    Q.items = Q.spare;
-    Q.cap = Q.spare_cap;
-    Q.len = 0;
-    Q.spare = NULL;
-    Q.spare_cap = 0;
-    pthread_mutex_unlock(&Q.mu);
+    hb_spin_lock(&hb_lq.lock);
+    hb_item *items = hb_lq.items;
+    size_t len = hb_lq.len, cap = hb_lq.cap;
+    hb_lq.items = hb_lq.spare;
+    hb_lq.cap = hb_lq.spare_cap;
+    hb_lq.len = 0;
+    hb_lq.spare = NULL;
+    hb_lq.spare_cap = 0;
+    hb_spin_unlock(&hb_lq.lock);
     PyObject *factory = PyObject_CallNoArgs(Q.get_task_factory);
     Q.direct_task = factory == Py_None;
     if (factory == NULL) PyErr_Clear();
     Py_XDECREF(factory);
-    for (size_t i = 0; i < len; i++) run_item(&items[i]);
+    /* Calls in the arena hold its bytes from arena_head on, in queue order:
+     * once this batch ran, its last such call's end is the new head. */
+    size_t arena_end = 0, arena_used = 0;
+    for (size_t i = 0; i < len; i++) {
+        run_item(&items[i]);
+        if (items[i].in_arena) {
+            arena_end = items[i].arena_end;
+            arena_used += items[i].arena_used;
+        }
+    }
     settle_foreign();
     /* The drained array becomes the spare, so steady state allocates nothing. */
-    pthread_mutex_lock(&Q.mu);
-    if (Q.spare == NULL) {
-        Q.spare = items;
-        Q.spare_cap = cap;
+    hb_spin_lock(&hb_lq.lock);
+    if (arena_used > 0) {
+        hb_lq.arena_head = arena_end;
+        hb_lq.arena_used -= arena_used;
+    }
+    if (hb_lq.spare == NULL) {
+        hb_lq.spare = items;
+        hb_lq.spare_cap = cap;
         items = NULL;
     }
-    pthread_mutex_unlock(&Q.mu);
+    hb_spin_unlock(&hb_lq.lock);
     free(items);
+    free_garbage();
     Py_RETURN_NONE;
 }
 

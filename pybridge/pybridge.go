@@ -275,6 +275,8 @@ type result struct {
 	value []byte
 	err   error
 	cbuf  unsafe.Pointer // the C memory value lies in (a borrowed result), else nil
+	// loop: cbuf came from the event loop, whose thread frees it (freeBorrowed).
+	loop bool
 }
 
 // New starts Python and its threads. Close must be called to stop them.
@@ -619,20 +621,6 @@ func (ip *Interpreter) deliverLoopResults() {
 	}
 }
 
-// takeLoopResults delivers the results queued by the loop.
-func (ip *Interpreter) takeLoopResults() {
-	var items *C.hb_done
-	n := C.hb_done_take(&items)
-	if n == 0 {
-		return
-	}
-	done := unsafe.Slice(items, int(n))
-	for i := range done { // by index: complete may take over a result's bytes
-		ip.complete(done[i].id, &done[i].r)
-	}
-	C.hb_done_free(items, n)
-}
-
 func (ip *Interpreter) markLoopReady() { ip.loopOnce.Do(func() { close(ip.loopReady) }) }
 
 func (ip *Interpreter) loopThread() {
@@ -654,6 +642,7 @@ func (ip *Interpreter) loopThread() {
 		ip.loopErr = errors.New("pybridge: the asyncio event loop did not start")
 	}
 	ip.takeLoopResults()
+	C.hb_done_close() // later results are freed by Go
 	// Whatever the loop did not answer is answered now.
 	for _, c := range ip.pending.Drain() {
 		c.slot.Deliver(result{err: ErrClosed})
@@ -743,17 +732,18 @@ func (ip *Interpreter) runSync(w *C.hb_worker, ws *workerSlot, c *call) {
 		}
 		return
 	}
-	ip.deliver(c, &r)
+	ip.deliver(c, &r, false)
 	C.hb_result_free(&r)
 }
 
 // deliver hands c its result r, which it does not free: copied into Go
 // memory, or for a call that borrows, taken over (r then owns no bytes). A
-// borrowed result its caller no longer waits for is released here.
-func (ip *Interpreter) deliver(c *call, r *C.hb_result) {
+// borrowed result its caller no longer waits for is released here. fromLoop
+// says that r came from the event loop.
+func (ip *Interpreter) deliver(c *call, r *C.hb_result, fromLoop bool) {
 	var res result
 	if c.borrow && r.status == C.HB_OK && r.len > 0 {
-		res = result{value: unsafe.Slice((*byte)(unsafe.Pointer(r.data)), int(r.len)), cbuf: unsafe.Pointer(r.data)}
+		res = result{value: unsafe.Slice((*byte)(unsafe.Pointer(r.data)), int(r.len)), cbuf: unsafe.Pointer(r.data), loop: fromLoop}
 		r.data, r.len = nil, 0
 		ip.borrowed.Add(1)
 	} else {
@@ -766,10 +756,15 @@ func (ip *Interpreter) deliver(c *call, r *C.hb_result) {
 
 // release frees the C memory of a borrowed result.
 func (ip *Interpreter) release(r result) {
-	if r.cbuf != nil {
-		C.free(r.cbuf)
-		ip.borrowed.Add(-1)
+	if r.cbuf == nil {
+		return
 	}
+	if r.loop {
+		freeBorrowed(r.cbuf, len(r.value))
+	} else {
+		C.free(r.cbuf)
+	}
+	ip.borrowed.Add(-1)
 }
 
 // Call runs module.function(*args) in Python and returns its CBOR-encoded result.
@@ -847,7 +842,11 @@ func (ip *Interpreter) call(ctx context.Context, o CallOpts, borrow bool, module
 	if _, ok := ip.asyncFns.Load(fnKey{module, function}); ok {
 		async = true
 		ip.pending.Store(c.id, c)
-		if ip.wakeLoop(C.hb_loop_submit_call(C.uint64_t(c.id),
+		if wake, ok := queueLoopCall(c.id, module, function, args); ok {
+			if wake {
+				ip.wakeLoop(1)
+			}
+		} else if ip.wakeLoop(C.hb_loop_submit_call(C.uint64_t(c.id),
 			(*C.char)(unsafe.Pointer(unsafe.StringData(module))), C.size_t(len(module)),
 			(*C.char)(unsafe.Pointer(unsafe.StringData(function))), C.size_t(len(function)),
 			bytesPtr(args), C.size_t(len(args)))) < 0 {

@@ -28,6 +28,11 @@ async def async_add(a, b):
     return a + b
 
 
+async def async_echo(b):
+    await asyncio.sleep(0)
+    return b
+
+
 def fail(msg):
     raise ValueError(msg)
 

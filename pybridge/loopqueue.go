@@ -1,0 +1,178 @@
+package pybridge
+
+/*
+#include "bridge.h"
+#include <stdlib.h>
+*/
+import "C"
+
+import (
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+)
+
+// Goroutines append calls to the loop's queue and take its results through
+// memory they share with the loop thread (hb_lq, hb_dq in loop.c), not through
+// calls into C. Every call into C enters Go's system-call state, and when Go's
+// monitor thread (sysmon) sleeps, because it last saw every P idle, that wakes
+// it; it then polls every 20 µs until it next sees every P idle. A node's Go
+// side idles whenever it waits for the Python thread, so calls into C on the
+// request path kept the monitor waking and polling, several per cent of a
+// request's CPU and more on a busy two-CPU machine. What cannot take this path
+// (a call too large for the arena, a full queue) still calls into C.
+
+// maxArenaCall is the largest call (module, function and arguments) copied into
+// the loop's arena; a quarter of it, so that calls of that size do not wait for
+// the whole ring to empty.
+const maxArenaCall = C.HB_ARENA_CAP / 4
+
+// spinLock takes a lock word shared with the loop thread. The holder keeps it
+// for a few stores, but may be a goroutine preempted on this P or a thread off
+// its CPU, so a spinner soon yields both.
+func spinLock(l *C.uint32_t) {
+	p := (*uint32)(unsafe.Pointer(l))
+	for n := 1; !atomic.CompareAndSwapUint32(p, 0, 1); n++ {
+		if n%64 == 0 {
+			runtime.Gosched()
+			syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
+		}
+	}
+}
+
+func spinUnlock(l *C.uint32_t) { atomic.StoreUint32((*uint32)(unsafe.Pointer(l)), 0) }
+
+// queueLoopCall appends a call of module.function(args) to the loop's queue,
+// its bytes copied into the arena. ok is false when the call is too large or
+// the queue or the arena has no room; wake is true when the queue was empty,
+// so the loop must be woken.
+func queueLoopCall(id uint64, module, function string, args []byte) (wake, ok bool) {
+	n := uintptr(len(module) + len(function) + len(args))
+	if n > maxArenaCall {
+		return false, false
+	}
+	lq := &C.hb_lq
+	spinLock(&lq.lock)
+	defer spinUnlock(&lq.lock)
+	if lq.len == lq.cap {
+		return false, false
+	}
+	off, used, ok := arenaAlloc(lq, n)
+	if !ok {
+		return false, false
+	}
+	base := unsafe.Add(unsafe.Pointer(lq.arena), off)
+	dst := unsafe.Slice((*byte)(base), n)
+	copy(dst, module)
+	copy(dst[len(module):], function)
+	copy(dst[len(module)+len(function):], args)
+	it := (*C.hb_item)(unsafe.Add(unsafe.Pointer(lq.items), uintptr(lq.len)*unsafe.Sizeof(C.hb_item{})))
+	*it = C.hb_item{
+		kind:       C.HB_LOOP_CALL,
+		id:         C.uint64_t(id),
+		mod:        (*C.char)(base),
+		modlen:     C.size_t(len(module)),
+		fn:         (*C.char)(unsafe.Add(base, len(module))),
+		fnlen:      C.size_t(len(function)),
+		args:       (*C.uchar)(unsafe.Add(base, len(module)+len(function))),
+		argslen:    C.size_t(len(args)),
+		in_arena:   1,
+		arena_end:  C.size_t(off + n),
+		arena_used: C.size_t(used),
+	}
+	lq.len++
+	return lq.len == 1, true
+}
+
+// arenaAlloc reserves n bytes of the loop's arena, lock held.
+func arenaAlloc(lq *C.hb_loop_shared, n uintptr) (off, used uintptr, ok bool) {
+	r := ring{size: uintptr(lq.arena_cap), head: uintptr(lq.arena_head), tail: uintptr(lq.arena_tail), used: uintptr(lq.arena_used)}
+	off, used, ok = r.reserve(n)
+	if ok {
+		lq.arena_head, lq.arena_tail, lq.arena_used = C.size_t(r.head), C.size_t(r.tail), C.size_t(r.used)
+	}
+	return off, used, ok
+}
+
+// ring is the state of a ring of bytes whose reservations are released in
+// the order they were made: live bytes run from head to tail, wrapping, and
+// used counts them with any tail a reservation skipped.
+type ring struct{ size, head, tail, used uintptr }
+
+// reserve takes n contiguous bytes: off is where they start, used what they
+// take from the ring (the end skipped when they do not fit before it). A
+// release of reservations moves head to the end of the last one and takes
+// their used from used.
+func (r *ring) reserve(n uintptr) (off, used uintptr, ok bool) {
+	if r.used == 0 {
+		r.head, r.tail = 0, 0
+	}
+	switch {
+	case r.used == r.size:
+		return 0, 0, false
+	case r.tail >= r.head: // free: [tail, size) and [0, head)
+		switch {
+		case r.size-r.tail >= n:
+			off, used = r.tail, n
+		case r.head >= n:
+			off, used = 0, r.size-r.tail+n
+		default:
+			return 0, 0, false
+		}
+	default: // free: [tail, head)
+		if r.head-r.tail < n {
+			return 0, 0, false
+		}
+		off, used = r.tail, n
+	}
+	r.tail = off + n
+	r.used += used
+	return off, used, true
+}
+
+// takeLoopResults delivers the results queued by the loop. The array goes back
+// as the loop's spare, which frees what its results still hold (a result
+// copied into Go, or one whose caller had gone) before it reuses it.
+func (ip *Interpreter) takeLoopResults() {
+	dq := &C.hb_dq
+	spinLock(&dq.lock)
+	items, n, size := dq.items, dq.len, dq.cap
+	dq.items, dq.len, dq.cap = nil, 0, 0
+	spinUnlock(&dq.lock)
+	if items == nil {
+		return
+	}
+	done := unsafe.Slice(items, int(n))
+	for i := range done { // by index: complete may take over a result's bytes
+		ip.complete(done[i].id, &done[i].r)
+	}
+	spinLock(&dq.lock)
+	if dq.spare == nil && dq.closed == 0 {
+		dq.spare, dq.spare_len, dq.spare_cap = items, n, size
+		items = nil
+	}
+	spinUnlock(&dq.lock)
+	if items != nil {
+		C.hb_done_free(items, n)
+	}
+}
+
+// freeBorrowed frees p, the C memory of a borrowed result of size bytes: it
+// leaves it to the loop thread, which frees such results once per wake-up,
+// unless the loop has ended or already holds its bound of them.
+func freeBorrowed(p unsafe.Pointer, size int) {
+	const maxGarbageBytes = 8 << 20
+	dq := &C.hb_dq
+	spinLock(&dq.lock)
+	ok := dq.closed == 0 && dq.ngarbage < dq.garbage_cap && uintptr(dq.garbage_bytes)+uintptr(size) <= maxGarbageBytes
+	if ok {
+		*(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(dq.garbage), uintptr(dq.ngarbage)*unsafe.Sizeof(p))) = p
+		dq.ngarbage++
+		dq.garbage_bytes += C.size_t(size)
+	}
+	spinUnlock(&dq.lock)
+	if !ok {
+		C.free(p)
+	}
+}
