@@ -104,7 +104,7 @@ func TestCallBorrowedAbandonedFreesResults(t *testing.T) {
 // ones through the arena they share with the loop, ones too large for it, or
 // arriving while it is full, through C.
 func TestLoopCallsOfEverySize(t *testing.T) {
-	sizes := []int{0, 1, 100, 4 << 10, 60 << 10, 64<<10 - 64, 64<<10 + 64, 200 << 10}
+	sizes := []int{0, 1, 100, 4 << 10, 16<<10 - 64, 16<<10 + 64, 60 << 10, 200 << 10}
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for g := range 32 {

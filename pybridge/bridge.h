@@ -198,7 +198,7 @@ typedef struct {
 /* The loop's queue under lock: items queued, the spare array the loop hands
  * back after a drain, and a ring of bytes (arena) into which Go copies a call's
  * names and arguments, released in queue order once the loop ran the calls. */
-#define HB_ARENA_CAP (256 * 1024) /* bytes; a call over a quarter of it is not copied in */
+#define HB_ARENA_CAP (256 * 1024) /* bytes; a call over 16 KiB is not copied in */
 typedef struct {
     uint32_t lock;
     hb_item *items, *spare;
@@ -208,12 +208,15 @@ typedef struct {
 } hb_loop_shared;
 extern hb_loop_shared hb_lq;
 
-/* The results queue under lock, and the borrowed results Go released (garbage),
- * freed by the loop thread; closed once the loop has ended, when Go frees them. */
+/* The results queue under lock, the arrays Go handed back (two, so that one
+ * is free while Go delivers from the other), and the result bytes Go released
+ * (garbage), freed by the loop thread; closed once the loop has ended, when
+ * Go frees them. */
+#define HB_DONE_SPARES 2
 typedef struct {
     uint32_t lock;
-    hb_done *items, *spare;
-    size_t len, cap, spare_len, spare_cap;
+    hb_done *items, *spare[HB_DONE_SPARES];
+    size_t len, cap, spare_len[HB_DONE_SPARES], spare_cap[HB_DONE_SPARES];
     void **garbage, **garbage_spare;
     size_t ngarbage, garbage_cap, garbage_bytes;
     int closed;

@@ -69,6 +69,9 @@ static int grow(void **items, size_t *cap, size_t elem) {
     size_t c = *cap ? *cap * 2 : 64;
     void *n = realloc(*items, c * elem);
     if (n == NULL) return -1;
+    /* Zeroed: Go writes pointer fields into these arrays, and Go's write
+     * barrier reads the value it overwrites, which must not be stray bits. */
+    memset((char *)n + *cap * elem, 0, (c - *cap) * elem);
     *items = n;
     *cap = c;
     return 0;
@@ -205,8 +208,8 @@ hb_done_shared hb_dq;
 #define HB_GARBAGE_CAP 1024
 
 int hb_done_open(void) {
-    if (hb_dq.garbage == NULL) hb_dq.garbage = malloc(HB_GARBAGE_CAP * sizeof(void *));
-    if (hb_dq.garbage_spare == NULL) hb_dq.garbage_spare = malloc(HB_GARBAGE_CAP * sizeof(void *));
+    if (hb_dq.garbage == NULL) hb_dq.garbage = calloc(HB_GARBAGE_CAP, sizeof(void *));
+    if (hb_dq.garbage_spare == NULL) hb_dq.garbage_spare = calloc(HB_GARBAGE_CAP, sizeof(void *));
     if (hb_dq.garbage == NULL || hb_dq.garbage_spare == NULL) return -1;
     hb_dq.garbage_cap = HB_GARBAGE_CAP;
     hb_dq.closed = 0;
@@ -237,14 +240,21 @@ static void free_garbage(void) {
 
 void hb_done_close(void) {
     hb_spin_lock(&hb_dq.lock);
-    hb_done *items = hb_dq.items, *spare = hb_dq.spare;
-    size_t len = hb_dq.len, spare_len = hb_dq.spare_len;
-    hb_dq.items = hb_dq.spare = NULL;
-    hb_dq.len = hb_dq.cap = hb_dq.spare_len = hb_dq.spare_cap = 0;
+    hb_done *items = hb_dq.items, *spare[HB_DONE_SPARES];
+    size_t len = hb_dq.len, spare_len[HB_DONE_SPARES];
+    for (int i = 0; i < HB_DONE_SPARES; i++) {
+        spare[i] = hb_dq.spare[i];
+        spare_len[i] = hb_dq.spare_len[i];
+        hb_dq.spare[i] = NULL;
+        hb_dq.spare_len[i] = hb_dq.spare_cap[i] = 0;
+    }
+    hb_dq.items = NULL;
+    hb_dq.len = hb_dq.cap = 0;
     hb_dq.closed = 1;
     hb_spin_unlock(&hb_dq.lock);
     if (items != NULL) hb_done_free(items, len);
-    if (spare != NULL) hb_done_free(spare, spare_len);
+    for (int i = 0; i < HB_DONE_SPARES; i++)
+        if (spare[i] != NULL) hb_done_free(spare[i], spare_len[i]);
     free_garbage();
 }
 
@@ -261,22 +271,38 @@ void hb_loop_complete(uint64_t id, hb_result *r) {
         hb_result_free(r);
         return;
     }
-    /* Go took the array it filled: the spare it handed back is reused once
-     * the results Go left in it (copied, or not waited for) are freed. Only
-     * this thread sets hb_dq.items, so it stays NULL meanwhile. */
+    /* Go took the array it filled: a spare it handed back is reused once
+     * what its results still hold (error texts; results no one waited for)
+     * is freed. Only a thread holding the GIL sets hb_dq.items, and this one
+     * holds it throughout, so items stays NULL meanwhile unless the queue
+     * closes. */
     hb_done *reuse = NULL;
     size_t reuse_len = 0, reuse_cap = 0;
     hb_spin_lock(&hb_dq.lock);
-    if (hb_dq.items == NULL && hb_dq.spare != NULL) {
-        reuse = hb_dq.spare;
-        reuse_len = hb_dq.spare_len;
-        reuse_cap = hb_dq.spare_cap;
-        hb_dq.spare = NULL;
-        hb_dq.spare_len = hb_dq.spare_cap = 0;
+    if (hb_dq.closed) {
+        hb_spin_unlock(&hb_dq.lock);
+        hb_result_free(r); /* the loop has ended: no one waits for it */
+        return;
+    }
+    for (int i = 0; hb_dq.items == NULL && i < HB_DONE_SPARES; i++) {
+        if (hb_dq.spare[i] != NULL) {
+            reuse = hb_dq.spare[i];
+            reuse_len = hb_dq.spare_len[i];
+            reuse_cap = hb_dq.spare_cap[i];
+            hb_dq.spare[i] = NULL;
+            hb_dq.spare_len[i] = hb_dq.spare_cap[i] = 0;
+            break;
+        }
     }
     hb_spin_unlock(&hb_dq.lock);
     for (size_t i = 0; i < reuse_len; i++) hb_result_free(&reuse[i].r);
     hb_spin_lock(&hb_dq.lock);
+    if (hb_dq.closed) {
+        hb_spin_unlock(&hb_dq.lock);
+        if (reuse != NULL) free(reuse);
+        hb_result_free(r);
+        return;
+    }
     if (reuse != NULL) {
         hb_dq.items = reuse;
         hb_dq.cap = reuse_cap;
@@ -441,6 +467,12 @@ static void run_item(hb_item *it) {
     }
 }
 
+/* Arena bytes of the calls drained but not yet released; loop thread only. */
+static struct {
+    int depth;
+    size_t end, used;
+} arena;
+
 static PyObject *drain(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
@@ -460,22 +492,30 @@ static PyObject *drain(PyObject *self, PyObject *unused) {
     Q.direct_task = factory == Py_None;
     if (factory == NULL) PyErr_Clear();
     Py_XDECREF(factory);
-    /* Calls in the arena hold its bytes from arena_head on, in queue order:
-     * once this batch ran, its last such call's end is the new head. */
-    size_t arena_end = 0, arena_used = 0;
+    /* Calls in the arena hold its bytes from arena_head on, in queue order,
+     * so they are released in that order: by the outermost drain once it has
+     * run its batch, up to the end of the last call taken. A drain nested in
+     * a call it runs (an event loop run re-entrantly) takes later calls and
+     * leaves their release to it. */
+    arena.depth++;
     for (size_t i = 0; i < len; i++) {
-        run_item(&items[i]);
         if (items[i].in_arena) {
-            arena_end = items[i].arena_end;
-            arena_used += items[i].arena_used;
+            arena.end = items[i].arena_end;
+            arena.used += items[i].arena_used;
         }
     }
+    for (size_t i = 0; i < len; i++) run_item(&items[i]);
     settle_foreign();
+    size_t release = 0;
+    if (--arena.depth == 0) {
+        release = arena.used;
+        arena.used = 0;
+    }
     /* The drained array becomes the spare, so steady state allocates nothing. */
     hb_spin_lock(&hb_lq.lock);
-    if (arena_used > 0) {
-        hb_lq.arena_head = arena_end;
-        hb_lq.arena_used -= arena_used;
+    if (release > 0) {
+        hb_lq.arena_head = arena.end;
+        hb_lq.arena_used -= release;
     }
     if (hb_lq.spare == NULL) {
         hb_lq.spare = items;

@@ -24,9 +24,9 @@ import (
 // (a call too large for the arena, a full queue) still calls into C.
 
 // maxArenaCall is the largest call (module, function and arguments) copied into
-// the loop's arena; a quarter of it, so that calls of that size do not wait for
-// the whole ring to empty.
-const maxArenaCall = C.HB_ARENA_CAP / 4
+// the loop's arena: the copy is made under the lock the loop thread takes too,
+// and a sixteenth of the ring leaves room for many such calls at once.
+const maxArenaCall = C.HB_ARENA_CAP / 16
 
 // spinLock takes a lock word shared with the loop thread. The holder keeps it
 // for a few stores, but may be a goroutine preempted on this P or a thread off
@@ -131,9 +131,10 @@ func (r *ring) reserve(n uintptr) (off, used uintptr, ok bool) {
 	return off, used, true
 }
 
-// takeLoopResults delivers the results queued by the loop. The array goes back
-// as the loop's spare, which frees what its results still hold (a result
-// copied into Go, or one whose caller had gone) before it reuses it.
+// takeLoopResults delivers the results queued by the loop. Result bytes that
+// Go copied, or that no one waited for, are left to the loop thread to free;
+// the array goes back as one of the loop's spares, whose results' remaining
+// memory (error texts) the loop frees before it reuses it.
 func (ip *Interpreter) takeLoopResults() {
 	dq := &C.hb_dq
 	spinLock(&dq.lock)
@@ -146,11 +147,18 @@ func (ip *Interpreter) takeLoopResults() {
 	done := unsafe.Slice(items, int(n))
 	for i := range done { // by index: complete may take over a result's bytes
 		ip.complete(done[i].id, &done[i].r)
+		if r := &done[i].r; r.data != nil {
+			freeLoopBytes(unsafe.Pointer(r.data), int(r.len))
+			r.data, r.len = nil, 0
+		}
 	}
 	spinLock(&dq.lock)
-	if dq.spare == nil && dq.closed == 0 {
-		dq.spare, dq.spare_len, dq.spare_cap = items, n, size
-		items = nil
+	for i := range dq.spare {
+		if dq.spare[i] == nil && dq.closed == 0 {
+			dq.spare[i], dq.spare_len[i], dq.spare_cap[i] = items, n, size
+			items = nil
+			break
+		}
 	}
 	spinUnlock(&dq.lock)
 	if items != nil {
@@ -158,16 +166,20 @@ func (ip *Interpreter) takeLoopResults() {
 	}
 }
 
-// freeBorrowed frees p, the C memory of a borrowed result of size bytes: it
-// leaves it to the loop thread, which frees such results once per wake-up,
-// unless the loop has ended or already holds its bound of them.
-func freeBorrowed(p unsafe.Pointer, size int) {
-	const maxGarbageBytes = 8 << 20
+// Bounds of the result bytes left to the loop thread to free.
+const maxGarbageBytes = 8 << 20
+
+// freeLoopBytes frees p, size bytes of a result the loop made (a borrowed
+// response, or a result copied into Go): it leaves it to the loop thread,
+// which frees such bytes once per wake-up, unless the loop has ended or
+// already holds its bound of them (1,024 blocks, maxGarbageBytes).
+func freeLoopBytes(p unsafe.Pointer, size int) {
 	dq := &C.hb_dq
 	spinLock(&dq.lock)
 	ok := dq.closed == 0 && dq.ngarbage < dq.garbage_cap && uintptr(dq.garbage_bytes)+uintptr(size) <= maxGarbageBytes
 	if ok {
-		*(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(dq.garbage), uintptr(dq.ngarbage)*unsafe.Sizeof(p))) = p
+		// Stored as an integer: C memory, which Go's write barrier need not see.
+		*(*uintptr)(unsafe.Add(unsafe.Pointer(dq.garbage), uintptr(dq.ngarbage)*unsafe.Sizeof(p))) = uintptr(p)
 		dq.ngarbage++
 		dq.garbage_bytes += C.size_t(size)
 	}

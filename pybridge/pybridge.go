@@ -275,7 +275,7 @@ type result struct {
 	value []byte
 	err   error
 	cbuf  unsafe.Pointer // the C memory value lies in (a borrowed result), else nil
-	// loop: cbuf came from the event loop, whose thread frees it (freeBorrowed).
+	// loop: cbuf came from the event loop, whose thread frees it (freeLoopBytes).
 	loop bool
 }
 
@@ -760,7 +760,7 @@ func (ip *Interpreter) release(r result) {
 		return
 	}
 	if r.loop {
-		freeBorrowed(r.cbuf, len(r.value))
+		freeLoopBytes(r.cbuf, len(r.value))
 	} else {
 		C.free(r.cbuf)
 	}
