@@ -17,7 +17,6 @@
 #include "bridge.h"
 #include "_cgo_export.h"
 #include <errno.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>

@@ -43,6 +43,24 @@ func spinLock(l *C.uint32_t) {
 
 func spinUnlock(l *C.uint32_t) { atomic.StoreUint32((*uint32)(unsafe.Pointer(l)), 0) }
 
+// submitLoopCall queues a call of module.function(args) for the loop and
+// returns as hb_loop_submit_call does: -1 when out of memory, 1 when the loop
+// must be woken (the queue was empty), else 0. It takes the shared arena when
+// it can, and calls into C when the call is too large for it or finds the
+// queue or the arena full.
+func submitLoopCall(id uint64, module, function string, args []byte) C.int {
+	if wake, ok := queueLoopCall(id, module, function, args); ok {
+		if wake {
+			return 1
+		}
+		return 0
+	}
+	return C.hb_loop_submit_call(C.uint64_t(id),
+		(*C.char)(unsafe.Pointer(unsafe.StringData(module))), C.size_t(len(module)),
+		(*C.char)(unsafe.Pointer(unsafe.StringData(function))), C.size_t(len(function)),
+		bytesPtr(args), C.size_t(len(args)))
+}
+
 // queueLoopCall appends a call of module.function(args) to the loop's queue,
 // its bytes copied into the arena. ok is false when the call is too large or
 // the queue or the arena has no room; wake is true when the queue was empty,
@@ -153,8 +171,8 @@ func (ip *Interpreter) takeLoopResults() {
 		}
 	}
 	spinLock(&dq.lock)
-	for i := range dq.spare {
-		if dq.spare[i] == nil && dq.closed == 0 {
+	for i := 0; dq.closed == 0 && i < len(dq.spare); i++ {
+		if dq.spare[i] == nil {
 			dq.spare[i], dq.spare_len[i], dq.spare_cap[i] = items, n, size
 			items = nil
 			break

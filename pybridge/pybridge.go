@@ -842,14 +842,7 @@ func (ip *Interpreter) call(ctx context.Context, o CallOpts, borrow bool, module
 	if _, ok := ip.asyncFns.Load(fnKey{module, function}); ok {
 		async = true
 		ip.pending.Store(c.id, c)
-		if wake, ok := queueLoopCall(c.id, module, function, args); ok {
-			if wake {
-				ip.wakeLoop(1)
-			}
-		} else if ip.wakeLoop(C.hb_loop_submit_call(C.uint64_t(c.id),
-			(*C.char)(unsafe.Pointer(unsafe.StringData(module))), C.size_t(len(module)),
-			(*C.char)(unsafe.Pointer(unsafe.StringData(function))), C.size_t(len(function)),
-			bytesPtr(args), C.size_t(len(args)))) < 0 {
+		if ip.wakeLoop(submitLoopCall(c.id, module, function, args)) < 0 {
 			ip.pending.Delete(c.id)
 			return result{}, errors.New("pybridge: out of memory queueing a call")
 		}
