@@ -105,36 +105,23 @@ func TestCallBorrowedAbandonedFreesResults(t *testing.T) {
 // arriving while it is full, through C.
 func TestLoopCallsOfEverySize(t *testing.T) {
 	sizes := []int{0, 1, 100, 4 << 10, 16<<10 - 64, 16<<10 + 64, 60 << 10, 200 << 10}
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for g := range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 20 {
-				n := sizes[(g+i)%len(sizes)]
-				payload := bytes.Repeat([]byte{byte(g + i)}, n)
-				args, _ := cbor.Marshal([]any{payload})
-				out, err := py.Call(context.Background(), "bridgetest", "async_echo", args)
-				if err != nil {
-					errs <- err
-					return
-				}
-				var got []byte
-				if err := cbor.Unmarshal(out, &got); err != nil {
-					errs <- err
-					return
-				}
-				if !bytes.Equal(got, payload) {
-					errs <- fmt.Errorf("%d bytes sent, %d different bytes back", n, len(got))
-					return
-				}
+	inParallel(t, 32, func(g int) error {
+		for i := range 20 {
+			n := sizes[(g+i)%len(sizes)]
+			payload := bytes.Repeat([]byte{byte(g + i)}, n)
+			args, _ := cbor.Marshal([]any{payload})
+			out, err := py.Call(context.Background(), "bridgetest", "async_echo", args)
+			if err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+			var got []byte
+			if err := cbor.Unmarshal(out, &got); err != nil {
+				return err
+			}
+			if !bytes.Equal(got, payload) {
+				return fmt.Errorf("%d bytes sent, %d different bytes back", n, len(got))
+			}
+		}
+		return nil
+	})
 }

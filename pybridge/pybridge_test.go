@@ -248,35 +248,43 @@ func TestGoFuncReleasesGIL(t *testing.T) {
 	}
 }
 
-func TestConcurrentCalls(t *testing.T) {
+// inParallel runs f(g) for g in [0, n) on n goroutines and fails t with the
+// errors they return.
+func inParallel(t *testing.T, n int, f func(g int) error) {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for g := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 200 {
-				fn := "add"
-				if i%2 == 0 {
-					fn = "async_add"
-				}
-				v, err := call(t, context.Background(), fn, g, i)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if v.(uint64) != uint64(g+i) {
-					errs <- fmt.Errorf("%s(%d,%d) = %v", fn, g, i, v)
-					return
-				}
+	errs := make(chan error, n)
+	for g := range n {
+		wg.Go(func() {
+			if err := f(g); err != nil {
+				errs <- err
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
 	}
+}
+
+func TestConcurrentCalls(t *testing.T) {
+	inParallel(t, 16, func(g int) error {
+		for i := range 200 {
+			fn := "add"
+			if i%2 == 0 {
+				fn = "async_add"
+			}
+			v, err := call(t, context.Background(), fn, g, i)
+			if err != nil {
+				return err
+			}
+			if v.(uint64) != uint64(g+i) {
+				return fmt.Errorf("%s(%d,%d) = %v", fn, g, i, v)
+			}
+		}
+		return nil
+	})
 }
 
 func TestGoFuncAsync(t *testing.T) {
