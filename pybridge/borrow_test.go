@@ -100,28 +100,33 @@ func TestCallBorrowedAbandonedFreesResults(t *testing.T) {
 	}
 }
 
-// Calls to the loop of every size, many at once, reach Python whole: small
-// ones through the arena they share with the loop, ones too large for it, or
-// arriving while it is full, through C.
-func TestLoopCallsOfEverySize(t *testing.T) {
+// Calls of every size, many at once, reach Python whole, on the loop and on
+// the pool: small ones through the arena the goroutines share with the Python
+// threads, ones too large for it, or arriving while it or the queue is full,
+// through C.
+func TestCallsOfEverySize(t *testing.T) {
 	sizes := []int{0, 1, 100, 4 << 10, 16<<10 - 64, 16<<10 + 64, 60 << 10, 200 << 10}
-	inParallel(t, 32, func(g int) error {
-		for i := range 20 {
-			n := sizes[(g+i)%len(sizes)]
-			payload := bytes.Repeat([]byte{byte(g + i)}, n)
-			args, _ := cbor.Marshal([]any{payload})
-			out, err := py.Call(context.Background(), "bridgetest", "async_echo", args)
-			if err != nil {
-				return err
-			}
-			var got []byte
-			if err := cbor.Unmarshal(out, &got); err != nil {
-				return err
-			}
-			if !bytes.Equal(got, payload) {
-				return fmt.Errorf("%d bytes sent, %d different bytes back", n, len(got))
-			}
-		}
-		return nil
-	})
+	for _, fn := range []string{"async_echo", "echo_bytes"} {
+		t.Run(fn, func(t *testing.T) {
+			inParallel(t, 32, func(g int) error {
+				for i := range 20 {
+					n := sizes[(g+i)%len(sizes)]
+					payload := bytes.Repeat([]byte{byte(g + i)}, n)
+					args, _ := cbor.Marshal([]any{payload})
+					out, err := py.Call(context.Background(), "bridgetest", fn, args)
+					if err != nil {
+						return err
+					}
+					var got []byte
+					if err := cbor.Unmarshal(out, &got); err != nil {
+						return err
+					}
+					if !bytes.Equal(got, payload) {
+						return fmt.Errorf("%d bytes sent, %d different bytes back", n, len(got))
+					}
+				}
+				return nil
+			})
+		})
+	}
 }

@@ -91,11 +91,18 @@ void hb_wait_threads(PyThreadState *main_ts);
 int hb_finalize(PyThreadState *main_ts);
 /* A pool thread: its thread state and the job it runs, read by the loop thread
  * (under the GIL) to interrupt exactly that job and no later one. */
-typedef struct {
+typedef struct hb_worker {
     PyThreadState *ts;
     unsigned long tid;
     uint64_t job;     /* written and read only with the GIL held */
     int interrupted;  /* an async exception may be pending for this thread */
+    /* Under its pool's lock (pool.c): */
+    uint64_t pool_job;       /* the call it runs, 0 between calls */
+    int lost;                /* that call's caller gave up: the thread counts as lost */
+    struct hb_worker *next;  /* the pool's other threads */
+    int parked;              /* listed in the pool's parked threads */
+    struct hb_worker *parked_next;
+    uint32_t wake;           /* futex word: set to 1 by whoever unlists it to wake it */
 } hb_worker;
 hb_worker *hb_worker_new(void);          /* on the worker's own thread; GIL not held */
 void hb_worker_delete(hb_worker *w);     /* on the worker's own thread; GIL not held */
@@ -110,15 +117,6 @@ unsigned long hb_main_tid(void);
 void hb_interrupt_thread(unsigned long tid, int exc_kind);
 
 /* call.c: import module, call function(*args) on the calling pool thread. */
-/* A pool thread takes the GIL once (enter), runs one or more jobs, and gives it
- * back (leave): under load it runs queued calls back to back without handing the
- * GIL to another thread between them. */
-void hb_worker_enter(hb_worker *w);
-/* The calling thread's pool slot (-1 outside the pool), so that Python's calls
- * into Go find the call their thread runs. No GIL needed. */
-void hb_set_slot(int slot);
-int hb_get_slot(void);
-void hb_worker_leave(hb_worker *w);
 /* limit, when not 0, bounds the result's encoding (HB_TOO_LARGE past it). */
 void hb_call_job(hb_worker *w, uint64_t job, const char *mod, size_t modlen, const char *fn,
                  size_t fnlen, const unsigned char *args, size_t argslen, size_t limit,
@@ -210,8 +208,9 @@ extern hb_loop_shared hb_lq;
 
 /* The results queue under lock, the arrays Go handed back (two, so that one
  * is free while Go delivers from the other), and the result bytes Go released
- * (garbage), freed by the loop thread; closed once the loop has ended, when
- * Go frees them. */
+ * (garbage), freed by the loop and the pool threads (hb_done_collect); closed
+ * once the loop has ended, when Go frees them. Results come from every thread
+ * that holds the GIL. */
 #define HB_DONE_SPARES 2
 typedef struct {
     uint32_t lock;
@@ -228,6 +227,84 @@ void hb_done_close(void);
 void hb_loop_complete(uint64_t id, hb_result *r);
 /* Drops a finished job's task from the loop's table of tasks by id. */
 void hb_loop_forget(PyObject *key);
+/* Frees the result bytes Go released (hb_dq.garbage). No GIL needed. */
+void hb_done_collect(void);
+/* Wakes the loop: writes the eventfd hb_loop_open returned. */
+void hb_loop_wake(void);
+/* grow doubles a queue's array (64 to start), zeroing the new part; -1 when
+ * out of memory, the array unchanged. */
+int hb_grow(void **items, size_t *cap, size_t elem);
+
+/* pool.c: the threads that run synchronous calls, one pool per lane.
+ *
+ * As with the loop's queue, goroutines queue calls through memory they share
+ * with the pool threads (pybridge/pool.go), taking the lock word with atomic
+ * operations, and copy a call's bytes into the pool's arena; a call too large
+ * for it, or one that finds the queue full, is queued by hb_pool_submit. Pool
+ * threads are Go's threads, but each enters C once (hb_pool_run) and stays
+ * there: a thread that entered C for every batch of calls held its goroutine's
+ * P meanwhile, so on a node with one P Go's network work waited for Go's
+ * monitor thread to take the P back. Results go to the loop's results queue
+ * (hb_loop_complete). */
+typedef struct {
+    uint64_t id;
+    char *mod, *fn;          /* one block holding mod, fn and args: the arena's
+                                bytes (in_arena) or a malloc'd block */
+    size_t modlen, fnlen, argslen, limit;
+    unsigned char *args;
+    int in_arena;
+    int go_args;             /* args lie in Go memory its caller pinned: the block
+                                holds mod and fn only */
+    int abandoned;           /* its caller left before it ran: skipped */
+    size_t arena_end, arena_used; /* the arena bytes it holds, a skipped tail included */
+} hb_pjob;
+
+#define HB_POOL_ARENA_CAP (256 * 1024)
+typedef struct {
+    uint32_t lock;
+    hb_pjob *items;          /* FIFO: items[head, len) */
+    size_t head, len, cap;
+    unsigned char *arena;
+    size_t arena_cap, arena_head, arena_tail, arena_used;
+    /* Parked threads, the last parked first: waking the one that parked
+     * last keeps the others parked long enough to exit when surplus. */
+    hb_worker *parked;
+    int32_t spinning;        /* a thread spins for work (0 or 1) */
+    int32_t busy;            /* threads running calls */
+    /* Elastic size: target threads that are not lost are kept, up to max in
+     * all; a thread beyond target exits once it has idled for 2 s. */
+    int32_t target, max, total, lost, at_max;
+    int32_t closed;          /* threads end once the queue is empty */
+    int64_t spin_ns;         /* how long an idle thread spins before it parks */
+    hb_worker *workers;
+} hb_pool;
+
+hb_pool *hb_pool_new(int target, int max, int64_t spin_ns);
+/* Frees a pool whose threads have all returned from hb_pool_run. */
+void hb_pool_free(hb_pool *p);
+/* Queues a call in a malloc'd block: 0, -1 when out of memory, -2 when closed.
+ * With go_args the block holds mod and fn only, and args stay where they are
+ * (Go memory its caller pinned until the call has run or was dropped), so
+ * that a large call queued does not cost its size twice. */
+int hb_pool_submit(hb_pool *p, uint64_t id, const char *mod, size_t modlen, const char *fn,
+                   size_t fnlen, const unsigned char *args, size_t argslen, size_t limit,
+                   int go_args);
+/* Runs p's calls on the calling thread (w its state) until p closes and its
+ * queue is empty, or the thread is surplus and idle. GIL not held. */
+void hb_pool_run(hb_pool *p, hb_worker *w);
+/* What Go must do after a thread is counted lost: start a thread (counted in
+ * total already), log that every thread the cap allows is lost. */
+enum { HB_POOL_GROW = 1, HB_POOL_FULL = 2 };
+int hb_pool_lose(hb_pool *p);
+void hb_pool_regain(hb_pool *p);
+/* Gives up call id: HB_POOL_DROPPED when it was queued (it will not run),
+ * HB_POOL_LOST when it runs (its thread counts as lost, *w is the thread,
+ * *lose what hb_pool_lose returned), 0 when it is no longer in the pool. */
+enum { HB_POOL_DROPPED = 1, HB_POOL_LOST = 2 };
+int hb_pool_abandon(hb_pool *p, uint64_t id, hb_worker **w, int *lose);
+/* The call the calling pool thread runs, 0 when none. No GIL needed. */
+uint64_t hb_pool_current(void);
+
 /* httpcycle.c: adds HTTPCycle, an ASGI request's receive and send, to module. */
 int hb_httpcycle_add(PyObject *module);
 /* Starts call.c's remembering functions by name, once the interpreter runs;

@@ -214,16 +214,6 @@ done:
     Py_XDECREF(res);
 }
 
-static _Thread_local int hb_slot = -1;
-
-void hb_set_slot(int slot) { hb_slot = slot; }
-
-int hb_get_slot(void) { return hb_slot; }
-
-void hb_worker_enter(hb_worker *w) { PyEval_RestoreThread(w->ts); }
-
-void hb_worker_leave(hb_worker *w) { PyEval_SaveThread(); (void)w; }
-
 void hb_call_job(hb_worker *w, uint64_t job, const char *mod, size_t modlen, const char *fn,
                  size_t fnlen, const unsigned char *args, size_t argslen, size_t limit,
                  hb_result *out) {

@@ -260,18 +260,28 @@ func hbLoopReady() {
 	ip.markLoopReady()
 }
 
-// hbComplete delivers the result of a coroutine that ran on the loop.
+// hbComplete delivers a result from the loop or a pool thread directly.
 //
 //export hbComplete
 func hbComplete(id C.uint64_t, r *C.hb_result) { interp().complete(id, r) }
 
-// complete delivers the result of a call that ran on the loop; it does not free r.
+// complete delivers the result of a call, from the loop or a pool thread; it
+// does not free r.
 func (ip *Interpreter) complete(id C.uint64_t, r *C.hb_result) {
+	if r.status == C.HB_ASYNC {
+		// A pool thread found a coroutine function: its later calls go
+		// straight to the loop, which answers this one.
+		if c, ok := ip.pending.Load(uint64(id)); ok {
+			ip.asyncFns.Store(fnKey{c.module, c.function}, struct{}{})
+		}
+		return
+	}
 	v, ok := ip.pending.LoadAndDelete(uint64(id))
 	if !ok {
 		return // the caller gave up; the result is dropped
 	}
-	ip.deliver(v, r, true)
+	v.unpin()
+	ip.deliver(v, r)
 }
 
 // hbGoCallAsync starts a registered Go function on its own goroutine; its

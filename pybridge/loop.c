@@ -62,9 +62,7 @@ int hb_loop_open(void) {
     return Q.efd;
 }
 
-/* grow doubles the capacity of a queue's array (64 to start); -1 when out of
- * memory, the array unchanged. */
-static int grow(void **items, size_t *cap, size_t elem) {
+int hb_grow(void **items, size_t *cap, size_t elem) {
     size_t c = *cap ? *cap * 2 : 64;
     void *n = realloc(*items, c * elem);
     if (n == NULL) return -1;
@@ -78,7 +76,7 @@ static int grow(void **items, size_t *cap, size_t elem) {
 
 static int push(hb_item it) {
     hb_spin_lock(&hb_lq.lock);
-    if (hb_lq.len == hb_lq.cap && grow((void **)&hb_lq.items, &hb_lq.cap, sizeof(hb_item)) < 0) {
+    if (hb_lq.len == hb_lq.cap && hb_grow((void **)&hb_lq.items, &hb_lq.cap, sizeof(hb_item)) < 0) {
         hb_spin_unlock(&hb_lq.lock);
         return -1;
     }
@@ -86,6 +84,12 @@ static int push(hb_item it) {
     int wake = hb_lq.len == 1;
     hb_spin_unlock(&hb_lq.lock);
     return wake;
+}
+
+void hb_loop_wake(void) {
+    uint64_t one = 1;
+    while (write(Q.efd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
 }
 
 int hb_loop_submit_coro(uint64_t id, PyObject *coro) {
@@ -221,8 +225,14 @@ void hb_done_free(hb_done *items, size_t n) {
     free(items);
 }
 
-/* free_garbage frees the borrowed results Go has released. Loop thread. */
-static void free_garbage(void) {
+/* Called by the loop and by pool threads: collecting is held by the one that
+ * frees the spare list, which alone may swap the lists. */
+static uint32_t collecting;
+
+void hb_done_collect(void) {
+    if (__atomic_load_n(&hb_dq.ngarbage, __ATOMIC_RELAXED) == 0 ||
+        __atomic_exchange_n(&collecting, 1, __ATOMIC_ACQUIRE))
+        return;
     hb_spin_lock(&hb_dq.lock);
     void **g = hb_dq.garbage;
     size_t n = hb_dq.ngarbage;
@@ -233,8 +243,9 @@ static void free_garbage(void) {
         hb_dq.garbage_bytes = 0;
     }
     hb_spin_unlock(&hb_dq.lock);
-    /* g stays the spare until the next call here, which alone swaps them. */
+    /* g stays the spare until the next collection, which alone swaps them. */
     for (size_t i = 0; i < n; i++) free(g[i]);
+    __atomic_store_n(&collecting, 0, __ATOMIC_RELEASE);
 }
 
 void hb_done_close(void) {
@@ -254,7 +265,7 @@ void hb_done_close(void) {
     if (items != NULL) hb_done_free(items, len);
     for (int i = 0; i < HB_DONE_SPARES; i++)
         if (spare[i] != NULL) hb_done_free(spare[i], spare_len[i]);
-    free_garbage();
+    hb_done_collect();
 }
 
 /* With Ps to spare a lone caller's result is faster delivered by a call into
@@ -307,7 +318,7 @@ void hb_loop_complete(uint64_t id, hb_result *r) {
         hb_dq.cap = reuse_cap;
         hb_dq.len = 0;
     }
-    if (hb_dq.len == hb_dq.cap && grow((void **)&hb_dq.items, &hb_dq.cap, sizeof(hb_done)) < 0) {
+    if (hb_dq.len == hb_dq.cap && hb_grow((void **)&hb_dq.items, &hb_dq.cap, sizeof(hb_done)) < 0) {
         hb_spin_unlock(&hb_dq.lock);
         hbComplete(id, r); /* no memory for the queue: deliver it directly */
         hb_result_free(r);
@@ -523,7 +534,7 @@ static PyObject *drain(PyObject *self, PyObject *unused) {
     }
     hb_spin_unlock(&hb_lq.lock);
     free(items);
-    free_garbage();
+    hb_done_collect();
     Py_RETURN_NONE;
 }
 

@@ -149,10 +149,10 @@ func (r *ring) reserve(n uintptr) (off, used uintptr, ok bool) {
 	return off, used, true
 }
 
-// takeLoopResults delivers the results queued by the loop. Result bytes that
-// Go copied, or that no one waited for, are left to the loop thread to free;
-// the array goes back as one of the loop's spares, whose results' remaining
-// memory (error texts) the loop frees before it reuses it.
+// takeLoopResults delivers the results queued by the loop and the pool
+// threads. Result bytes that Go copied, or that no one waited for, are left to
+// those threads to free; the array goes back as one of the queue's spares,
+// whose results' remaining memory (error texts) is freed before it is reused.
 func (ip *Interpreter) takeLoopResults() {
 	dq := &C.hb_dq
 	spinLock(&dq.lock)
@@ -187,10 +187,10 @@ func (ip *Interpreter) takeLoopResults() {
 // Bounds of the result bytes left to the loop thread to free.
 const maxGarbageBytes = 8 << 20
 
-// freeLoopBytes frees p, size bytes of a result the loop made (a borrowed
-// response, or a result copied into Go): it leaves it to the loop thread,
-// which frees such bytes once per wake-up, unless the loop has ended or
-// already holds its bound of them (1,024 blocks, maxGarbageBytes).
+// freeLoopBytes frees p, size bytes of a result the loop or a pool thread made
+// (a borrowed response, or a result copied into Go): it leaves it to those
+// threads, which free such bytes once per wake-up or batch, unless the loop
+// has ended or the list already holds its bound (1,024 blocks, maxGarbageBytes).
 func freeLoopBytes(p unsafe.Pointer, size int) {
 	dq := &C.hb_dq
 	spinLock(&dq.lock)

@@ -208,15 +208,12 @@ type Interpreter struct {
 	log *slog.Logger
 
 	lanes   [numLanes]*workQueue // nil for a lane without threads
-	slots   []workerSlot         // per pool thread, indexed by its C thread-local slot
-	slotMu  sync.Mutex
-	free    []int           // unused slots
-	spinner handoff.Spinner // callers spinning for a result
+	spinner handoff.Spinner      // callers spinning for a result
 	// inflight counts calls made and not yet answered; it is C's hb_inflight,
 	// read by the loop (see complete in loop.c).
 	inflight *atomic.Int32
 	mainJobs chan func(ts *C.PyThreadState)
-	pending  idmap.Map[uint64, *call]   // calls running on the loop
+	pending  idmap.Map[uint64, *call]   // calls queued or running, until answered
 	asyncFns idmap.Map[fnKey, struct{}] // coroutine functions
 	nextID   atomic.Uint64
 	// borrowed counts results handed out in C memory (CallBorrowed) and not
@@ -252,31 +249,23 @@ type call struct {
 	limit    int  // MaxResult
 	borrow   bool // the result may stay in C memory (CallBorrowed)
 	slot     handoff.Slot[result]
-	worker   atomic.Pointer[C.hb_worker] // the pool thread running it, for interrupts
-	phase    atomic.Int32                // phaseQueued, ...
+	// pin holds args in place while a pool's queue refers to them (see
+	// workQueue.push); whoever takes the call out of pending unpins it.
+	pin *runtime.Pinner
 }
 
-// A sync call's phases: abandon and runSync race on them.
-const (
-	phaseQueued    = iota
-	phaseRunning   // on a pool thread
-	phaseLost      // running, its caller gone: the thread counts as lost
-	phaseDone      // returned
-	phaseAbandoned // the caller left before it started: it never runs
-)
-
-// workerSlot is what Python's calls into Go need to know about the pool
-// thread they come from: the call it runs, for that call's deadline.
-type workerSlot struct {
-	cur atomic.Pointer[call]
+// unpin lets args go once no pool thread will read them.
+func (c *call) unpin() {
+	if c.pin != nil {
+		c.pin.Unpin()
+		c.pin = nil
+	}
 }
 
 type result struct {
 	value []byte
 	err   error
 	cbuf  unsafe.Pointer // the C memory value lies in (a borrowed result), else nil
-	// loop: cbuf came from the event loop, whose thread frees it (freeLoopBytes).
-	loop bool
 }
 
 // New starts Python and its threads. Close must be called to stop them.
@@ -380,35 +369,29 @@ func New(cfg Config) (*Interpreter, error) {
 		return nil, ip.loopErr
 	}
 	sizes := [numLanes]int{cfg.Threads, cfg.HTTPThreads, cfg.BatchThreads}
-	nslots := 0
-	for _, n := range sizes {
-		if n > 0 {
-			nslots += 2 * max(cfg.MaxThreads, n) // room for threads exiting while others start
-		}
-	}
-	ip.slots = make([]workerSlot, nslots)
-	for i := nslots - 1; i >= 0; i-- {
-		ip.free = append(ip.free, i)
-	}
-	workersReady := make(chan struct{}, nslots)
+	workersReady := make(chan struct{}, cfg.Threads+cfg.HTTPThreads+cfg.BatchThreads)
 	started := 0
 	for lane, n := range sizes {
 		if n <= 0 {
 			continue
 		}
-		q := newWorkQueue(cfg.SpinWait)
+		q := newWorkQueue(n, max(cfg.MaxThreads, n), cfg.SpinWait.Nanoseconds())
+		if q == nil {
+			// Threads started for other lanes end when Close closes their queues.
+			ip.log.Error("out of memory for a Python pool", "pool", laneNames[lane])
+			continue
+		}
 		if deferWakes {
 			q.deferred = newDeferredWake(q.wakeOne, ip.dead)
 		}
-		q.target, q.max, q.total = n, max(cfg.MaxThreads, n), n
-		name := laneNames[lane]
+		name, maxThreads := laneNames[lane], max(cfg.MaxThreads, n)
 		q.spawn = func() {
 			ip.pool.Add(1)
 			go ip.poolThread(q, nil)
 		}
 		q.onMax = func(total int) {
 			ip.log.Warn("every thread of a Python pool is stuck in a call whose caller gave up, or waits on another node; new work waits",
-				"pool", name, "threads", total, "max", q.max)
+				"pool", name, "threads", total, "max", maxThreads)
 		}
 		ip.lanes[lane] = q
 		for range n {
@@ -453,34 +436,15 @@ func (ip *Interpreter) Wedged() bool {
 	return false
 }
 
-func (ip *Interpreter) takeSlot() int {
-	ip.slotMu.Lock()
-	defer ip.slotMu.Unlock()
-	if len(ip.free) == 0 {
-		return -1
-	}
-	i := ip.free[len(ip.free)-1]
-	ip.free = ip.free[:len(ip.free)-1]
-	return i
-}
-
-func (ip *Interpreter) putSlot(i int) {
-	if i < 0 {
-		return
-	}
-	ip.slotMu.Lock()
-	ip.free = append(ip.free, i)
-	ip.slotMu.Unlock()
-}
-
 // callOf returns the call the calling pool thread runs, or nil (not a pool
 // thread, or between calls). It runs on the thread itself, from Python.
 func (ip *Interpreter) callOf() *call {
-	i := int(C.hb_get_slot())
-	if i < 0 || i >= len(ip.slots) {
+	id := uint64(C.hb_pool_current())
+	if id == 0 {
 		return nil
 	}
-	return ip.slots[i].cur.Load()
+	c, _ := ip.pending.Load(id)
+	return c
 }
 
 // mainThread initialises Python on a locked OS thread, then runs __main__ jobs
@@ -645,105 +609,31 @@ func (ip *Interpreter) loopThread() {
 	C.hb_done_close() // later results are freed by Go
 	// Whatever the loop did not answer is answered now.
 	for _, c := range ip.pending.Drain() {
+		c.unpin()
 		c.slot.Deliver(result{err: ErrClosed})
 	}
 }
 
-// poolThread runs q's calls until q closes or the thread is surplus. Its OS
-// thread stays locked, so it ends with the goroutine.
+// poolThread runs q's calls until q closes or the thread is surplus: it
+// enters C once, and its OS thread stays locked, so it ends with the goroutine.
 func (ip *Interpreter) poolThread(q *workQueue, ready chan<- struct{}) {
 	runtime.LockOSThread()
 	defer ip.pool.Done()
-	slot := ip.takeSlot()
-	defer ip.putSlot(slot)
-	C.hb_set_slot(C.int(slot))
-	var ws *workerSlot
-	if slot >= 0 {
-		ws = &ip.slots[slot]
-	}
 	w := C.hb_worker_new()
 	if ready != nil {
 		ready <- struct{}{}
 	}
-	defer C.hb_worker_delete(w)
-	wake := make(chan struct{}, 1)
-	for c := q.pop(wake); c != nil; c = q.pop(wake) {
-		// Each GIL hand-over between threads costs a futex wake-up (tens of µs
-		// here), so a thread that holds it runs whatever is queued, up to a
-		// bound that keeps other Python threads from starving.
-		q.busy.Add(1)
-		C.hb_worker_enter(w)
-		start := time.Now()
-		for n := 0; c != nil; n++ {
-			ip.runSync(w, ws, c)
-			if n >= maxBatch || time.Since(start) > maxBatchTime {
-				break
-			}
-			c = q.tryPop()
-		}
-		C.hb_worker_leave(w)
-		q.busy.Add(-1)
-	}
-}
-
-// Bounds of one pool thread's run of queued calls under one GIL hold.
-const (
-	maxBatch     = 64
-	maxBatchTime = 2 * time.Millisecond
-)
-
-func (ip *Interpreter) runSync(w *C.hb_worker, ws *workerSlot, c *call) {
-	if c.ctx.Err() != nil {
-		c.phase.Store(phaseAbandoned)
-		c.slot.Deliver(result{err: c.ctx.Err()})
-		return
-	}
-	c.worker.Store(w)
-	if !c.phase.CompareAndSwap(phaseQueued, phaseRunning) {
-		c.worker.Store(nil)
-		c.slot.Deliver(result{err: context.Cause(c.ctx)})
-		return
-	}
-	if ws != nil {
-		ws.cur.Store(c)
-	}
-	var r C.hb_result
-	C.hb_call_job(w, C.uint64_t(c.id),
-		(*C.char)(unsafe.Pointer(unsafe.StringData(c.module))), C.size_t(len(c.module)),
-		(*C.char)(unsafe.Pointer(unsafe.StringData(c.function))), C.size_t(len(c.function)),
-		bytesPtr(c.args), C.size_t(len(c.args)), C.size_t(c.limit), &r)
-	if ws != nil {
-		ws.cur.Store(nil)
-	}
-	c.worker.Store(nil)
-	if c.phase.Swap(phaseDone) == phaseLost {
-		c.q.regain()
-	}
-	if r.status == C.HB_ASYNC {
-		// Only an async def marks the function: a sync function that returned
-		// an awaitable once keeps running its body on the pool.
-		if r.coro_fn != 0 {
-			ip.asyncFns.Store(fnKey{c.module, c.function}, struct{}{})
-		}
-		ip.pending.Store(c.id, c)
-		if ip.wakeLoop(C.hb_loop_submit_coro(C.uint64_t(c.id), r.coro)) < 0 {
-			ip.pending.Delete(c.id)
-			c.slot.Deliver(result{err: errors.New("pybridge: out of memory queueing a coroutine")})
-		}
-		return
-	}
-	ip.deliver(c, &r, false)
-	C.hb_result_free(&r)
+	C.hb_pool_run(q.c, w)
+	C.hb_worker_delete(w)
 }
 
 // deliver hands c its result r, which it does not free: copied into Go
 // memory, or for a call that borrows, taken over (r then owns no bytes). A
-// borrowed result its caller no longer waits for is released here. fromLoop
-// says that r came from the event loop.
-func (ip *Interpreter) deliver(c *call, r *C.hb_result, fromLoop bool) {
+// borrowed result its caller no longer waits for is released here.
+func (ip *Interpreter) deliver(c *call, r *C.hb_result) {
 	var res result
 	if c.borrow && r.status == C.HB_OK && r.len > 0 {
-		res = result{value: unsafe.Slice((*byte)(unsafe.Pointer(r.data)), int(r.len)), cbuf: unsafe.Pointer(r.data), loop: fromLoop}
+		res = result{value: unsafe.Slice((*byte)(unsafe.Pointer(r.data)), int(r.len)), cbuf: unsafe.Pointer(r.data)}
 		r.data, r.len = nil, 0
 		ip.borrowed.Add(1)
 	} else {
@@ -759,11 +649,7 @@ func (ip *Interpreter) release(r result) {
 	if r.cbuf == nil {
 		return
 	}
-	if r.loop {
-		freeLoopBytes(r.cbuf, len(r.value))
-	} else {
-		C.free(r.cbuf)
-	}
+	freeLoopBytes(r.cbuf, len(r.value))
 	ip.borrowed.Add(-1)
 }
 
@@ -839,15 +725,19 @@ func (ip *Interpreter) call(ctx context.Context, o CallOpts, borrow bool, module
 	c := &call{ctx: ctx, module: module, function: function, args: args, id: ip.nextID.Add(1), q: q,
 		limit: max(o.MaxResult, 0), borrow: borrow}
 	async := false
+	ip.pending.Store(c.id, c)
 	if _, ok := ip.asyncFns.Load(fnKey{module, function}); ok {
 		async = true
-		ip.pending.Store(c.id, c)
 		if ip.wakeLoop(submitLoopCall(c.id, module, function, args)) < 0 {
 			ip.pending.Delete(c.id)
 			return result{}, errors.New("pybridge: out of memory queueing a call")
 		}
 	} else if !q.push(c) {
-		return result{}, ErrClosed
+		ip.pending.Delete(c.id)
+		if ip.Closing() {
+			return result{}, ErrClosed
+		}
+		return result{}, errors.New("pybridge: out of memory queueing a call")
 	}
 	return ip.wait(c, async)
 }
@@ -880,25 +770,29 @@ func (ip *Interpreter) wait(c *call, async bool) (result, error) {
 
 // abandon stops the Python side of a call whose caller has gone.
 func (ip *Interpreter) abandon(c *call, async bool) {
-	if _, ok := ip.pending.LoadAndDelete(c.id); ok || async {
-		ip.wakeLoop(C.hb_loop_submit_cancel(C.uint64_t(c.id)))
-		return
-	}
-	if c.phase.CompareAndSwap(phaseQueued, phaseAbandoned) {
-		return // it will never run
-	}
-	if !c.phase.CompareAndSwap(phaseRunning, phaseLost) {
-		return // it has returned
-	}
-	// Python blocked in C (a sleep, a socket, a model) does not see the
-	// interrupt until it returns: its thread no longer counts as available.
-	c.q.lose()
-	if w := c.worker.Load(); w != nil {
-		kind := C.int(raiseKeyboardInterrupt)
-		if errors.Is(c.ctx.Err(), context.DeadlineExceeded) {
-			kind = raiseTimeout
+	if !async {
+		switch r, w := c.q.abandon(c.id); r {
+		case abandonDropped: // it will never run
+			ip.pending.Delete(c.id)
+			c.unpin()
+			return
+		case abandonLost:
+			// It stays pending until it returns, so that Python's calls into Go
+			// from it still find its deadline (callOf). An interrupt is raised
+			// at its next bytecode, under the GIL, only if its thread still
+			// runs it then.
+			kind := C.int(raiseKeyboardInterrupt)
+			if errors.Is(c.ctx.Err(), context.DeadlineExceeded) {
+				kind = raiseTimeout
+			}
+			ip.wakeLoop(C.hb_loop_submit_interrupt(C.uint64_t(c.id), w, kind))
+			return
 		}
-		ip.wakeLoop(C.hb_loop_submit_interrupt(C.uint64_t(c.id), w, kind))
+		// Returned (its result is on the way), or its awaitable went to the loop.
+	}
+	if _, ok := ip.pending.LoadAndDelete(c.id); ok {
+		c.unpin()
+		ip.wakeLoop(C.hb_loop_submit_cancel(C.uint64_t(c.id)))
 	}
 }
 
@@ -942,6 +836,11 @@ func (ip *Interpreter) Close() error {
 			}
 		}
 		ip.pool.Wait()
+		for _, q := range ip.lanes {
+			if q != nil {
+				q.free()
+			}
+		}
 		ip.wakeLoop(C.hb_loop_submit_stop())
 		<-ip.loopDone
 		ip.doneFile.Close() // the loop has delivered its last results

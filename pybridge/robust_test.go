@@ -12,23 +12,27 @@ import (
 
 // Calls blocked in C past their caller's deadline cost the pool its threads:
 // the pool replaces them, and shrinks back once they return.
-func TestStuckThreadsReplacedThenShrink(t *testing.T) {
-	const base = 4 // TestMain's Threads
-	waitPool := func(what string) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			total, lost := py.PoolStats(pybridge.LaneRPC)
-			if total == base && lost == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d threads, %d stuck; want %d", what, total, lost, base)
-			}
-			time.Sleep(50 * time.Millisecond)
+const poolBase = 4 // TestMain's Threads
+
+// waitPool waits until the RPC pool has its base threads and none stuck.
+func waitPool(t *testing.T, what string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		total, lost := py.PoolStats(pybridge.LaneRPC)
+		if total == poolBase && lost == 0 {
+			return
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d threads, %d stuck; want %d", what, total, lost, poolBase)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	waitPool("pool before the test (surplus threads of earlier tests idle out)")
+}
+
+func TestStuckThreadsReplacedThenShrink(t *testing.T) {
+	const base = poolBase
+	waitPool(t, "pool before the test (surplus threads of earlier tests idle out)")
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Add(1)
@@ -53,7 +57,48 @@ func TestStuckThreadsReplacedThenShrink(t *testing.T) {
 	if el := time.Since(start); el > 500*time.Millisecond {
 		t.Errorf("call beside stuck threads took %v", el)
 	}
-	waitPool("pool after the stuck calls returned")
+	waitPool(t, "pool after the stuck calls returned")
+}
+
+// A call whose caller gives up while it waits in the queue never runs, and
+// costs the pool no thread.
+func TestQueuedCallAbandonedNeverRuns(t *testing.T) {
+	waitPool(t, "pool before the test")
+	var wg sync.WaitGroup
+	for range poolBase { // every thread busy, with no deadline: none is lost
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := call(t, context.Background(), "sleep_c", 0.5); err != nil {
+				t.Errorf("blocking call: %v", err)
+			}
+		}()
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, busy := py.PoolThreads(); busy >= poolBase {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pool's threads never all became busy")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := call(t, ctx, "count_run", "abandoned"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("queued call: %v, want its deadline", err)
+	}
+	if total, lost := py.PoolStats(pybridge.LaneRPC); total != poolBase || lost != 0 {
+		t.Errorf("after a queued call was given up: %d threads, %d stuck; want %d and 0", total, lost, poolBase)
+	}
+	wg.Wait()
+	// Calls run in queue order: once a later one has run, the abandoned one
+	// would have.
+	if _, err := call(t, context.Background(), "count_run", "after"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := call(t, context.Background(), "run_count", "abandoned"); err != nil || v.(uint64) != 0 {
+		t.Fatalf("the abandoned call ran %v times (%v), want 0", v, err)
+	}
 }
 
 // A result whose encoding passes MaxResult is refused at the bound.

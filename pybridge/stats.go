@@ -10,7 +10,7 @@ func (ip *Interpreter) PoolThreads() (threads, busy int) {
 		}
 		total, _ := q.size()
 		threads += total
-		busy += int(q.busy.Load())
+		busy += q.busy()
 	}
 	return threads, busy
 }

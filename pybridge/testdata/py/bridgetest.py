@@ -256,3 +256,19 @@ def swap_target(how):
         sys.modules["bridgetest_swap"] = new
     elif how == "del":
         del mod.which
+
+
+def echo_bytes(b):
+    return b
+
+
+_runs: dict = {}
+
+
+def count_run(key):
+    """Counts that a call with key ran; run_count reads the count."""
+    _runs[key] = _runs.get(key, 0) + 1
+
+
+def run_count(key):
+    return _runs.get(key, 0)
