@@ -97,8 +97,10 @@ typedef struct hb_worker {
     uint64_t job;     /* written and read only with the GIL held */
     int interrupted;  /* an async exception may be pending for this thread */
     /* Under its pool's lock (pool.c): */
-    uint64_t pool_job;       /* the call it runs, 0 between calls */
-    int lost;                /* that call's caller gave up: the thread counts as lost */
+    uint64_t pool_job;       /* the call it took, 0 between calls */
+    int running;             /* it runs pool_job: it took the GIL for it */
+    int dropped;             /* pool_job's caller gave up before it ran: skip it */
+    int lost;                /* pool_job's caller gave up while it ran: the thread counts as lost */
     struct hb_worker *next;  /* the pool's other threads */
     int parked;              /* listed in the pool's parked threads */
     struct hb_worker *parked_next;
@@ -260,6 +262,7 @@ typedef struct {
 } hb_pjob;
 
 #define HB_POOL_ARENA_CAP (256 * 1024)
+#define HB_POOL_MAX_COPY (HB_POOL_ARENA_CAP / 16) /* the largest call copied into it */
 typedef struct {
     uint32_t lock;
     hb_pjob *items;          /* FIFO: items[head, len) */
@@ -280,8 +283,6 @@ typedef struct {
 } hb_pool;
 
 hb_pool *hb_pool_new(int target, int max, int64_t spin_ns);
-/* Frees a pool whose threads have all returned from hb_pool_run. */
-void hb_pool_free(hb_pool *p);
 /* Queues a call in a malloc'd block: 0, -1 when out of memory, -2 when closed.
  * With go_args the block holds mod and fn only, and args stay where they are
  * (Go memory its caller pinned until the call has run or was dropped), so
@@ -297,7 +298,8 @@ void hb_pool_run(hb_pool *p, hb_worker *w);
 enum { HB_POOL_GROW = 1, HB_POOL_FULL = 2 };
 int hb_pool_lose(hb_pool *p);
 void hb_pool_regain(hb_pool *p);
-/* Gives up call id: HB_POOL_DROPPED when it was queued (it will not run),
+/* Gives up call id: HB_POOL_DROPPED when it has not started (queued, or taken
+ * by a thread still waiting for the GIL: it will not run),
  * HB_POOL_LOST when it runs (its thread counts as lost, *w is the thread,
  * *lose what hb_pool_lose returned), 0 when it is no longer in the pool. */
 enum { HB_POOL_DROPPED = 1, HB_POOL_LOST = 2 };

@@ -63,14 +63,6 @@ hb_pool *hb_pool_new(int target, int max, int64_t spin_ns) {
     return p;
 }
 
-void hb_pool_free(hb_pool *p) {
-    for (size_t i = p->head; i < p->len; i++)
-        if (!p->items[i].in_arena) free(p->items[i].mod);
-    free(p->items);
-    free(p->arena);
-    free(p);
-}
-
 int hb_pool_submit(hb_pool *p, uint64_t id, const char *mod, size_t modlen, const char *fn,
                    size_t fnlen, const unsigned char *args, size_t argslen, size_t limit,
                    int go_args) {
@@ -156,7 +148,12 @@ int hb_pool_abandon(hb_pool *p, uint64_t id, hb_worker **w, int *lose) {
         }
     }
     for (hb_worker *x = p->workers; rc == 0 && x != NULL; x = x->next) {
-        if (x->pool_job == id && !x->lost) {
+        if (x->pool_job != id || x->lost || x->dropped) continue;
+        if (!x->running) {
+            /* Taken, but its thread still waits for the GIL: it never runs. */
+            x->dropped = 1;
+            rc = HB_POOL_DROPPED;
+        } else {
             /* Python blocked in C (a sleep, a socket, a model) does not see
              * the interrupt until it returns: the thread is not available. */
             x->lost = 1;
@@ -181,29 +178,22 @@ static hb_worker *unpark(hb_pool *p) {
     return w;
 }
 
-/* take pops the oldest call that was not abandoned into *j, lock held. A call
- * in the arena is copied into *buf and its arena bytes released: calls leave
- * the queue in the order they were reserved, so the arena's head follows them. */
-static int take(hb_pool *p, hb_worker *w, hb_pjob *j, unsigned char **buf, size_t *bufcap) {
+/* take pops the oldest call that was not abandoned into *j, lock held; gil
+ * says that the thread holds the GIL, so the call runs from now on. A call in
+ * the arena is copied into buf (HB_POOL_MAX_COPY bytes) and its arena bytes
+ * released: calls leave the queue in the order they were reserved, so the
+ * arena's head follows them. */
+static int take(hb_pool *p, hb_worker *w, hb_pjob *j, unsigned char *buf, int gil) {
     while (p->head < p->len) {
         hb_pjob *it = &p->items[p->head++];
         int ok = !it->abandoned;
         if (ok && it->in_arena) {
-            size_t n = it->modlen + it->fnlen + it->argslen;
-            if (n > *bufcap) {
-                unsigned char *b = realloc(*buf, n);
-                if (b == NULL) {
-                    p->head--; /* left queued: another thread may have memory */
-                    return 0;
-                }
-                *buf = b;
-                *bufcap = n;
-            }
-            memcpy(*buf, it->mod, n);
+            size_t n = it->modlen + it->fnlen + it->argslen; /* at most HB_POOL_MAX_COPY */
+            memcpy(buf, it->mod, n);
             *j = *it;
-            j->mod = (char *)*buf;
-            j->fn = (char *)*buf + it->modlen;
-            j->args = *buf + it->modlen + it->fnlen;
+            j->mod = (char *)buf;
+            j->fn = (char *)buf + it->modlen;
+            j->args = buf + it->modlen + it->fnlen;
         } else if (ok) {
             *j = *it; /* the block moves to j */
         } else if (!it->in_arena) {
@@ -213,13 +203,28 @@ static int take(hb_pool *p, hb_worker *w, hb_pjob *j, unsigned char **buf, size_
             p->arena_head = it->arena_end;
             p->arena_used -= it->arena_used;
         }
+        /* Zeroed: Go writes pointer fields into this array, and its write
+         * barrier may read the value it overwrites (args in Go memory that
+         * has since been unpinned and freed). */
+        memset(it, 0, sizeof *it);
         if (p->head == p->len) p->head = p->len = 0;
         if (ok) {
             w->pool_job = j->id;
+            w->running = gil;
             return 1;
         }
     }
     return 0;
+}
+
+/* start reports whether w may run the call it took, now that it holds the
+ * GIL: not when its caller gave up meanwhile. Lock not held. */
+static int start(hb_pool *p, hb_worker *w) {
+    hb_spin_lock(&p->lock);
+    int ok = !w->dropped;
+    w->running = ok;
+    hb_spin_unlock(&p->lock);
+    return ok;
 }
 
 /* finish ends call j on w, lock not held: a thread lost to it is available
@@ -227,6 +232,8 @@ static int take(hb_pool *p, hb_worker *w, hb_pjob *j, unsigned char **buf, size_
 static void finish(hb_pool *p, hb_worker *w, hb_pjob *j) {
     hb_spin_lock(&p->lock);
     w->pool_job = 0;
+    w->running = 0;
+    w->dropped = 0;
     if (w->lost) {
         w->lost = 0;
         regain_locked(p);
@@ -266,15 +273,14 @@ static void run(hb_worker *w, hb_pjob *j) {
 }
 
 void hb_pool_run(hb_pool *p, hb_worker *w) {
-    unsigned char *buf = NULL;
-    size_t bufcap = 0;
+    unsigned char buf[HB_POOL_MAX_COPY]; /* a call copied out of the arena */
     hb_pjob j;
     int spun = 0;
     hb_spin_lock(&p->lock);
     w->next = p->workers;
     p->workers = w;
     for (;;) {
-        if (take(p, w, &j, &buf, &bufcap)) {
+        if (take(p, w, &j, buf, 0)) {
             /* Calls queued while this thread spun or slept woke no one: pass
              * the wake-up on, or they would wait for this batch to end. */
             hb_worker *next = p->head < p->len && !p->spinning ? unpark(p) : NULL;
@@ -285,15 +291,16 @@ void hb_pool_run(hb_pool *p, hb_worker *w) {
             /* Each hand-over of the GIL between threads costs a futex
              * wake-up, so a thread that holds it runs what is queued. */
             PyEval_RestoreThread(w->ts);
-            int64_t start = now_ns();
-            for (int n = 1;; n++) {
-                run(w, &j);
-                finish(p, w, &j);
-                if (n >= MAX_BATCH || now_ns() - start > MAX_BATCH_NS) break;
+            int64_t began = now_ns();
+            if (start(p, w)) run(w, &j);
+            finish(p, w, &j);
+            for (int n = 1; n < MAX_BATCH && now_ns() - began <= MAX_BATCH_NS; n++) {
                 hb_spin_lock(&p->lock);
-                int more = take(p, w, &j, &buf, &bufcap);
+                int more = take(p, w, &j, buf, 1);
                 hb_spin_unlock(&p->lock);
                 if (!more) break;
+                run(w, &j);
+                finish(p, w, &j);
             }
             PyEval_SaveThread();
             hb_spin_lock(&p->lock);
@@ -354,5 +361,4 @@ void hb_pool_run(hb_pool *p, hb_worker *w) {
         }
     }
     hb_spin_unlock(&p->lock);
-    free(buf);
 }

@@ -33,7 +33,10 @@ type workQueue struct {
 }
 
 // newWorkQueue makes a lane's queue for target threads, growing to max while
-// threads are lost; nil when out of memory.
+// threads are lost; nil when out of memory. Its C memory (a few hundred bytes
+// and its 256 KiB arena) lives as long as the process: a caller whose
+// deadline passes while the interpreter closes may still reach it, and an
+// interpreter cannot start twice in one process.
 func newWorkQueue(target, max int, spinNS int64) *workQueue {
 	p := C.hb_pool_new(C.int(target), C.int(max), C.int64_t(spinNS))
 	if p == nil {
@@ -45,8 +48,8 @@ func newWorkQueue(target, max int, spinNS int64) *workQueue {
 // push queues c and wakes a parked pool thread unless one spins; false when
 // the queue has closed or no memory was left for it. A call that does not go
 // through the arena keeps its arguments in Go memory, pinned until whoever
-// takes c out of the pending calls unpins them (c.unpin): a large call queued
-// then costs its size once, not twice.
+// takes c out of the pending calls unpins them (c.unpin), also when push
+// fails: a large call queued then costs its size once, not twice.
 func (q *workQueue) push(c *call) bool {
 	queued, closed := q.queue(c)
 	if !queued && !closed {
@@ -62,7 +65,6 @@ func (q *workQueue) push(c *call) bool {
 			bytesPtr(c.args), C.size_t(len(c.args)), C.size_t(c.limit), goArgs) == 0
 	}
 	if !queued {
-		c.unpin()
 		return false
 	}
 	if q.deferred != nil {
@@ -77,7 +79,7 @@ func (q *workQueue) push(c *call) bool {
 // when it is too large or finds no room; closed when the queue has closed.
 func (q *workQueue) queue(c *call) (queued, closed bool) {
 	n := uintptr(len(c.module) + len(c.function) + len(c.args))
-	if n > maxArenaCall {
+	if n > C.HB_POOL_MAX_COPY {
 		return false, false
 	}
 	p := q.c
@@ -183,7 +185,8 @@ const (
 	abandonLost    abandonResult = C.HB_POOL_LOST // it runs, on w
 )
 
-// abandon gives up call id: dropped from the queue, or its thread counted lost.
+// abandon gives up call id: dropped (still queued, or taken by a thread that
+// has not started it), or its thread counted lost.
 func (q *workQueue) abandon(id uint64) (abandonResult, *C.hb_worker) {
 	var w *C.hb_worker
 	var flags C.int
@@ -229,6 +232,3 @@ func (q *workQueue) close() {
 		futexWake(&w.wake, 1)
 	}
 }
-
-// free releases the queue once its threads have returned.
-func (q *workQueue) free() { C.hb_pool_free(q.c) }

@@ -224,6 +224,10 @@ type Interpreter struct {
 	dead      chan struct{} // closed when Python is finalized
 	closeOnce sync.Once
 	pool      sync.WaitGroup
+	// spawnMu orders a replacement pool thread's start (pool.Add) before
+	// Close's pool.Wait; spawnClosed stops such starts once Close waits.
+	spawnMu     sync.Mutex
+	spawnClosed bool
 	loopDone  chan struct{}
 	loopReady chan struct{} // closed once the loop runs (hbLoopReady), or failed
 	loopOnce  sync.Once
@@ -377,17 +381,23 @@ func New(cfg Config) (*Interpreter, error) {
 		}
 		q := newWorkQueue(n, max(cfg.MaxThreads, n), cfg.SpinWait.Nanoseconds())
 		if q == nil {
-			// Threads started for other lanes end when Close closes their queues.
-			ip.log.Error("out of memory for a Python pool", "pool", laneNames[lane])
-			continue
+			for range started {
+				<-workersReady
+			}
+			ip.Close() // ends the threads started for other lanes, and Python
+			return nil, fmt.Errorf("pybridge: out of memory for the %s pool", laneNames[lane])
 		}
 		if deferWakes {
 			q.deferred = newDeferredWake(q.wakeOne, ip.dead)
 		}
 		name, maxThreads := laneNames[lane], max(cfg.MaxThreads, n)
 		q.spawn = func() {
-			ip.pool.Add(1)
-			go ip.poolThread(q, nil)
+			ip.spawnMu.Lock()
+			defer ip.spawnMu.Unlock()
+			if !ip.spawnClosed {
+				ip.pool.Add(1)
+				go ip.poolThread(q, nil)
+			}
 		}
 		q.onMax = func(total int) {
 			ip.log.Warn("every thread of a Python pool is stuck in a call whose caller gave up, or waits on another node; new work waits",
@@ -733,7 +743,9 @@ func (ip *Interpreter) call(ctx context.Context, o CallOpts, borrow bool, module
 			return result{}, errors.New("pybridge: out of memory queueing a call")
 		}
 	} else if !q.push(c) {
-		ip.pending.Delete(c.id)
+		if _, ok := ip.pending.LoadAndDelete(c.id); ok { // else Close's drain has it
+			c.unpin()
+		}
 		if ip.Closing() {
 			return result{}, ErrClosed
 		}
@@ -773,8 +785,9 @@ func (ip *Interpreter) abandon(c *call, async bool) {
 	if !async {
 		switch r, w := c.q.abandon(c.id); r {
 		case abandonDropped: // it will never run
-			ip.pending.Delete(c.id)
-			c.unpin()
+			if _, ok := ip.pending.LoadAndDelete(c.id); ok { // else Close's drain has it
+				c.unpin()
+			}
 			return
 		case abandonLost:
 			// It stays pending until it returns, so that Python's calls into Go
@@ -835,12 +848,10 @@ func (ip *Interpreter) Close() error {
 				q.close()
 			}
 		}
+		ip.spawnMu.Lock()
+		ip.spawnClosed = true // a thread started after Wait would outlive Python
+		ip.spawnMu.Unlock()
 		ip.pool.Wait()
-		for _, q := range ip.lanes {
-			if q != nil {
-				q.free()
-			}
-		}
 		ip.wakeLoop(C.hb_loop_submit_stop())
 		<-ip.loopDone
 		ip.doneFile.Close() // the loop has delivered its last results

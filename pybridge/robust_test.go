@@ -3,6 +3,7 @@ package pybridge_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -97,6 +98,33 @@ func TestQueuedCallAbandonedNeverRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	if v, err := call(t, context.Background(), "run_count", "abandoned"); err != nil || v.(uint64) != 0 {
+		t.Fatalf("the abandoned call ran %v times (%v), want 0", v, err)
+	}
+}
+
+// A call whose caller gives up while its thread waits for the GIL never runs,
+// and costs the pool no thread.
+func TestCallAbandonedWaitingForGILNeverRuns(t *testing.T) {
+	waitPool(t, "pool before the test")
+	held, key := fmt.Sprintf("gil:%d", time.Now().UnixNano()), fmt.Sprintf("gil-abandoned:%d", time.Now().UnixNano())
+	done := make(chan error, 1)
+	go func() {
+		_, err := call(t, context.Background(), "hold_gil", held, 60_000_000)
+		done <- err
+	}()
+	waitState(t, held, "holding")
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := call(t, ctx, "count_run", key); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("call waiting for the GIL: %v, want its deadline", err)
+	}
+	if total, lost := py.PoolStats(pybridge.LaneRPC); total != poolBase || lost != 0 {
+		t.Errorf("after a call waiting for the GIL was given up: %d threads, %d stuck; want %d and 0", total, lost, poolBase)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if v, err := call(t, context.Background(), "run_count", key); err != nil || v.(uint64) != 0 {
 		t.Fatalf("the abandoned call ran %v times (%v), want 0", v, err)
 	}
 }

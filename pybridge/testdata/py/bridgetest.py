@@ -272,3 +272,9 @@ def count_run(key):
 
 def run_count(key):
     return _runs.get(key, 0)
+
+
+def hold_gil(key, n):
+    """Holds the GIL in C (a sum over a range) once it has said so in node state."""
+    _hornbeam.state_set(key, "holding")
+    return sum(range(n))
