@@ -94,7 +94,7 @@ int hb_finalize(PyThreadState *main_ts);
 typedef struct hb_worker {
     PyThreadState *ts;
     unsigned long tid;
-    uint64_t job;     /* written and read only with the GIL held */
+    uint64_t job;     /* written with the GIL held; read under it, or by its own thread */
     int interrupted;  /* an async exception may be pending for this thread */
     /* Under its pool's lock (pool.c): */
     uint64_t pool_job;       /* the call it took, 0 between calls */
@@ -198,7 +198,8 @@ typedef struct {
 /* The loop's queue under lock: items queued, the spare array the loop hands
  * back after a drain, and a ring of bytes (arena) into which Go copies a call's
  * names and arguments, released in queue order once the loop ran the calls. */
-#define HB_ARENA_CAP (256 * 1024) /* bytes; a call over 16 KiB is not copied in */
+#define HB_ARENA_CAP (256 * 1024) /* bytes, the loop's and each pool's */
+#define HB_ARENA_MAX_COPY (HB_ARENA_CAP / 16) /* the largest call copied into one */
 typedef struct {
     uint32_t lock;
     hb_item *items, *spare;
@@ -261,8 +262,6 @@ typedef struct {
     size_t arena_end, arena_used; /* the arena bytes it holds, a skipped tail included */
 } hb_pjob;
 
-#define HB_POOL_ARENA_CAP (256 * 1024)
-#define HB_POOL_MAX_COPY (HB_POOL_ARENA_CAP / 16) /* the largest call copied into it */
 typedef struct {
     uint32_t lock;
     hb_pjob *items;          /* FIFO: items[head, len) */

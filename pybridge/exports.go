@@ -276,12 +276,11 @@ func (ip *Interpreter) complete(id C.uint64_t, r *C.hb_result) {
 		}
 		return
 	}
-	v, ok := ip.pending.LoadAndDelete(uint64(id))
+	c, ok := ip.takePending(uint64(id))
 	if !ok {
 		return // the caller gave up; the result is dropped
 	}
-	v.unpin()
-	ip.deliver(v, r)
+	ip.deliver(c, r)
 }
 
 // hbGoCallAsync starts a registered Go function on its own goroutine; its

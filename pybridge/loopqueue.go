@@ -24,9 +24,10 @@ import (
 // (a call too large for the arena, a full queue) still calls into C.
 
 // maxArenaCall is the largest call (module, function and arguments) copied into
-// the loop's arena: the copy is made under the lock the loop thread takes too,
-// and a sixteenth of the ring leaves room for many such calls at once.
-const maxArenaCall = C.HB_ARENA_CAP / 16
+// the loop's or a pool's arena: the copy is made under the lock the Python
+// threads take too, and a sixteenth of the ring leaves room for many such
+// calls at once.
+const maxArenaCall = C.HB_ARENA_MAX_COPY
 
 // spinLock takes a lock word shared with the loop thread. The holder keeps it
 // for a few stores, but may be a goroutine preempted on this P or a thread off
@@ -76,15 +77,10 @@ func queueLoopCall(id uint64, module, function string, args []byte) (wake, ok bo
 	if lq.len == lq.cap {
 		return false, false
 	}
-	off, used, ok := arenaAlloc(lq, n)
+	base, end, used, ok := arenaCopy(lq.arena, lq.arena_cap, &lq.arena_head, &lq.arena_tail, &lq.arena_used, module, function, args)
 	if !ok {
 		return false, false
 	}
-	base := unsafe.Add(unsafe.Pointer(lq.arena), off)
-	dst := unsafe.Slice((*byte)(base), n)
-	copy(dst, module)
-	copy(dst[len(module):], function)
-	copy(dst[len(module)+len(function):], args)
 	it := (*C.hb_item)(unsafe.Add(unsafe.Pointer(lq.items), uintptr(lq.len)*unsafe.Sizeof(C.hb_item{})))
 	*it = C.hb_item{
 		kind:       C.HB_LOOP_CALL,
@@ -96,21 +92,31 @@ func queueLoopCall(id uint64, module, function string, args []byte) (wake, ok bo
 		args:       (*C.uchar)(unsafe.Add(base, len(module)+len(function))),
 		argslen:    C.size_t(len(args)),
 		in_arena:   1,
-		arena_end:  C.size_t(off + n),
-		arena_used: C.size_t(used),
+		arena_end:  end,
+		arena_used: used,
 	}
 	lq.len++
 	return lq.len == 1, true
 }
 
-// arenaAlloc reserves n bytes of the loop's arena, lock held.
-func arenaAlloc(lq *C.hb_loop_shared, n uintptr) (off, used uintptr, ok bool) {
-	r := ring{size: uintptr(lq.arena_cap), head: uintptr(lq.arena_head), tail: uintptr(lq.arena_tail), used: uintptr(lq.arena_used)}
-	off, used, ok = r.reserve(n)
-	if ok {
-		lq.arena_head, lq.arena_tail, lq.arena_used = C.size_t(r.head), C.size_t(r.tail), C.size_t(r.used)
+// arenaCopy copies a call's module, function and arguments, one after the
+// other, into an arena (the loop's or a pool's) whose ring state lies in C
+// memory, its lock held. base is where they start, end where they end, took
+// what they took from the ring; ok is false when they do not fit.
+func arenaCopy(arena *C.uchar, size C.size_t, head, tail, used *C.size_t, module, function string, args []byte) (base unsafe.Pointer, end, took C.size_t, ok bool) {
+	n := uintptr(len(module) + len(function) + len(args))
+	r := ring{size: uintptr(size), head: uintptr(*head), tail: uintptr(*tail), used: uintptr(*used)}
+	off, u, ok := r.reserve(n)
+	if !ok {
+		return nil, 0, 0, false
 	}
-	return off, used, ok
+	*head, *tail, *used = C.size_t(r.head), C.size_t(r.tail), C.size_t(r.used)
+	base = unsafe.Add(unsafe.Pointer(arena), off)
+	dst := unsafe.Slice((*byte)(base), n)
+	copy(dst, module)
+	copy(dst[len(module):], function)
+	copy(dst[len(module)+len(function):], args)
+	return base, C.size_t(off + n), C.size_t(u), true
 }
 
 // ring is the state of a ring of bytes whose reservations are released in

@@ -26,9 +26,10 @@
  * for stuck calls shrinks back without thrashing under load. */
 #define IDLE_EXIT_S 2
 
-static _Thread_local uint64_t current_job;
+/* The calling pool thread, for hb_pool_current. */
+static _Thread_local hb_worker *current;
 
-uint64_t hb_pool_current(void) { return current_job; }
+uint64_t hb_pool_current(void) { return current != NULL ? current->job : 0; }
 
 static int64_t now_ns(void) {
     struct timespec t;
@@ -49,13 +50,13 @@ static int futex_wait(uint32_t *addr, uint32_t seen, const struct timespec *time
 hb_pool *hb_pool_new(int target, int max, int64_t spin_ns) {
     hb_pool *p = calloc(1, sizeof *p);
     if (p == NULL) return NULL;
-    p->arena = malloc(HB_POOL_ARENA_CAP);
+    p->arena = malloc(HB_ARENA_CAP);
     if (p->arena == NULL || hb_grow((void **)&p->items, &p->cap, sizeof(hb_pjob)) < 0) {
         free(p->arena);
         free(p);
         return NULL;
     }
-    p->arena_cap = HB_POOL_ARENA_CAP;
+    p->arena_cap = HB_ARENA_CAP;
     p->target = target;
     p->max = max;
     p->total = target;
@@ -180,7 +181,7 @@ static hb_worker *unpark(hb_pool *p) {
 
 /* take pops the oldest call that was not abandoned into *j, lock held; gil
  * says that the thread holds the GIL, so the call runs from now on. A call in
- * the arena is copied into buf (HB_POOL_MAX_COPY bytes) and its arena bytes
+ * the arena is copied into buf (HB_ARENA_MAX_COPY bytes) and its arena bytes
  * released: calls leave the queue in the order they were reserved, so the
  * arena's head follows them. */
 static int take(hb_pool *p, hb_worker *w, hb_pjob *j, unsigned char *buf, int gil) {
@@ -188,7 +189,7 @@ static int take(hb_pool *p, hb_worker *w, hb_pjob *j, unsigned char *buf, int gi
         hb_pjob *it = &p->items[p->head++];
         int ok = !it->abandoned;
         if (ok && it->in_arena) {
-            size_t n = it->modlen + it->fnlen + it->argslen; /* at most HB_POOL_MAX_COPY */
+            size_t n = it->modlen + it->fnlen + it->argslen; /* at most HB_ARENA_MAX_COPY */
             memcpy(buf, it->mod, n);
             *j = *it;
             j->mod = (char *)buf;
@@ -245,9 +246,7 @@ static void finish(hb_pool *p, hb_worker *w, hb_pjob *j) {
 /* run runs j with the GIL held and hands its outcome to Go. */
 static void run(hb_worker *w, hb_pjob *j) {
     hb_result r;
-    current_job = j->id;
     hb_call_job(w, j->id, j->mod, j->modlen, j->fn, j->fnlen, j->args, j->argslen, j->limit, &r);
-    current_job = 0;
     if (r.status != HB_ASYNC) {
         hb_loop_complete(j->id, &r);
         return;
@@ -273,9 +272,10 @@ static void run(hb_worker *w, hb_pjob *j) {
 }
 
 void hb_pool_run(hb_pool *p, hb_worker *w) {
-    unsigned char buf[HB_POOL_MAX_COPY]; /* a call copied out of the arena */
+    unsigned char buf[HB_ARENA_MAX_COPY]; /* a call copied out of the arena */
     hb_pjob j;
     int spun = 0;
+    current = w;
     hb_spin_lock(&p->lock);
     w->next = p->workers;
     p->workers = w;
@@ -361,4 +361,5 @@ void hb_pool_run(hb_pool *p, hb_worker *w) {
         }
     }
     hb_spin_unlock(&p->lock);
+    current = NULL;
 }

@@ -79,7 +79,7 @@ func (q *workQueue) push(c *call) bool {
 // when it is too large or finds no room; closed when the queue has closed.
 func (q *workQueue) queue(c *call) (queued, closed bool) {
 	n := uintptr(len(c.module) + len(c.function) + len(c.args))
-	if n > C.HB_POOL_MAX_COPY {
+	if n > maxArenaCall {
 		return false, false
 	}
 	p := q.c
@@ -91,17 +91,10 @@ func (q *workQueue) queue(c *call) (queued, closed bool) {
 	if p.len == p.cap {
 		return false, false
 	}
-	r := ring{size: uintptr(p.arena_cap), head: uintptr(p.arena_head), tail: uintptr(p.arena_tail), used: uintptr(p.arena_used)}
-	off, used, ok := r.reserve(n)
+	base, end, used, ok := arenaCopy(p.arena, p.arena_cap, &p.arena_head, &p.arena_tail, &p.arena_used, c.module, c.function, c.args)
 	if !ok {
 		return false, false
 	}
-	p.arena_head, p.arena_tail, p.arena_used = C.size_t(r.head), C.size_t(r.tail), C.size_t(r.used)
-	base := unsafe.Add(unsafe.Pointer(p.arena), off)
-	dst := unsafe.Slice((*byte)(base), n)
-	copy(dst, c.module)
-	copy(dst[len(c.module):], c.function)
-	copy(dst[len(c.module)+len(c.function):], c.args)
 	it := (*C.hb_pjob)(unsafe.Add(unsafe.Pointer(p.items), uintptr(p.len)*unsafe.Sizeof(C.hb_pjob{})))
 	*it = C.hb_pjob{
 		id:         C.uint64_t(c.id),
@@ -113,8 +106,8 @@ func (q *workQueue) queue(c *call) (queued, closed bool) {
 		argslen:    C.size_t(len(c.args)),
 		limit:      C.size_t(c.limit),
 		in_arena:   1,
-		arena_end:  C.size_t(off + n),
-		arena_used: C.size_t(used),
+		arena_end:  end,
+		arena_used: used,
 	}
 	p.len++
 	return true, false

@@ -224,10 +224,12 @@ type Interpreter struct {
 	dead      chan struct{} // closed when Python is finalized
 	closeOnce sync.Once
 	pool      sync.WaitGroup
+
 	// spawnMu orders a replacement pool thread's start (pool.Add) before
 	// Close's pool.Wait; spawnClosed stops such starts once Close waits.
 	spawnMu     sync.Mutex
 	spawnClosed bool
+
 	loopDone  chan struct{}
 	loopReady chan struct{} // closed once the loop runs (hbLoopReady), or failed
 	loopOnce  sync.Once
@@ -256,6 +258,16 @@ type call struct {
 	// pin holds args in place while a pool's queue refers to them (see
 	// workQueue.push); whoever takes the call out of pending unpins it.
 	pin *runtime.Pinner
+}
+
+// takePending takes call id out of the pending calls, whose taker alone
+// answers it, and lets its arguments go: no pool thread reads them any more.
+func (ip *Interpreter) takePending(id uint64) (*call, bool) {
+	c, ok := ip.pending.LoadAndDelete(id)
+	if ok {
+		c.unpin()
+	}
+	return c, ok
 }
 
 // unpin lets args go once no pool thread will read them.
@@ -379,18 +391,18 @@ func New(cfg Config) (*Interpreter, error) {
 		if n <= 0 {
 			continue
 		}
-		q := newWorkQueue(n, max(cfg.MaxThreads, n), cfg.SpinWait.Nanoseconds())
+		name, maxThreads := laneNames[lane], max(cfg.MaxThreads, n)
+		q := newWorkQueue(n, maxThreads, cfg.SpinWait.Nanoseconds())
 		if q == nil {
 			for range started {
 				<-workersReady
 			}
 			ip.Close() // ends the threads started for other lanes, and Python
-			return nil, fmt.Errorf("pybridge: out of memory for the %s pool", laneNames[lane])
+			return nil, fmt.Errorf("pybridge: out of memory for the %s pool", name)
 		}
 		if deferWakes {
 			q.deferred = newDeferredWake(q.wakeOne, ip.dead)
 		}
-		name, maxThreads := laneNames[lane], max(cfg.MaxThreads, n)
 		q.spawn = func() {
 			ip.spawnMu.Lock()
 			defer ip.spawnMu.Unlock()
@@ -739,13 +751,11 @@ func (ip *Interpreter) call(ctx context.Context, o CallOpts, borrow bool, module
 	if _, ok := ip.asyncFns.Load(fnKey{module, function}); ok {
 		async = true
 		if ip.wakeLoop(submitLoopCall(c.id, module, function, args)) < 0 {
-			ip.pending.Delete(c.id)
+			ip.takePending(c.id)
 			return result{}, errors.New("pybridge: out of memory queueing a call")
 		}
 	} else if !q.push(c) {
-		if _, ok := ip.pending.LoadAndDelete(c.id); ok { // else Close's drain has it
-			c.unpin()
-		}
+		ip.takePending(c.id) // unless Close's drain took it
 		if ip.Closing() {
 			return result{}, ErrClosed
 		}
@@ -785,9 +795,7 @@ func (ip *Interpreter) abandon(c *call, async bool) {
 	if !async {
 		switch r, w := c.q.abandon(c.id); r {
 		case abandonDropped: // it will never run
-			if _, ok := ip.pending.LoadAndDelete(c.id); ok { // else Close's drain has it
-				c.unpin()
-			}
+			ip.takePending(c.id) // unless Close's drain took it
 			return
 		case abandonLost:
 			// It stays pending until it returns, so that Python's calls into Go
@@ -803,8 +811,7 @@ func (ip *Interpreter) abandon(c *call, async bool) {
 		}
 		// Returned (its result is on the way), or its awaitable went to the loop.
 	}
-	if _, ok := ip.pending.LoadAndDelete(c.id); ok {
-		c.unpin()
+	if _, ok := ip.takePending(c.id); ok {
 		ip.wakeLoop(C.hb_loop_submit_cancel(C.uint64_t(c.id)))
 	}
 }
