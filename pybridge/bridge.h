@@ -320,6 +320,17 @@ int hb_job_ready(void);
 PyObject *hb_job_new(uint64_t id, PyObject *key, PyObject *coro);
 /* Reports the raised exception (taking it) as job's outcome, unless it has one. */
 void hb_job_abort(PyObject *job);
+/* Marks job's task as in the loop's table of tasks, to be dropped at its end. */
+void hb_job_track(PyObject *job);
+/* eager.c: runs the first step of job, which drives coro, inside an idle
+ * host's Task: 1 done (answered, or *task, a new reference, carries on with
+ * it), 0 not possible here (make it a Task of its own). GIL held. */
+int hb_eager_start(PyObject *job, PyObject *coro, PyObject **task);
+/* Starts and stops eager.c for loop: open before the loop runs (-1 with an
+ * exception set), stop once it stopped, close when it is closed. */
+int hb_eager_open(PyObject *loop);
+void hb_eager_stop(void);
+void hb_eager_close(void);
 /* Runs the loop on the calling thread until a STOP item; GIL taken from ts. */
 char *hb_loop_run(PyThreadState *ts);
 

@@ -22,11 +22,12 @@ typedef struct {
     PyObject *key;  /* the job id as an int: the key of its Task in the loop's table */
     uint64_t id;
     int reported;   /* Go has the outcome */
+    int tracked;    /* its task is in the loop's table of tasks */
 } hb_job;
 
 static void report(hb_job *j, hb_result *r) {
     j->reported = 1;
-    hb_loop_forget(j->key);
+    if (j->tracked) hb_loop_forget(j->key);
     hb_loop_complete(j->id, r);
 }
 
@@ -207,6 +208,8 @@ void hb_job_abort(PyObject *self) {
         PyErr_Clear(); /* a BaseException: reported, and no task to raise it in */
 }
 
+void hb_job_track(PyObject *self) { ((hb_job *)self)->tracked = 1; }
+
 int hb_job_ready(void) { return PyType_Ready(&job_type); }
 
 PyObject *hb_job_new(uint64_t id, PyObject *key, PyObject *coro) {
@@ -216,6 +219,7 @@ PyObject *hb_job_new(uint64_t id, PyObject *key, PyObject *coro) {
     j->key = Py_NewRef(key);
     j->id = id;
     j->reported = 0;
+    j->tracked = 0;
     PyObject_GC_Track(j);
     return (PyObject *)j;
 }

@@ -383,6 +383,27 @@ static void start_failed(uint64_t id, PyObject *key) {
     hb_loop_complete(id, &res);
 }
 
+/* The ids of the calls the batch being drained also cancels, sorted: their
+ * callers gave up while they waited in the queue. Their first step is not
+ * run at once: they become Tasks, which the cancel reaches before that step,
+ * so that their code never runs. Loop thread only. */
+static struct {
+    uint64_t *ids;
+    size_t n;
+    int unknown; /* no memory to list them: none runs at once */
+} batch_cancels;
+
+static int cmp_id(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cancelled_in_batch(uint64_t id) {
+    if (batch_cancels.unknown) return 1;
+    return batch_cancels.n > 0 &&
+           bsearch(&id, batch_cancels.ids, batch_cancels.n, sizeof id, cmp_id) != NULL;
+}
+
 /* start_job runs coroutine coro (a reference it takes) in a Task through a
  * job (job.c), which answers Go from the coroutine's last step. */
 static void start_job(uint64_t id, PyObject *key, PyObject *coro) {
@@ -393,11 +414,17 @@ static void start_job(uint64_t id, PyObject *key, PyObject *coro) {
         return;
     }
     /* From here the job answers Go itself, even if no task can run it. */
-    PyObject *task = new_task(job, coro);
-    if (task == NULL)
-        hb_job_abort(job);
-    else if (PyDict_SetItem(Q.tasks, key, task) < 0)
-        PyErr_Clear(); /* runs, but cannot be cancelled by id */
+    PyObject *task = NULL;
+    if (!Q.direct_task || cancelled_in_batch(id) || !hb_eager_start(job, coro, &task)) {
+        task = new_task(job, coro);
+        if (task == NULL) hb_job_abort(job);
+    }
+    if (task != NULL) {
+        if (PyDict_SetItem(Q.tasks, key, task) < 0)
+            PyErr_Clear(); /* runs, but cannot be cancelled by id */
+        else
+            hb_job_track(job);
+    }
     Py_XDECREF(task);
     Py_DECREF(job);
 }
@@ -514,7 +541,18 @@ static PyObject *drain(PyObject *self, PyObject *unused) {
             arena.used += items[i].arena_used;
         }
     }
+    typeof(batch_cancels) outer = batch_cancels; /* a nested drain keeps its own */
+    uint64_t few[16], *ids = few;
+    size_t ncancel = 0;
+    for (size_t i = 0; i < len; i++) ncancel += items[i].kind == HB_LOOP_CANCEL;
+    if (ncancel > 16 && (ids = malloc(ncancel * sizeof *ids)) == NULL) ncancel = 0;
+    batch_cancels = (typeof(batch_cancels)){.ids = ids, .n = ncancel, .unknown = ids == NULL};
+    for (size_t i = 0, k = 0; i < len && k < ncancel; i++)
+        if (items[i].kind == HB_LOOP_CANCEL) ids[k++] = items[i].id;
+    if (ncancel > 1) qsort(ids, ncancel, sizeof *ids, cmp_id);
     for (size_t i = 0; i < len; i++) run_item(&items[i]);
+    if (ids != few) free(ids);
+    batch_cancels = outer;
     settle_foreign();
     size_t release = 0;
     if (--arena.depth == 0) {
@@ -591,7 +629,7 @@ char *hb_loop_run(PyThreadState *ts) {
     Q.name_qualname = PyUnicode_InternFromString("__qualname__");
     Py_XDECREF(asyncio);
     drainfn = PyCFunction_New(&drain_def, NULL);
-    if (hb_job_ready() < 0) goto fail;
+    if (hb_job_ready() < 0 || hb_eager_open(Q.loop) < 0) goto fail;
     if (Q.tasks == NULL || Q.foreign == NULL || Q.create_task == NULL || Q.ensure_future == NULL ||
         Q.task_type == NULL || Q.task_kwnames == NULL || Q.get_task_factory == NULL ||
         Q.name_qualname == NULL ||
@@ -609,6 +647,7 @@ char *hb_loop_run(PyThreadState *ts) {
     r = PyObject_CallMethod(Q.loop, "remove_reader", "i", Q.efd);
     Py_CLEAR(r);
     PyErr_Clear();
+    hb_eager_stop(); /* calls now need a running loop: they become tasks to cancel */
     r = drain(NULL, NULL); /* what arrived with or after STOP becomes tasks to cancel */
     Py_CLEAR(r);
     r = PyRun_String(SHUTDOWN, Py_file_input, g, g);
@@ -624,6 +663,7 @@ fail: {
     hb_error_free(&e);
 }
 done:
+    hb_eager_close();
     Py_CLEAR(Q.tasks);
     Py_CLEAR(Q.create_task);
     Py_CLEAR(Q.ensure_future);

@@ -404,6 +404,20 @@ func TestAsyncCallRunsInATask(t *testing.T) {
 		{fn: "fail_at_once", args: []any{"now"}, errType: "KeyError", errMatch: "now"},
 		{fn: "async_fail", args: []any{"later"}, errType: "KeyError", errMatch: "later"},
 		{fn: "async_add", args: []any{2, 3}, want: "5"},
+		// Each call has a context of its own, whether it waits or not.
+		{fn: "context_fresh", args: []any{"first"}, want: "unset"},
+		{fn: "context_fresh", args: []any{"second"}, want: "unset"},
+		{fn: "context_kept", args: []any{"kept"}, want: "kept"},
+		{fn: "context_fresh", args: []any{"third"}, want: "unset"},
+		// A call that cancels its own task, or raises CancelledError, ends
+		// as it would in a task; the calls after it run as usual.
+		{fn: "cancel_own_task", want: "cancelled at the await"},
+		{fn: "raise_cancelled", errType: "asyncio.exceptions.CancelledError", errMatch: "by the app"},
+		{fn: "task_facts", want: "[true true true task_facts]"},
+		{fn: "async_add", args: []any{4, 5}, want: "9"},
+		{fn: "keep_task", want: "true"},
+		{fn: "runs_in_kept_task", want: "false"},
+		{fn: "runs_in_kept_task", want: "false"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fn, func(t *testing.T) {
@@ -442,6 +456,141 @@ func TestAsyncCallRunsInATask(t *testing.T) {
 	if s := fmt.Sprint(got); s != "[]" {
 		t.Fatalf("the loop reported %s", s)
 	}
+}
+
+// TestWaitingCallsLeaveBoundedTasks: coroutines that wait each keep a task
+// while they wait; once they are done, at most 256 idle tasks stay for the
+// calls to come.
+func TestWaitingCallsLeaveBoundedTasks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 400
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := call(t, ctx, "async_sleep", fmt.Sprintf("bounded:%d", i), 0.2)
+			if err == nil && got != "slept" {
+				err = fmt.Errorf("got %v", got)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := call(t, ctx, "tasks_alive")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alive, ok := got.(uint64); !ok || alive > 256+8 {
+		t.Fatalf("%v tasks alive after %d waiting calls ended", got, n)
+	}
+}
+
+// TestTaskOfAnEndedCallReachesNoLaterCall: a call runs in a task that later
+// calls may run in too, once nothing of it is left there; what a call did to
+// its task never reaches another call.
+func TestTaskOfAnEndedCallReachesNoLaterCall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// blocked runs calls in one batch of the loop: those started by start,
+	// once each is waiting for its result, then what then adds.
+	blocked := func(then func(), start ...func()) {
+		t.Helper()
+		key := fmt.Sprintf("block:%d", time.Now().UnixNano())
+		done := make(chan error, 1)
+		go func() {
+			_, err := call(t, ctx, "block_loop", key)
+			done <- err
+		}()
+		waitState(t, key, "blocked")
+		base := py.Inflight()
+		for i, s := range start {
+			s()
+			for py.Inflight() < base+int64(i+1) {
+				if ctx.Err() != nil {
+					t.Fatal("a call never came to wait")
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		if then != nil {
+			then()
+		}
+		if err := store.Set(key+":go", []byte{0xf5}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("a cancel taken back", func(t *testing.T) {
+		var wg sync.WaitGroup
+		var got any
+		var err error
+		wg.Add(2)
+		blocked(nil, func() {
+			go func() { defer wg.Done(); call(t, ctx, "cancel_then_uncancel") }()
+		}, func() {
+			go func() { defer wg.Done(); got, err = call(t, ctx, "sleep_uncancelled") }()
+		})
+		wg.Wait()
+		if err != nil || got != "slept" {
+			t.Fatalf("the call after one that cancelled its task: %v, %v; want slept", got, err)
+		}
+	})
+	t.Run("a task kept weakly", func(t *testing.T) {
+		if _, err := call(t, ctx, "keep_task_weakly"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := call(t, ctx, "runs_in_weakly_kept_task"); err != nil || got != false {
+			t.Fatalf("a later call ran in a weakly kept task: %v, %v", got, err)
+		}
+	})
+	t.Run("done callbacks and attributes", func(t *testing.T) {
+		for i := range 3 {
+			if got, err := call(t, ctx, "leave_on_task", i); err != nil || got != nil {
+				t.Fatalf("call %d found on its task %v (%v), left by an earlier call", i, got, err)
+			}
+		}
+		if got, err := call(t, ctx, "done_callbacks_run"); err != nil || fmt.Sprint(got) != "[0 1 2]" {
+			t.Fatalf("done callbacks run: %v, %v; want each call's once its task ended", got, err)
+		}
+	})
+	t.Run("a call given up while queued", func(t *testing.T) {
+		key := fmt.Sprintf("queued-abandoned:%d", time.Now().UnixNano())
+		short, cancel := context.WithCancel(ctx)
+		defer cancel()
+		gaveUp := make(chan error, 1)
+		// The caller gives up while the call waits in the queue: its cancel
+		// follows it into the same batch.
+		blocked(func() {
+			cancel()
+			if err := <-gaveUp; err != nil {
+				t.Fatal(err)
+			}
+		}, func() {
+			go func() {
+				_, err := call(t, short, "async_count_run", key)
+				if !errors.Is(err, context.Canceled) {
+					err = fmt.Errorf("got %v, want its cancel", err)
+				} else {
+					err = nil
+				}
+				gaveUp <- err
+			}()
+		})
+		if got, err := call(t, ctx, "run_count", key); err != nil || got != uint64(0) {
+			t.Fatalf("a call given up while queued ran %v times (%v), want 0", got, err)
+		}
+	})
 }
 
 // A function found once is found again until what its name refers to

@@ -183,6 +183,61 @@ async def task_facts():
     return [isinstance(task, asyncio.Task), same, task in asyncio.all_tasks(), task.get_name()]
 
 
+import contextvars
+
+_request_var = contextvars.ContextVar("request_var")
+
+
+async def context_fresh(v):
+    """What a call finds of a context variable that each call sets: a call's
+    context is its own, not what an earlier call left."""
+    before = _request_var.get("unset")
+    _request_var.set(v)
+    return before
+
+
+async def context_kept(v):
+    """A call's context variable, set before it waits, after it waits."""
+    _request_var.set(v)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0.001)
+    return _request_var.get("unset")
+
+
+async def cancel_own_task():
+    """Cancels its own task before it ever waits: the CancelledError comes at
+    its first await, as in any task."""
+    asyncio.current_task().cancel()
+    try:
+        await asyncio.sleep(0)
+    except asyncio.CancelledError:
+        return "cancelled at the await"
+    return "not cancelled"
+
+
+async def raise_cancelled():
+    raise asyncio.CancelledError("by the app")
+
+
+_kept_tasks = []
+
+
+async def keep_task():
+    """Keeps the task it runs in past its end."""
+    _kept_tasks.append(asyncio.current_task())
+    return True
+
+
+async def runs_in_kept_task():
+    """Whether this call runs in a task an earlier call kept: a task kept past
+    its call must not run other calls, which a late cancel() would reach."""
+    return asyncio.current_task() in _kept_tasks
+
+
+async def tasks_alive():
+    return len(asyncio.all_tasks())
+
+
 async def task_timeout():
     async with asyncio.timeout(0.01):
         await asyncio.sleep(10)
@@ -278,3 +333,69 @@ def hold_gil(key, n):
     """Holds the GIL in C (a sum over a range) once it has said so in node state."""
     _hornbeam.state_set(key, "holding")
     return sum(range(n))
+
+
+async def block_loop(key):
+    """Blocks the event loop (not awaiting) from when it says so in node state
+    until key + ":go" is set, so that the calls Go makes meanwhile reach the
+    loop in one batch."""
+    _hornbeam.state_set(key, "blocked")
+    deadline = time.monotonic() + 10
+    while _hornbeam.state_get(key + ":go") is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+async def cancel_then_uncancel():
+    """Cancels its own task and takes the cancel back, then ends at once."""
+    task = asyncio.current_task()
+    task.cancel()
+    task.uncancel()
+
+
+async def sleep_uncancelled():
+    try:
+        await asyncio.sleep(0.01)
+    except asyncio.CancelledError:
+        return "cancelled"
+    return "slept"
+
+
+async def async_count_run(key):
+    count_run(key)
+
+
+_weak_tasks = []
+
+
+async def keep_task_weakly():
+    import weakref
+
+    _weak_tasks.append(weakref.ref(asyncio.current_task()))
+    return True
+
+
+async def runs_in_weakly_kept_task():
+    return any(r() is asyncio.current_task() for r in _weak_tasks)
+
+
+_done_callbacks = []
+
+
+async def leave_on_task(i):
+    """Leaves a done callback and an attribute on its task; returns what an
+    earlier call left there."""
+    task = asyncio.current_task()
+    task.add_done_callback(lambda _t: _done_callbacks.append(i))
+    earlier = getattr(task, "left_by_call", None)
+    task.left_by_call = i
+    return earlier
+
+
+async def done_callbacks_run():
+    """The done callbacks leave_on_task's calls left that have run (and
+    forgets them)."""
+    for _ in range(100):
+        await asyncio.sleep(0.001)
+    ran = sorted(_done_callbacks)
+    _done_callbacks.clear()
+    return ran
