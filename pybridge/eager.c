@@ -43,21 +43,22 @@ typedef struct hb_host_s {
     PyObject *waiting; /* what the job awaited in its first step, for the Task to wait on */
     PyObject *raise;   /* what the job raised in its first step, for the Task to end with */
     PyObject *park;    /* the future an idle host's Task waits on */
-    PyObject *name;    /* the name the Task was last given */
     char idle;         /* among E.idle */
     char has_waiting;  /* waiting is set (the job may have awaited None: a bare yield) */
     char retired;      /* to end at its next step, not to be reused */
+    char running;      /* its job is being stepped */
 } hb_host;
 
 static PyTypeObject host_type;
 static void wake(struct hb_host_s *h);
+static int is_true(PyObject *o, PyObject *name, int call);
 
 /* Loop thread only, GIL held. */
 static struct {
     PyObject *loop, *task_type, *task_kwnames, *enter, *leave;
     PyObject *name_cancelling, *name_set_name, *name_set_result, *name_cancel, *name_blocking;
     PyObject *name_throw, *name_qualname, *name_log_pending, *name_done, *name_must_cancel,
-        *name_callbacks;
+        *name_callbacks, *name_get_name;
     hb_host *idle[HOST_IDLE_MAX];
     int nidle;
     int stopped; /* the loop has stopped: hosts end, no call starts here */
@@ -74,7 +75,6 @@ static void end(hb_host *h) {
     Py_CLEAR(h->task);
     Py_CLEAR(h->park);
     Py_CLEAR(h->ctx);
-    Py_CLEAR(h->name);
 }
 
 /* set_log_pending sets whether asyncio logs h's Task if it is destroyed
@@ -126,11 +126,56 @@ static PySendResult after(hb_host *h, PySendResult st, PyObject **result) {
     return park(h, result);
 }
 
+/* executing refuses to step h while its job is being stepped, as a
+ * generator refuses (a call could reach its own host through get_coro()). */
+static int executing(hb_host *h) {
+    if (!h->running) return 0;
+    PyErr_SetString(PyExc_ValueError, "hornbeam host already executing");
+    return 1;
+}
+
+/* step steps h's job in its context, sending arg, or throwing typ, val, tb
+ * when typ is set; the job and its context are held for the step. */
+static PySendResult step(hb_host *h, PyObject *arg, PyObject *typ, PyObject *val, PyObject *tb,
+                         PyObject **result) {
+    PyObject *job = Py_NewRef(h->job), *ctx = Py_NewRef(h->ctx);
+    PySendResult st = PYGEN_ERROR;
+    *result = NULL;
+    if (PyContext_Enter(ctx) == 0) {
+        h->running = 1;
+        if (typ == NULL) {
+            st = PyIter_Send(job, arg, result);
+        } else {
+            PyObject *v = PyObject_CallMethodObjArgs(job, E.name_throw, typ, val, tb, NULL);
+            st = PYGEN_NEXT;
+            if (v == NULL) {
+                if (PyErr_ExceptionMatches(PyExc_StopIteration)) { /* the job ended */
+                    PyErr_Clear();
+                    v = Py_NewRef(Py_None);
+                    st = PYGEN_RETURN;
+                } else {
+                    st = PYGEN_ERROR;
+                }
+            }
+            *result = v;
+        }
+        h->running = 0;
+        PyContext_Exit(ctx);
+    }
+    Py_DECREF(job);
+    Py_DECREF(ctx);
+    return st;
+}
+
 /* woken starts a step of h's Task. */
 static void woken(hb_host *h) { Py_CLEAR(h->park); }
 
 static PySendResult host_am_send(PyObject *self, PyObject *arg, PyObject **result) {
     hb_host *h = (hb_host *)self;
+    if (executing(h)) {
+        *result = NULL;
+        return PYGEN_ERROR;
+    }
     if (h->task == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "cannot reuse an ended hornbeam host");
         *result = NULL;
@@ -152,12 +197,7 @@ static PySendResult host_am_send(PyObject *self, PyObject *arg, PyObject **resul
         return PYGEN_NEXT;
     }
     if (h->job == NULL) return park(h, result);
-    if (PyContext_Enter(h->ctx) < 0) {
-        *result = NULL;
-        return after(h, PYGEN_ERROR, result);
-    }
-    PySendResult st = PyIter_Send(h->job, arg, result);
-    PyContext_Exit(h->ctx);
+    PySendResult st = step(h, arg, NULL, NULL, NULL, result);
     return after(h, st, result);
 }
 
@@ -195,6 +235,7 @@ static PyObject *host_throw(PyObject *self, PyObject *args) {
     hb_host *h = (hb_host *)self;
     PyObject *typ, *val = NULL, *tb = NULL;
     if (!PyArg_UnpackTuple(args, "throw", 1, 3, &typ, &val, &tb)) return NULL;
+    if (executing(h)) return NULL;
     if (h->task != NULL) woken(h);
     if (h->job == NULL) {
         PyObject *raise = h->raise; /* what the call ended with comes first */
@@ -211,29 +252,19 @@ static PyObject *host_throw(PyObject *self, PyObject *args) {
         return NULL;
     }
     if (h->has_waiting) {
+        /* Cancelled before it took over what the call awaited: as a Task
+           whose cancel comes while its coroutine hands it a future, it
+           cancels that and waits for it, and the call then learns it from
+           that. */
+        PyObject *waiting = h->waiting;
         h->has_waiting = 0;
-        if (h->waiting != Py_None) {
-            PyObject *r = PyObject_CallMethodNoArgs(h->waiting, E.name_cancel);
-            if (r == NULL) PyErr_Clear();
-            Py_XDECREF(r);
-        }
-        Py_CLEAR(h->waiting);
+        h->waiting = NULL;
+        int cancelled = waiting != Py_None && is_true(waiting, E.name_cancel, 1) == 1;
+        if (cancelled) return waiting; /* its blocking flag is still set */
+        Py_DECREF(waiting);
     }
-    PyObject *v = NULL;
-    if (PyContext_Enter(h->ctx) == 0) {
-        v = PyObject_CallMethodObjArgs(h->job, E.name_throw, typ, val, tb, NULL);
-        PyContext_Exit(h->ctx);
-    }
-    PyObject *result = v;
-    PySendResult st = PYGEN_NEXT;
-    if (v == NULL) {
-        st = PYGEN_ERROR;
-        if (PyErr_ExceptionMatches(PyExc_StopIteration)) { /* the job ended */
-            PyErr_Clear();
-            result = Py_NewRef(Py_None);
-            st = PYGEN_RETURN;
-        }
-    }
+    PyObject *result;
+    PySendResult st = step(h, NULL, typ, val, tb, &result);
     st = after(h, st, &result);
     return st == PYGEN_RETURN ? to_python(st, result) : (st == PYGEN_NEXT ? result : NULL);
 }
@@ -241,6 +272,7 @@ static PyObject *host_throw(PyObject *self, PyObject *args) {
 static PyObject *host_close(PyObject *self, PyObject *unused) {
     (void)unused;
     hb_host *h = (hb_host *)self;
+    if (executing(h)) return NULL;
     PyObject *job = h->job;
     h->job = NULL;
     Py_CLEAR(h->waiting);
@@ -274,7 +306,6 @@ static int host_clear(PyObject *self) {
     Py_CLEAR(h->waiting);
     Py_CLEAR(h->raise);
     Py_CLEAR(h->park);
-    Py_CLEAR(h->name);
     return 0;
 }
 
@@ -337,7 +368,9 @@ static int is_true(PyObject *o, PyObject *name, int call) {
  * callbacks and no attributes of a call's making. */
 static int reusable(hb_host *h) {
     PyObject *t = h->task;
-    if (t == NULL || h->retired || Py_REFCNT(t) != 2 || weakrefs(t) > 1) return 0;
+    /* The host is held by take_host and its Task: a call that kept it (its
+       Task's get_coro()) could step or close it under a later call. */
+    if (t == NULL || h->retired || Py_REFCNT(t) != 2 || weakrefs(t) != 1 || Py_REFCNT(h) != 2) return 0;
     PyObject **dict = _PyObject_GetDictPtr(t);
     if (dict != NULL && *dict != NULL && PyDict_GET_SIZE(*dict) > 0) return 0;
     if (h->park != NULL ? is_true(h->park, E.name_done, 1) != 0 : is_true(t, E.name_must_cancel, 0) != 0)
@@ -370,8 +403,8 @@ static hb_host *take_host(PyObject *name) {
     }
     hb_host *h = PyObject_GC_New(hb_host, &host_type);
     if (h == NULL) return NULL;
-    h->task = h->job = h->ctx = h->waiting = h->raise = h->park = h->name = NULL;
-    h->idle = h->has_waiting = h->retired = 0;
+    h->task = h->job = h->ctx = h->waiting = h->raise = h->park = NULL;
+    h->idle = h->has_waiting = h->retired = h->running = 0;
     PyObject_GC_Track(h);
     PyObject *args[] = {(PyObject *)h, E.loop, name};
     h->task = PyObject_Vectorcall(E.task_type, args, 1, E.task_kwnames);
@@ -379,7 +412,6 @@ static hb_host *take_host(PyObject *name) {
         Py_DECREF(h);
         return NULL;
     }
-    h->name = Py_NewRef(name);
     set_log_pending(h, 0);
     return h;
 }
@@ -417,12 +449,14 @@ int hb_eager_start(PyObject *job, PyObject *coro, PyObject **task) {
         Py_DECREF(name);
         return 0;
     }
-    if (h->name != name) {
+    PyObject *cur = PyObject_CallMethodNoArgs(h->task, E.name_get_name);
+    if (cur != name) { /* another function's call, or a call renamed it */
         PyObject *r = PyObject_CallMethodOneArg(h->task, E.name_set_name, name);
         if (r == NULL) PyErr_Clear();
         Py_XDECREF(r);
-        Py_XSETREF(h->name, Py_NewRef(name));
     }
+    Py_XDECREF(cur);
+    PyErr_Clear();
     Py_DECREF(name);
     /* Held here: the call could end the host (close its Task's coroutine). */
     PyObject *t = Py_NewRef(h->task);
@@ -442,7 +476,9 @@ int hb_eager_start(PyObject *job, PyObject *coro, PyObject **task) {
     PySendResult st = PYGEN_ERROR;
     int ran = 0;
     if (ctx != NULL && PyContext_Enter(ctx) == 0) {
+        h->running = 1;
         st = PyIter_Send(job, Py_None, &result);
+        h->running = 0;
         PyContext_Exit(ctx);
         ran = 1;
     }
@@ -516,7 +552,9 @@ int hb_eager_open(PyObject *loop) {
     E.name_done = PyUnicode_InternFromString("done");
     E.name_must_cancel = PyUnicode_InternFromString("_must_cancel");
     E.name_callbacks = PyUnicode_InternFromString("_callbacks");
+    E.name_get_name = PyUnicode_InternFromString("get_name");
     if (E.name_done == NULL || E.name_must_cancel == NULL || E.name_callbacks == NULL ||
+        E.name_get_name == NULL ||
         PyType_Ready(&host_type) < 0 || E.task_type == NULL || E.enter == NULL || E.leave == NULL ||
         E.task_kwnames == NULL || E.name_cancelling == NULL || E.name_set_name == NULL ||
         E.name_set_result == NULL || E.name_cancel == NULL || E.name_blocking == NULL ||
@@ -548,4 +586,5 @@ void hb_eager_close(void) {
     Py_CLEAR(E.name_done);
     Py_CLEAR(E.name_must_cancel);
     Py_CLEAR(E.name_callbacks);
+    Py_CLEAR(E.name_get_name);
 }

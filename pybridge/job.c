@@ -23,6 +23,7 @@ typedef struct {
     uint64_t id;
     int reported;   /* Go has the outcome */
     int tracked;    /* its task is in the loop's table of tasks */
+    int running;    /* its coroutine is being stepped */
 } hb_job;
 
 static void report(hb_job *j, hb_result *r) {
@@ -60,8 +61,13 @@ static PySendResult finish(hb_job *j, PySendResult st, PyObject **result) {
     return PYGEN_RETURN;
 }
 
-/* finished refuses a step of a job whose coroutine has ended. */
+/* finished refuses a step of a job whose coroutine has ended, or is being
+ * stepped (code it runs could reach it through its task's get_coro()). */
 static int finished(hb_job *j) {
+    if (j->running) {
+        PyErr_SetString(PyExc_ValueError, "hornbeam job already executing");
+        return 1;
+    }
     if (j->coro != NULL) return 0;
     PyErr_SetString(PyExc_RuntimeError, "cannot reuse an awaited hornbeam job");
     return 1;
@@ -73,7 +79,9 @@ static PySendResult job_am_send(PyObject *self, PyObject *arg, PyObject **result
         *result = NULL;
         return PYGEN_ERROR;
     }
+    j->running = 1;
     PySendResult st = PyIter_Send(j->coro, arg, result);
+    j->running = 0;
     if (st == PYGEN_NEXT) return st;
     return finish(j, st, result);
 }
@@ -109,7 +117,9 @@ static PyObject *job_throw(PyObject *self, PyObject *args) {
     hb_job *j = (hb_job *)self;
     if (finished(j)) return NULL;
     PyObject *meth = PyObject_GetAttrString(j->coro, "throw");
+    j->running = 1;
     PyObject *v = meth ? PyObject_Call(meth, args, NULL) : NULL;
+    j->running = 0;
     Py_XDECREF(meth);
     if (v != NULL) return v; /* the coroutine caught it and awaits again */
     PySendResult st = PYGEN_ERROR;
@@ -126,6 +136,10 @@ static PyObject *job_throw(PyObject *self, PyObject *args) {
 
 static PyObject *job_close(PyObject *self, PyObject *unused) {
     hb_job *j = (hb_job *)self;
+    if (j->running) {
+        PyErr_SetString(PyExc_ValueError, "hornbeam job already executing");
+        return NULL;
+    }
     if (j->coro == NULL) Py_RETURN_NONE;
     PyObject *r = PyObject_CallMethod(j->coro, "close", NULL);
     if (r != NULL) {
@@ -220,6 +234,7 @@ PyObject *hb_job_new(uint64_t id, PyObject *key, PyObject *coro) {
     j->id = id;
     j->reported = 0;
     j->tracked = 0;
+    j->running = 0;
     PyObject_GC_Track(j);
     return (PyObject *)j;
 }

@@ -496,6 +496,7 @@ static void run_item(hb_item *it) {
         resolve(it);
         break;
     case HB_LOOP_STOP: {
+        hb_eager_stop(); /* later calls of this batch become tasks to cancel */
         PyObject *r = PyObject_CallMethod(Q.loop, "stop", NULL);
         if (r == NULL) PyErr_WriteUnraisable(Q.loop);
         Py_XDECREF(r);

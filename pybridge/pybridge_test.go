@@ -418,6 +418,14 @@ func TestAsyncCallRunsInATask(t *testing.T) {
 		{fn: "keep_task", want: "true"},
 		{fn: "runs_in_kept_task", want: "false"},
 		{fn: "runs_in_kept_task", want: "false"},
+		{fn: "close_own_coro", want: "refused"},
+		{fn: "async_add", args: []any{1, 1}, want: "2"},
+		{fn: "keep_coro", want: "true"},
+		{fn: "runs_on_kept_coro", want: "false"},
+		{fn: "task_name_then_rename", want: "task_name_then_rename"},
+		{fn: "task_name_then_rename", want: "task_name_then_rename"},
+		{fn: "cancel_own_then_await_future", want: "true"},
+		{fn: "cancel_own_then_await_task", want: "true"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fn, func(t *testing.T) {

@@ -399,3 +399,65 @@ async def done_callbacks_run():
     ran = sorted(_done_callbacks)
     _done_callbacks.clear()
     return ran
+
+
+async def close_own_coro():
+    """Tries to close the coroutine of its own task, which is running."""
+    await asyncio.sleep(0)
+    try:
+        asyncio.current_task().get_coro().close()
+    except ValueError:
+        return "refused"
+    return "closed"
+
+
+_kept_coros = []
+
+
+async def keep_coro():
+    _kept_coros.append(asyncio.current_task().get_coro())
+    return True
+
+
+async def runs_on_kept_coro():
+    return asyncio.current_task().get_coro() in _kept_coros
+
+
+async def task_name_then_rename():
+    """Its task's name, then renames the task."""
+    task = asyncio.current_task()
+    name = task.get_name()
+    task.set_name("renamed")
+    return name
+
+
+async def cancel_own_then_await_future():
+    """Cancels its own task, then awaits a future: as in any task, the
+    future is cancelled and the CancelledError comes from it."""
+    fut = asyncio.get_running_loop().create_future()
+    asyncio.current_task().cancel()
+    try:
+        await fut
+    except asyncio.CancelledError:
+        return fut.cancelled()
+    return "not cancelled"
+
+
+async def cancel_own_then_await_task():
+    """Cancels its own task, then awaits a task of its own making: as in any
+    task, that task is cancelled and awaited to its end first."""
+
+    async def child():
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.001)  # unwinds over a step or two
+            raise
+
+    sub = asyncio.get_running_loop().create_task(child())
+    asyncio.current_task().cancel()
+    try:
+        await sub
+    except asyncio.CancelledError:
+        return sub.done()
+    return "not cancelled"
