@@ -170,8 +170,10 @@ func perCoreSection(bin string) (string, error) {
 	// on the same CPU see the same machine.
 	b.WriteString("### Side by side on one CPU\n\n")
 	fmt.Fprintf(&b, "Both servers run at once, pinned to CPU %s, each loaded by its own `wrk -t1 -c64` on CPU %s: "+
-		"the scheduler shares the CPU between them, so both see the same machine at the same moments and the ratio "+
-		"of their CPU per request holds to about 1%% from run to run. Median of 3 rounds of 3 s after a 1 s warm-up.\n\n",
+		"the scheduler shares the CPU between them, so both see the same machine at the same moments. The ratio "+
+		"of their CPU per request still moves with the machine's own speed, which these shared machines change "+
+		"from minute to minute: for the FastAPI route, 1.15x to 1.26x uvicorn in three runs "+
+		"on 2026-12-03 (the bench, and two of 7 rounds). Median of 3 rounds of 3 s after a 1 s warm-up.\n\n",
 		serverCPU, loadCPU)
 	b.WriteString("| app | hornbeam CPU s / 10k | peer | peer CPU s / 10k | peer's CPU per request / hornbeam's |\n|---|---|---|---|---|\n")
 	for _, p := range []struct {
