@@ -322,10 +322,21 @@ PyObject *hb_job_new(uint64_t id, PyObject *key, PyObject *coro);
 void hb_job_abort(PyObject *job);
 /* Marks job's task as in the loop's table of tasks, to be dropped at its end. */
 void hb_job_track(PyObject *job);
-/* eager.c: runs the first step of job, which drives coro, inside an idle
- * host's Task: 1 done (answered, or *task, a new reference, carries on with
- * it), 0 not possible here (make it a Task of its own). GIL held. */
-int hb_eager_start(PyObject *job, PyObject *coro, PyObject **task);
+/* Throws throw()'s args into job; its outcome as am_send's. */
+PySendResult hb_job_throw(PyObject *job, PyObject *args, PyObject **result);
+/* An am_send outcome in the shape of a generator's send() (or throw()), and
+ * of its __next__ (which ends without StopIteration); the result is taken. */
+PyObject *hb_send_outcome(PySendResult st, PyObject *result);
+PyObject *hb_next_outcome(PySendResult st, PyObject *result);
+/* Raises what throw(typ[, val]) was given, as a generator that is done does. */
+void hb_raise_thrown(PyObject *typ, PyObject *val);
+/* Makes the Task that runs awaitable aw, named name; the loop's create_task
+ * makes it when name is NULL or the app installed a task factory. */
+PyObject *hb_loop_new_task(PyObject *aw, PyObject *name);
+/* eager.c: runs the first step of job inside an idle host's Task, named name:
+ * 1 done (answered, or *task, a new reference, carries on with it), 0 not
+ * possible here (make it a Task of its own). GIL held. */
+int hb_eager_start(PyObject *job, PyObject *name, PyObject **task);
 /* Starts and stops eager.c for loop: open before the loop runs (-1 with an
  * exception set), stop once it stopped, close when it is closed. */
 int hb_eager_open(PyObject *loop);

@@ -26,46 +26,70 @@
  * Python 3.12's eager tasks do the same with a new Task per call. */
 #include "bridge.h"
 
-/* Idle hosts kept. Python 3.11's Task only: the check that no one else holds
- * an idle host's Task (take_host) counts its references as 3.11 makes them. */
+/* Idle hosts kept: with Python 3.11's Task only, as reusable() counts the
+ * references to an idle host's Task as 3.11 makes them. */
+enum { HOST_IDLE_CAP = 256 };
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
-enum { HOST_IDLE_MAX = 256 };
+#define HOST_IDLE_MAX HOST_IDLE_CAP
 #else
-enum { HOST_IDLE_MAX = 1 };
+#define HOST_IDLE_MAX 0
 #endif
-static const int host_idle_max = PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 ? HOST_IDLE_MAX : 0;
 
-typedef struct hb_host_s {
+typedef struct {
     PyObject_HEAD
     PyObject *task;    /* the Task that steps this host; NULL once the host ended */
     PyObject *job;     /* the job it runs (job.c), NULL while idle */
     PyObject *ctx;     /* the job's context */
-    PyObject *waiting; /* what the job awaited in its first step, for the Task to wait on */
+    PyObject *waiting; /* what the job awaited in its first step (None for a bare
+                          yield), for the Task to wait on; NULL when nothing is */
     PyObject *raise;   /* what the job raised in its first step, for the Task to end with */
     PyObject *park;    /* the future an idle host's Task waits on */
     char idle;         /* among E.idle */
-    char has_waiting;  /* waiting is set (the job may have awaited None: a bare yield) */
     char retired;      /* to end at its next step, not to be reused */
     char running;      /* its job is being stepped */
 } hb_host;
 
 static PyTypeObject host_type;
-static void wake(struct hb_host_s *h);
-static int is_true(PyObject *o, PyObject *name, int call);
+
+/* Names of the attributes and methods used here, interned; in N's order. */
+static const char *const NAMES[] = {
+    "cancelling", "set_name", "get_name", "set_result", "cancel", "done",
+    "_asyncio_future_blocking", "_log_destroy_pending", "_must_cancel", "_callbacks",
+};
 
 /* Loop thread only, GIL held. */
 static struct {
-    PyObject *loop, *task_type, *task_kwnames, *enter, *leave;
-    PyObject *name_cancelling, *name_set_name, *name_set_result, *name_cancel, *name_blocking;
-    PyObject *name_throw, *name_qualname, *name_log_pending, *name_done, *name_must_cancel,
-        *name_callbacks, *name_get_name;
-    hb_host *idle[HOST_IDLE_MAX];
+    PyObject *loop, *enter, *leave;
+    struct {
+        PyObject *cancelling, *set_name, *get_name, *set_result, *cancel, *done;
+        PyObject *blocking, *log_pending, *must_cancel, *callbacks;
+    } N;
+    hb_host *idle[HOST_IDLE_CAP];
     int nidle;
     int stopped; /* the loop has stopped: hosts end, no call starts here */
 } E;
 
+/* is_true answers attribute name of o, or method name's result when call;
+ * -1 when that fails. */
+static int is_true(PyObject *o, PyObject *name, int call) {
+    PyObject *v = call ? PyObject_CallMethodNoArgs(o, name) : PyObject_GetAttr(o, name);
+    int t = v == NULL ? -1 : PyObject_IsTrue(v);
+    Py_XDECREF(v);
+    if (t < 0) PyErr_Clear();
+    return t;
+}
+
+/* cancelling is task.cancelling(): the cancels asked of it; -1 when unknown. */
+static long cancelling(PyObject *task) {
+    PyObject *n = PyObject_CallMethodNoArgs(task, E.N.cancelling);
+    long c = n ? PyLong_AsLong(n) : -1;
+    Py_XDECREF(n);
+    PyErr_Clear();
+    return c;
+}
+
 static void push_idle(hb_host *h) {
-    if (h->idle || h->task == NULL || E.nidle >= host_idle_max) return;
+    if (h->idle || h->task == NULL || E.nidle >= HOST_IDLE_MAX) return;
     h->idle = 1;
     E.idle[E.nidle++] = (hb_host *)Py_NewRef(h);
 }
@@ -81,7 +105,7 @@ static void end(hb_host *h) {
  * pending: not while idle, when it waits for ever; as any Task's while it
  * runs a call. */
 static void set_log_pending(hb_host *h, int on) {
-    if (h->task != NULL && PyObject_SetAttr(h->task, E.name_log_pending, on ? Py_True : Py_False) < 0)
+    if (h->task != NULL && PyObject_SetAttr(h->task, E.N.log_pending, on ? Py_True : Py_False) < 0)
         PyErr_Clear();
 }
 
@@ -89,17 +113,14 @@ static void set_log_pending(hb_host *h, int on) {
  * that waits is given to h. A host over the bound, or whose Task was
  * cancelled, ends instead. */
 static PySendResult park(hb_host *h, PyObject **result) {
-    PyObject *n = h->task ? PyObject_CallMethodNoArgs(h->task, E.name_cancelling) : NULL;
-    long cancelling = n ? PyLong_AsLong(n) : -1;
-    Py_XDECREF(n);
-    PyErr_Clear();
-    if (E.stopped || h->retired || cancelling != 0 || (!h->idle && E.nidle >= host_idle_max)) {
+    if (E.stopped || h->retired || h->task == NULL || cancelling(h->task) != 0 ||
+        (!h->idle && E.nidle >= HOST_IDLE_MAX)) {
         end(h);
         *result = Py_NewRef(Py_None);
         return PYGEN_RETURN;
     }
     PyObject *fut = PyObject_CallMethod(E.loop, "create_future", NULL);
-    if (fut == NULL || PyObject_SetAttr(fut, E.name_blocking, Py_True) < 0) {
+    if (fut == NULL || PyObject_SetAttr(fut, E.N.blocking, Py_True) < 0) {
         Py_XDECREF(fut);
         end(h);
         *result = NULL;
@@ -110,6 +131,20 @@ static PySendResult park(hb_host *h, PyObject **result) {
     push_idle(h);
     *result = fut;
     return PYGEN_NEXT;
+}
+
+/* wake has h's Task take over what its job awaited, or end with what it
+ * raised, or end (retired). */
+static void wake(hb_host *h) {
+    if (h->park == NULL) return; /* never stepped: its first step is due */
+    PyObject *park = h->park;
+    h->park = NULL;
+    /* Refused only if the future is done: then the Task was cancelled (the
+       call cancelled its own task), and it wakes to that. */
+    PyObject *r = PyObject_CallMethodOneArg(park, E.N.set_result, Py_None);
+    if (r == NULL) PyErr_Clear();
+    Py_XDECREF(r);
+    Py_DECREF(park);
 }
 
 /* after ends a step of h's job with outcome st: the job's next await goes to
@@ -126,147 +161,97 @@ static PySendResult after(hb_host *h, PySendResult st, PyObject **result) {
     return park(h, result);
 }
 
-/* executing refuses to step h while its job is being stepped, as a
- * generator refuses (a call could reach its own host through get_coro()). */
+/* executing refuses to touch h while its job is being stepped, as a
+ * generator refuses (a call could reach its own host through get_coro()).
+ * So nothing but h's own steps ends h while a step runs. */
 static int executing(hb_host *h) {
     if (!h->running) return 0;
     PyErr_SetString(PyExc_ValueError, "hornbeam host already executing");
     return 1;
 }
 
-/* step steps h's job in its context, sending arg, or throwing typ, val, tb
- * when typ is set; the job and its context are held for the step. */
-static PySendResult step(hb_host *h, PyObject *arg, PyObject *typ, PyObject *val, PyObject *tb,
-                         PyObject **result) {
-    PyObject *job = Py_NewRef(h->job), *ctx = Py_NewRef(h->ctx);
-    PySendResult st = PYGEN_ERROR;
+/* step steps h's job in its context: sends arg, or throws throw()'s args
+ * when throw is set. */
+static PySendResult step(hb_host *h, PyObject *arg, PyObject *throw, PyObject **result) {
     *result = NULL;
-    if (PyContext_Enter(ctx) == 0) {
-        h->running = 1;
-        if (typ == NULL) {
-            st = PyIter_Send(job, arg, result);
-        } else {
-            PyObject *v = PyObject_CallMethodObjArgs(job, E.name_throw, typ, val, tb, NULL);
-            st = PYGEN_NEXT;
-            if (v == NULL) {
-                if (PyErr_ExceptionMatches(PyExc_StopIteration)) { /* the job ended */
-                    PyErr_Clear();
-                    v = Py_NewRef(Py_None);
-                    st = PYGEN_RETURN;
-                } else {
-                    st = PYGEN_ERROR;
-                }
-            }
-            *result = v;
-        }
-        h->running = 0;
-        PyContext_Exit(ctx);
-    }
-    Py_DECREF(job);
-    Py_DECREF(ctx);
+    if (PyContext_Enter(h->ctx) < 0) return PYGEN_ERROR; /* its job answers Go when dropped */
+    h->running = 1;
+    PySendResult st = throw ? hb_job_throw(h->job, throw, result) : PyIter_Send(h->job, arg, result);
+    h->running = 0;
+    PyContext_Exit(h->ctx);
     return st;
 }
 
-/* woken starts a step of h's Task. */
-static void woken(hb_host *h) { Py_CLEAR(h->park); }
-
 static PySendResult host_am_send(PyObject *self, PyObject *arg, PyObject **result) {
     hb_host *h = (hb_host *)self;
-    if (executing(h)) {
-        *result = NULL;
-        return PYGEN_ERROR;
-    }
+    *result = NULL;
+    if (executing(h)) return PYGEN_ERROR;
     if (h->task == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "cannot reuse an ended hornbeam host");
-        *result = NULL;
         return PYGEN_ERROR;
     }
-    woken(h);
+    Py_CLEAR(h->park); /* woken */
     if (h->raise != NULL) {
-        PyObject *exc = h->raise;
-        h->raise = NULL;
         end(h);
-        hb_restore_exception(exc);
-        *result = NULL;
+        hb_restore_exception(h->raise);
+        h->raise = NULL;
         return PYGEN_ERROR;
     }
-    if (h->has_waiting) { /* the Task now waits for what the first step awaited */
-        h->has_waiting = 0;
+    if (h->waiting != NULL) { /* the Task now waits for what the first step awaited */
         *result = h->waiting;
         h->waiting = NULL;
         return PYGEN_NEXT;
     }
     if (h->job == NULL) return park(h, result);
-    PySendResult st = step(h, arg, NULL, NULL, NULL, result);
+    PySendResult st = step(h, arg, NULL, result);
     return after(h, st, result);
-}
-
-/* The generator protocol's shape of an am_send outcome. */
-static PyObject *to_python(PySendResult st, PyObject *result) {
-    if (st == PYGEN_NEXT) return result;
-    if (st == PYGEN_RETURN) {
-        Py_DECREF(result);
-        PyErr_SetNone(PyExc_StopIteration);
-    }
-    return NULL;
 }
 
 static PyObject *host_send(PyObject *self, PyObject *arg) {
     PyObject *result;
     PySendResult st = host_am_send(self, arg, &result);
-    return to_python(st, result);
+    return hb_send_outcome(st, result);
 }
 
 static PyObject *host_iternext(PyObject *self) {
     PyObject *result;
     PySendResult st = host_am_send(self, Py_None, &result);
-    if (st == PYGEN_RETURN) {
-        Py_DECREF(result);
-        return NULL;
-    }
-    return st == PYGEN_NEXT ? result : NULL;
+    return hb_next_outcome(st, result);
 }
 
 /* throw: the Task was cancelled, or what the job awaited failed. An idle
  * host ends with the exception; a busy one throws it into its job, as a Task
- * throws into its coroutine, cancelling first what the job awaited if the
- * Task never got to wait on it. */
+ * throws into its coroutine. */
 static PyObject *host_throw(PyObject *self, PyObject *args) {
     hb_host *h = (hb_host *)self;
     PyObject *typ, *val = NULL, *tb = NULL;
     if (!PyArg_UnpackTuple(args, "throw", 1, 3, &typ, &val, &tb)) return NULL;
     if (executing(h)) return NULL;
-    if (h->task != NULL) woken(h);
+    Py_CLEAR(h->park); /* woken */
     if (h->job == NULL) {
         PyObject *raise = h->raise; /* what the call ended with comes first */
         h->raise = NULL;
         end(h);
         if (raise != NULL)
             hb_restore_exception(raise);
-        else if (PyExceptionInstance_Check(typ))
-            PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
-        else if (PyExceptionClass_Check(typ))
-            PyErr_SetObject(typ, val);
         else
-            PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
+            hb_raise_thrown(typ, val);
         return NULL;
     }
-    if (h->has_waiting) {
+    PyObject *waiting = h->waiting;
+    if (waiting != NULL) {
         /* Cancelled before it took over what the call awaited: as a Task
            whose cancel comes while its coroutine hands it a future, it
            cancels that and waits for it, and the call then learns it from
-           that. */
-        PyObject *waiting = h->waiting;
-        h->has_waiting = 0;
+           that. Its blocking flag is still set. */
         h->waiting = NULL;
-        int cancelled = waiting != Py_None && is_true(waiting, E.name_cancel, 1) == 1;
-        if (cancelled) return waiting; /* its blocking flag is still set */
+        if (waiting != Py_None && is_true(waiting, E.N.cancel, 1) == 1) return waiting;
         Py_DECREF(waiting);
     }
     PyObject *result;
-    PySendResult st = step(h, NULL, typ, val, tb, &result);
+    PySendResult st = step(h, NULL, args, &result);
     st = after(h, st, &result);
-    return st == PYGEN_RETURN ? to_python(st, result) : (st == PYGEN_NEXT ? result : NULL);
+    return hb_send_outcome(st, result);
 }
 
 static PyObject *host_close(PyObject *self, PyObject *unused) {
@@ -276,7 +261,6 @@ static PyObject *host_close(PyObject *self, PyObject *unused) {
     PyObject *job = h->job;
     h->job = NULL;
     Py_CLEAR(h->waiting);
-    h->has_waiting = 0;
     Py_CLEAR(h->raise);
     end(h);
     if (job == NULL) Py_RETURN_NONE;
@@ -349,42 +333,27 @@ static Py_ssize_t weakrefs(PyObject *o) {
     return n;
 }
 
-/* is_true answers attribute name of o, or method name's result when call. */
-static int is_true(PyObject *o, PyObject *name, int call) {
-    PyObject *v = call ? PyObject_CallMethodNoArgs(o, name) : PyObject_GetAttr(o, name);
-    int t = v == NULL ? -1 : PyObject_IsTrue(v);
-    Py_XDECREF(v);
-    if (t < 0) PyErr_Clear();
-    return t;
-}
-
 /* reusable: nothing of an earlier call is left on h's Task, so that no
  * earlier call's code reaches the next call through it. Nothing else holds
  * it: an idle host's Task is held by the host and by one callback (its next
  * step's, or the one its future wakes), and weakly by asyncio's set of all
- * tasks; a call that kept current_task(), strongly or weakly, leaves more.
- * No cancel is pending on it (a cancel() that uncancel() took back still
+ * tasks; the host is held by take_host and by its Task. A call that kept
+ * current_task() (strongly or weakly) or its get_coro() leaves more. No
+ * cancel is pending on it (a cancel() that uncancel() took back still
  * cancels the future it waits on, or its next step), and it has no done
  * callbacks and no attributes of a call's making. */
 static int reusable(hb_host *h) {
     PyObject *t = h->task;
-    /* The host is held by take_host and its Task: a call that kept it (its
-       Task's get_coro()) could step or close it under a later call. */
     if (t == NULL || h->retired || Py_REFCNT(t) != 2 || weakrefs(t) != 1 || Py_REFCNT(h) != 2) return 0;
     PyObject **dict = _PyObject_GetDictPtr(t);
     if (dict != NULL && *dict != NULL && PyDict_GET_SIZE(*dict) > 0) return 0;
-    if (h->park != NULL ? is_true(h->park, E.name_done, 1) != 0 : is_true(t, E.name_must_cancel, 0) != 0)
+    if (h->park != NULL ? is_true(h->park, E.N.done, 1) != 0 : is_true(t, E.N.must_cancel, 0) != 0)
         return 0;
-    PyObject *cbs = PyObject_GetAttr(t, E.name_callbacks);
+    PyObject *cbs = PyObject_GetAttr(t, E.N.callbacks);
     int none = cbs == Py_None;
     Py_XDECREF(cbs);
     PyErr_Clear();
-    if (!none) return 0;
-    PyObject *n = PyObject_CallMethodNoArgs(t, E.name_cancelling);
-    long cancelling = n ? PyLong_AsLong(n) : -1;
-    Py_XDECREF(n);
-    PyErr_Clear();
-    return cancelling == 0;
+    return none && cancelling(t) == 0;
 }
 
 /* take_host returns an idle host that is reusable, or a new one. */
@@ -392,23 +361,17 @@ static hb_host *take_host(PyObject *name) {
     while (E.nidle > 0) {
         hb_host *h = E.idle[--E.nidle];
         h->idle = 0;
-        if (h->task == NULL) {
-            Py_DECREF(h);
-            continue;
-        }
         if (reusable(h)) return h;
-        h->retired = 1; /* its Task ends at its next step */
+        h->retired = 1; /* its Task, if it has one, ends at its next step */
         wake(h);
         Py_DECREF(h);
     }
     hb_host *h = PyObject_GC_New(hb_host, &host_type);
     if (h == NULL) return NULL;
     h->task = h->job = h->ctx = h->waiting = h->raise = h->park = NULL;
-    h->idle = h->has_waiting = h->retired = h->running = 0;
+    h->idle = h->retired = h->running = 0;
     PyObject_GC_Track(h);
-    PyObject *args[] = {(PyObject *)h, E.loop, name};
-    h->task = PyObject_Vectorcall(E.task_type, args, 1, E.task_kwnames);
-    if (h->task == NULL) {
+    if ((h->task = hb_loop_new_task((PyObject *)h, name)) == NULL) {
         Py_DECREF(h);
         return NULL;
     }
@@ -416,153 +379,96 @@ static hb_host *take_host(PyObject *name) {
     return h;
 }
 
-/* wake has h's Task take over what its job awaited, or end with what it raised. */
-static void wake(struct hb_host_s *h) {
-    if (h->park == NULL) return; /* never stepped: its first step is due */
-    PyObject *park = h->park;
-    h->park = NULL;
-    /* Refused only if the future is done: then the Task was cancelled (the
-       call cancelled its own task), and it wakes to that. */
-    PyObject *r = PyObject_CallMethodOneArg(park, E.name_set_result, Py_None);
-    if (r == NULL) PyErr_Clear();
-    Py_XDECREF(r);
-    Py_DECREF(park);
-}
-
-static PyObject *call_task_fn(PyObject *fn, PyObject *task) {
+static int call_task_fn(PyObject *fn, PyObject *task) {
     PyObject *args[] = {E.loop, task};
-    return PyObject_Vectorcall(fn, args, 2, NULL);
+    PyObject *r = PyObject_Vectorcall(fn, args, 2, NULL);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
 }
 
-int hb_eager_start(PyObject *job, PyObject *coro, PyObject **task) {
+int hb_eager_start(PyObject *job, PyObject *name, PyObject **task) {
     *task = NULL;
     if (E.loop == NULL || E.stopped) return 0;
-    PyObject *name = PyObject_GetAttr(coro, E.name_qualname);
-    if (name == NULL || !PyUnicode_CheckExact(name)) {
-        PyErr_Clear();
-        Py_XDECREF(name);
-        return 0;
-    }
     hb_host *h = take_host(name);
     if (h == NULL) {
         PyErr_Clear();
-        Py_DECREF(name);
         return 0;
     }
-    PyObject *cur = PyObject_CallMethodNoArgs(h->task, E.name_get_name);
+    PyObject *cur = PyObject_CallMethodNoArgs(h->task, E.N.get_name);
+    PyErr_Clear();
     if (cur != name) { /* another function's call, or a call renamed it */
-        PyObject *r = PyObject_CallMethodOneArg(h->task, E.name_set_name, name);
-        if (r == NULL) PyErr_Clear();
+        PyObject *r = PyObject_CallMethodOneArg(h->task, E.N.set_name, name);
         Py_XDECREF(r);
+        PyErr_Clear();
     }
     Py_XDECREF(cur);
-    PyErr_Clear();
-    Py_DECREF(name);
-    /* Held here: the call could end the host (close its Task's coroutine). */
-    PyObject *t = Py_NewRef(h->task);
     /* Refused inside another task's step (a drain nested in a call it ran):
        the caller makes the call a Task of its own. */
-    PyObject *r = call_task_fn(E.enter, t);
-    if (r == NULL) {
+    if (call_task_fn(E.enter, h->task) < 0) {
         PyErr_Clear();
-        Py_DECREF(t);
         push_idle(h);
         Py_DECREF(h);
         return 0;
     }
-    Py_DECREF(r);
-    PyObject *ctx = PyContext_CopyCurrent();
-    PyObject *result = NULL;
+    h->ctx = PyContext_CopyCurrent();
+    PyObject *result = NULL, *exc = NULL;
     PySendResult st = PYGEN_ERROR;
-    int ran = 0;
-    if (ctx != NULL && PyContext_Enter(ctx) == 0) {
-        h->running = 1;
-        st = PyIter_Send(job, Py_None, &result);
-        h->running = 0;
-        PyContext_Exit(ctx);
-        ran = 1;
+    if (h->ctx != NULL) {
+        h->job = Py_NewRef(job);
+        st = step(h, Py_None, NULL, &result);
     }
-    PyObject *exc = st == PYGEN_ERROR ? hb_take_exception() : NULL;
-    r = call_task_fn(E.leave, t);
-    if (r == NULL) PyErr_WriteUnraisable(t);
-    Py_XDECREF(r);
-    Py_DECREF(t);
-    if (ran && st == PYGEN_NEXT && h->task == NULL) { /* it ended its own host */
-        Py_DECREF(result);
-        PyErr_SetString(PyExc_RuntimeError, "the call's task was closed while the call ran");
-        exc = hb_take_exception();
-        ran = 0;
-    }
-    if (!ran) { /* it did not run, or its host ended under it: Go gets the error */
-        hb_restore_exception(exc);
-        hb_job_abort(job);
-        Py_XDECREF(ctx);
-        push_idle(h);
-        Py_DECREF(h);
-        return 1;
-    }
+    if (st == PYGEN_ERROR) exc = hb_take_exception();
+    /* h->task is still there: while the step ran, h refused to end. */
+    if (call_task_fn(E.leave, h->task) < 0) PyErr_WriteUnraisable(h->task);
     switch (st) {
     case PYGEN_RETURN: /* done: Go has the outcome */
         Py_DECREF(result);
-        Py_XDECREF(ctx);
+        Py_CLEAR(h->job);
+        Py_CLEAR(h->ctx);
         push_idle(h);
         break;
-    case PYGEN_ERROR: /* a BaseException, reported: the Task ends with it */
-        Py_DECREF(ctx);
-        if (exc == NULL) exc = PyObject_CallNoArgs(PyExc_SystemError);
-        h->raise = exc;
+    case PYGEN_ERROR:
+        if (h->job == NULL) { /* no context for it: the job answers Go with that error */
+            hb_restore_exception(exc);
+            exc = NULL;
+            hb_job_abort(job);
+            push_idle(h);
+            break;
+        }
+        /* A BaseException, reported: the Task ends with it. */
+        Py_CLEAR(h->job);
+        Py_CLEAR(h->ctx);
+        h->raise = exc != NULL ? exc : PyObject_CallNoArgs(PyExc_SystemError);
+        exc = NULL;
         wake(h);
         break;
     case PYGEN_NEXT: /* it waits: h's Task carries on with it */
-        h->job = Py_NewRef(job);
-        h->ctx = ctx;
         h->waiting = result;
-        h->has_waiting = 1;
         set_log_pending(h, 1);
         *task = Py_NewRef(h->task);
         wake(h);
         break;
     }
+    Py_XDECREF(exc);
     Py_DECREF(h);
     return 1;
 }
 
 int hb_eager_open(PyObject *loop) {
-    PyObject *asyncio = PyImport_ImportModule("asyncio");
-    PyObject *c = asyncio ? PyImport_ImportModule("_asyncio") : NULL;
-    if (c == NULL) {
-        Py_XDECREF(asyncio);
-        return -1;
-    }
-    E.loop = loop;
-    E.task_type = PyObject_GetAttrString(asyncio, "Task");
-    E.enter = E.task_type ? PyObject_GetAttrString(c, "_enter_task") : NULL;
+    PyObject **n = (PyObject **)&E.N;
+    for (size_t i = 0; i < sizeof NAMES / sizeof *NAMES; i++)
+        if ((n[i] = PyUnicode_InternFromString(NAMES[i])) == NULL) goto fail;
+    PyObject *c = PyImport_ImportModule("_asyncio");
+    if (c == NULL) goto fail;
+    E.enter = PyObject_GetAttrString(c, "_enter_task");
     E.leave = E.enter ? PyObject_GetAttrString(c, "_leave_task") : NULL;
-    Py_XDECREF(asyncio);
-    Py_XDECREF(c);
-    E.task_kwnames = Py_BuildValue("(ss)", "loop", "name");
-    E.name_cancelling = PyUnicode_InternFromString("cancelling");
-    E.name_set_name = PyUnicode_InternFromString("set_name");
-    E.name_set_result = PyUnicode_InternFromString("set_result");
-    E.name_cancel = PyUnicode_InternFromString("cancel");
-    E.name_blocking = PyUnicode_InternFromString("_asyncio_future_blocking");
-    E.name_throw = PyUnicode_InternFromString("throw");
-    E.name_qualname = PyUnicode_InternFromString("__qualname__");
-    E.name_log_pending = PyUnicode_InternFromString("_log_destroy_pending");
-    E.name_done = PyUnicode_InternFromString("done");
-    E.name_must_cancel = PyUnicode_InternFromString("_must_cancel");
-    E.name_callbacks = PyUnicode_InternFromString("_callbacks");
-    E.name_get_name = PyUnicode_InternFromString("get_name");
-    if (E.name_done == NULL || E.name_must_cancel == NULL || E.name_callbacks == NULL ||
-        E.name_get_name == NULL ||
-        PyType_Ready(&host_type) < 0 || E.task_type == NULL || E.enter == NULL || E.leave == NULL ||
-        E.task_kwnames == NULL || E.name_cancelling == NULL || E.name_set_name == NULL ||
-        E.name_set_result == NULL || E.name_cancel == NULL || E.name_blocking == NULL ||
-        E.name_throw == NULL || E.name_qualname == NULL || E.name_log_pending == NULL) {
-        hb_eager_close();
-        return -1;
-    }
+    Py_DECREF(c);
+    if (E.leave == NULL || PyType_Ready(&host_type) < 0) goto fail;
+    E.loop = loop;
     return 0;
+fail:
+    hb_eager_close();
+    return -1;
 }
 
 void hb_eager_stop(void) { E.stopped = 1; }
@@ -571,20 +477,8 @@ void hb_eager_close(void) {
     E.stopped = 0;
     while (E.nidle > 0) Py_DECREF(E.idle[--E.nidle]);
     E.loop = NULL;
-    Py_CLEAR(E.task_type);
-    Py_CLEAR(E.task_kwnames);
     Py_CLEAR(E.enter);
     Py_CLEAR(E.leave);
-    Py_CLEAR(E.name_cancelling);
-    Py_CLEAR(E.name_set_name);
-    Py_CLEAR(E.name_set_result);
-    Py_CLEAR(E.name_cancel);
-    Py_CLEAR(E.name_blocking);
-    Py_CLEAR(E.name_throw);
-    Py_CLEAR(E.name_qualname);
-    Py_CLEAR(E.name_log_pending);
-    Py_CLEAR(E.name_done);
-    Py_CLEAR(E.name_must_cancel);
-    Py_CLEAR(E.name_callbacks);
-    Py_CLEAR(E.name_get_name);
+    PyObject **n = (PyObject **)&E.N;
+    for (size_t i = 0; i < sizeof NAMES / sizeof *NAMES; i++) Py_CLEAR(n[i]);
 }

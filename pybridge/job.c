@@ -61,13 +61,18 @@ static PySendResult finish(hb_job *j, PySendResult st, PyObject **result) {
     return PYGEN_RETURN;
 }
 
+/* executing refuses to touch a job while its coroutine is being stepped, as
+ * a generator refuses (code it runs could reach it through get_coro()). */
+static int executing(hb_job *j) {
+    if (!j->running) return 0;
+    PyErr_SetString(PyExc_ValueError, "hornbeam job already executing");
+    return 1;
+}
+
 /* finished refuses a step of a job whose coroutine has ended, or is being
- * stepped (code it runs could reach it through its task's get_coro()). */
+ * stepped. */
 static int finished(hb_job *j) {
-    if (j->running) {
-        PyErr_SetString(PyExc_ValueError, "hornbeam job already executing");
-        return 1;
-    }
+    if (executing(j)) return 1;
     if (j->coro != NULL) return 0;
     PyErr_SetString(PyExc_RuntimeError, "cannot reuse an awaited hornbeam job");
     return 1;
@@ -86,8 +91,7 @@ static PySendResult job_am_send(PyObject *self, PyObject *arg, PyObject **result
     return finish(j, st, result);
 }
 
-/* to_python gives an am_send outcome the shape of a generator method's. */
-static PyObject *to_python(PySendResult st, PyObject *result) {
+PyObject *hb_send_outcome(PySendResult st, PyObject *result) {
     if (st == PYGEN_NEXT) return result;
     if (st == PYGEN_RETURN) {
         /* Always None: the value went to Go. */
@@ -97,15 +101,7 @@ static PyObject *to_python(PySendResult st, PyObject *result) {
     return NULL;
 }
 
-static PyObject *job_send(PyObject *self, PyObject *arg) {
-    PyObject *result;
-    PySendResult st = job_am_send(self, arg, &result);
-    return to_python(st, result);
-}
-
-static PyObject *job_iternext(PyObject *self) {
-    PyObject *result;
-    PySendResult st = job_am_send(self, Py_None, &result);
+PyObject *hb_next_outcome(PySendResult st, PyObject *result) {
     if (st == PYGEN_RETURN) {
         Py_DECREF(result);
         return NULL; /* exhausted, no exception: as a finished generator */
@@ -113,15 +109,40 @@ static PyObject *job_iternext(PyObject *self) {
     return st == PYGEN_NEXT ? result : NULL;
 }
 
-static PyObject *job_throw(PyObject *self, PyObject *args) {
+void hb_raise_thrown(PyObject *typ, PyObject *val) {
+    if (PyExceptionInstance_Check(typ))
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+    else if (PyExceptionClass_Check(typ))
+        PyErr_SetObject(typ, val);
+    else
+        PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
+}
+
+static PyObject *job_send(PyObject *self, PyObject *arg) {
+    PyObject *result;
+    PySendResult st = job_am_send(self, arg, &result);
+    return hb_send_outcome(st, result);
+}
+
+static PyObject *job_iternext(PyObject *self) {
+    PyObject *result;
+    PySendResult st = job_am_send(self, Py_None, &result);
+    return hb_next_outcome(st, result);
+}
+
+PySendResult hb_job_throw(PyObject *self, PyObject *args, PyObject **result) {
     hb_job *j = (hb_job *)self;
-    if (finished(j)) return NULL;
+    *result = NULL;
+    if (finished(j)) return PYGEN_ERROR;
     PyObject *meth = PyObject_GetAttrString(j->coro, "throw");
     j->running = 1;
     PyObject *v = meth ? PyObject_Call(meth, args, NULL) : NULL;
     j->running = 0;
     Py_XDECREF(meth);
-    if (v != NULL) return v; /* the coroutine caught it and awaits again */
+    if (v != NULL) { /* the coroutine caught it and awaits again */
+        *result = v;
+        return PYGEN_NEXT;
+    }
     PySendResult st = PYGEN_ERROR;
     if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
         PyObject *stop = hb_take_exception();
@@ -129,17 +150,19 @@ static PyObject *job_throw(PyObject *self, PyObject *args) {
         Py_DECREF(stop);
         if (v != NULL) st = PYGEN_RETURN;
     }
-    PyObject *result = v;
-    st = finish(j, st, &result);
-    return to_python(st, result);
+    *result = v;
+    return finish(j, st, result);
+}
+
+static PyObject *job_throw(PyObject *self, PyObject *args) {
+    PyObject *result;
+    PySendResult st = hb_job_throw(self, args, &result);
+    return hb_send_outcome(st, result);
 }
 
 static PyObject *job_close(PyObject *self, PyObject *unused) {
     hb_job *j = (hb_job *)self;
-    if (j->running) {
-        PyErr_SetString(PyExc_ValueError, "hornbeam job already executing");
-        return NULL;
-    }
+    if (executing(j)) return NULL;
     if (j->coro == NULL) Py_RETURN_NONE;
     PyObject *r = PyObject_CallMethod(j->coro, "close", NULL);
     if (r != NULL) {

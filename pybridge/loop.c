@@ -353,19 +353,21 @@ static PyObject *task_done(PyObject *self, PyObject *task) {
 
 static PyMethodDef task_done_def = {"_hornbeam_task_done", task_done, METH_O, NULL};
 
-/* new_task makes the Task that runs job, which drives coro. */
-static PyObject *new_task(PyObject *job, PyObject *coro) {
-    if (!Q.direct_task) return PyObject_CallOneArg(Q.create_task, job);
+/* task_name names the Task that runs coro after its function, while the loop
+ * makes Tasks itself; NULL (no exception set) otherwise. */
+static PyObject *task_name(PyObject *coro) {
+    if (!Q.direct_task) return NULL;
     PyObject *name = PyObject_GetAttr(coro, Q.name_qualname);
-    if (name == NULL || !PyUnicode_CheckExact(name)) {
-        PyErr_Clear();
-        Py_XDECREF(name);
-        return PyObject_CallOneArg(Q.create_task, job);
-    }
-    PyObject *args[] = {job, Q.loop, name};
-    PyObject *task = PyObject_Vectorcall(Q.task_type, args, 1, Q.task_kwnames);
-    Py_DECREF(name);
-    return task;
+    if (name != NULL && PyUnicode_CheckExact(name)) return name;
+    PyErr_Clear();
+    Py_XDECREF(name);
+    return NULL;
+}
+
+PyObject *hb_loop_new_task(PyObject *aw, PyObject *name) {
+    if (name == NULL || !Q.direct_task) return PyObject_CallOneArg(Q.create_task, aw);
+    PyObject *args[] = {aw, Q.loop, name};
+    return PyObject_Vectorcall(Q.task_type, args, 1, Q.task_kwnames);
 }
 
 void hb_loop_forget(PyObject *key) {
@@ -414,11 +416,12 @@ static void start_job(uint64_t id, PyObject *key, PyObject *coro) {
         return;
     }
     /* From here the job answers Go itself, even if no task can run it. */
-    PyObject *task = NULL;
-    if (!Q.direct_task || cancelled_in_batch(id) || !hb_eager_start(job, coro, &task)) {
-        task = new_task(job, coro);
+    PyObject *task = NULL, *name = task_name(coro);
+    if (name == NULL || cancelled_in_batch(id) || !hb_eager_start(job, name, &task)) {
+        task = hb_loop_new_task(job, name);
         if (task == NULL) hb_job_abort(job);
     }
+    Py_XDECREF(name);
     if (task != NULL) {
         if (PyDict_SetItem(Q.tasks, key, task) < 0)
             PyErr_Clear(); /* runs, but cannot be cancelled by id */

@@ -415,13 +415,13 @@ func TestAsyncCallRunsInATask(t *testing.T) {
 		{fn: "raise_cancelled", errType: "asyncio.exceptions.CancelledError", errMatch: "by the app"},
 		{fn: "task_facts", want: "[true true true task_facts]"},
 		{fn: "async_add", args: []any{4, 5}, want: "9"},
-		{fn: "keep_task", want: "true"},
-		{fn: "runs_in_kept_task", want: "false"},
-		{fn: "runs_in_kept_task", want: "false"},
+		{fn: "keep_task", args: []any{"task"}, want: "true"},
+		{fn: "runs_in_kept_task", args: []any{"task"}, want: "false"},
+		{fn: "runs_in_kept_task", args: []any{"task"}, want: "false"},
 		{fn: "close_own_coro", want: "refused"},
 		{fn: "async_add", args: []any{1, 1}, want: "2"},
-		{fn: "keep_coro", want: "true"},
-		{fn: "runs_on_kept_coro", want: "false"},
+		{fn: "keep_task", args: []any{"coro"}, want: "true"},
+		{fn: "runs_in_kept_task", args: []any{"coro"}, want: "false"},
 		{fn: "task_name_then_rename", want: "task_name_then_rename"},
 		{fn: "task_name_then_rename", want: "task_name_then_rename"},
 		{fn: "cancel_own_then_await_future", want: "true"},
@@ -555,10 +555,10 @@ func TestTaskOfAnEndedCallReachesNoLaterCall(t *testing.T) {
 		}
 	})
 	t.Run("a task kept weakly", func(t *testing.T) {
-		if _, err := call(t, ctx, "keep_task_weakly"); err != nil {
+		if _, err := call(t, ctx, "keep_task", "weakly"); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := call(t, ctx, "runs_in_weakly_kept_task"); err != nil || got != false {
+		if got, err := call(t, ctx, "runs_in_kept_task", "weakly"); err != nil || got != false {
 			t.Fatalf("a later call ran in a weakly kept task: %v, %v", got, err)
 		}
 	})

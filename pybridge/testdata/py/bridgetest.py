@@ -219,19 +219,26 @@ async def raise_cancelled():
     raise asyncio.CancelledError("by the app")
 
 
-_kept_tasks = []
+_kept = {"task": [], "weakly": [], "coro": []}
 
 
-async def keep_task():
-    """Keeps the task it runs in past its end."""
-    _kept_tasks.append(asyncio.current_task())
+async def keep_task(how):
+    """Keeps the task it runs in past its end: the task itself, a weak
+    reference to it ("weakly"), or its coroutine ("coro")."""
+    import weakref
+
+    task = asyncio.current_task()
+    _kept[how].append(weakref.ref(task) if how == "weakly" else task.get_coro() if how == "coro" else task)
     return True
 
 
-async def runs_in_kept_task():
-    """Whether this call runs in a task an earlier call kept: a task kept past
-    its call must not run other calls, which a late cancel() would reach."""
-    return asyncio.current_task() in _kept_tasks
+async def runs_in_kept_task(how):
+    """Whether this call runs in a task an earlier call kept (as keep_task):
+    a task kept past its call must not run other calls, which a late
+    cancel() would reach."""
+    task = asyncio.current_task()
+    mine = {"task": task, "weakly": task, "coro": task.get_coro()}[how]
+    return any((k() if how == "weakly" else k) is mine for k in _kept[how])
 
 
 async def tasks_alive():
@@ -364,20 +371,6 @@ async def async_count_run(key):
     count_run(key)
 
 
-_weak_tasks = []
-
-
-async def keep_task_weakly():
-    import weakref
-
-    _weak_tasks.append(weakref.ref(asyncio.current_task()))
-    return True
-
-
-async def runs_in_weakly_kept_task():
-    return any(r() is asyncio.current_task() for r in _weak_tasks)
-
-
 _done_callbacks = []
 
 
@@ -409,18 +402,6 @@ async def close_own_coro():
     except ValueError:
         return "refused"
     return "closed"
-
-
-_kept_coros = []
-
-
-async def keep_coro():
-    _kept_coros.append(asyncio.current_task().get_coro())
-    return True
-
-
-async def runs_on_kept_coro():
-    return asyncio.current_task().get_coro() in _kept_coros
 
 
 async def task_name_then_rename():
