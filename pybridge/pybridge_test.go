@@ -424,8 +424,8 @@ func TestAsyncCallRunsInATask(t *testing.T) {
 		{fn: "runs_in_kept_task", args: []any{"coro"}, want: "false"},
 		{fn: "task_name_then_rename", want: "task_name_then_rename"},
 		{fn: "task_name_then_rename", want: "task_name_then_rename"},
-		{fn: "cancel_own_then_await_future", want: "true"},
-		{fn: "cancel_own_then_await_task", want: "true"},
+		{fn: "cancel_own_then_await", args: []any{"future"}, want: "true"},
+		{fn: "cancel_own_then_await", args: []any{"task"}, want: "true"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fn, func(t *testing.T) {

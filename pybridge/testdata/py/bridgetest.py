@@ -412,33 +412,23 @@ async def task_name_then_rename():
     return name
 
 
-async def cancel_own_then_await_future():
-    """Cancels its own task, then awaits a future: as in any task, the
-    future is cancelled and the CancelledError comes from it."""
-    fut = asyncio.get_running_loop().create_future()
+async def _unwinding_child():
+    try:
+        await asyncio.sleep(10)
+    except asyncio.CancelledError:
+        await asyncio.sleep(0.001)  # unwinds over a step or two
+        raise
+
+
+async def cancel_own_then_await(what):
+    """Cancels its own task, then awaits a future or a task of its own making
+    (what): as in any task, that is cancelled and awaited to its end first,
+    and the CancelledError comes from it."""
+    loop = asyncio.get_running_loop()
+    aw = loop.create_task(_unwinding_child()) if what == "task" else loop.create_future()
     asyncio.current_task().cancel()
     try:
-        await fut
+        await aw
     except asyncio.CancelledError:
-        return fut.cancelled()
-    return "not cancelled"
-
-
-async def cancel_own_then_await_task():
-    """Cancels its own task, then awaits a task of its own making: as in any
-    task, that task is cancelled and awaited to its end first."""
-
-    async def child():
-        try:
-            await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            await asyncio.sleep(0.001)  # unwinds over a step or two
-            raise
-
-    sub = asyncio.get_running_loop().create_task(child())
-    asyncio.current_task().cancel()
-    try:
-        await sub
-    except asyncio.CancelledError:
-        return sub.done()
+        return aw.done() and aw.cancelled()
     return "not cancelled"
