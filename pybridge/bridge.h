@@ -330,8 +330,9 @@ PyObject *hb_send_outcome(PySendResult st, PyObject *result);
 PyObject *hb_next_outcome(PySendResult st, PyObject *result);
 /* Raises what throw(typ[, val]) was given, as a generator that is done does. */
 void hb_raise_thrown(PyObject *typ, PyObject *val);
-/* Makes the Task that runs awaitable aw, named name; the loop's create_task
- * makes it when name is NULL or the app installed a task factory. */
+/* Makes the Task that runs awaitable aw, named name, which the loop names
+ * only while it makes Tasks itself; with name NULL the loop's create_task
+ * makes it (the app may have installed a task factory). */
 PyObject *hb_loop_new_task(PyObject *aw, PyObject *name);
 /* eager.c: runs the first step of job inside an idle host's Task, named name:
  * 1 done (answered, or *task, a new reference, carries on with it), 0 not

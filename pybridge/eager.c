@@ -51,19 +51,22 @@ typedef struct {
 
 static PyTypeObject host_type;
 
-/* Names of the attributes and methods used here, interned; in N's order. */
-static const char *const NAMES[] = {
-    "cancelling", "set_name", "get_name", "set_result", "cancel", "done",
-    "_asyncio_future_blocking", "_log_destroy_pending", "_must_cancel", "_callbacks",
+/* The attributes and methods used here, by name, interned in E.name. */
+enum {
+    N_CANCELLING, N_SET_NAME, N_SET_RESULT, N_CANCEL, N_DONE, N_CREATE_FUTURE,
+    N_BLOCKING, N_LOG_PENDING, N_MUST_CANCEL, N_CALLBACKS, N_COUNT
+};
+static const char *const NAMES[N_COUNT] = {
+    [N_CANCELLING] = "cancelling", [N_SET_NAME] = "set_name", [N_SET_RESULT] = "set_result",
+    [N_CANCEL] = "cancel", [N_DONE] = "done", [N_CREATE_FUTURE] = "create_future",
+    [N_BLOCKING] = "_asyncio_future_blocking", [N_LOG_PENDING] = "_log_destroy_pending",
+    [N_MUST_CANCEL] = "_must_cancel", [N_CALLBACKS] = "_callbacks",
 };
 
 /* Loop thread only, GIL held. */
 static struct {
     PyObject *loop, *enter, *leave;
-    struct {
-        PyObject *cancelling, *set_name, *get_name, *set_result, *cancel, *done;
-        PyObject *blocking, *log_pending, *must_cancel, *callbacks;
-    } N;
+    PyObject *name[N_COUNT];
     hb_host *idle[HOST_IDLE_CAP];
     int nidle;
     int stopped; /* the loop has stopped: hosts end, no call starts here */
@@ -81,7 +84,7 @@ static int is_true(PyObject *o, PyObject *name, int call) {
 
 /* cancelling is task.cancelling(): the cancels asked of it; -1 when unknown. */
 static long cancelling(PyObject *task) {
-    PyObject *n = PyObject_CallMethodNoArgs(task, E.N.cancelling);
+    PyObject *n = PyObject_CallMethodNoArgs(task, E.name[N_CANCELLING]);
     long c = n ? PyLong_AsLong(n) : -1;
     Py_XDECREF(n);
     PyErr_Clear();
@@ -92,6 +95,12 @@ static void push_idle(hb_host *h) {
     if (h->idle || h->task == NULL || E.nidle >= HOST_IDLE_MAX) return;
     h->idle = 1;
     E.idle[E.nidle++] = (hb_host *)Py_NewRef(h);
+}
+
+/* drop_job lets go of h's job, done or ended. */
+static void drop_job(hb_host *h) {
+    Py_CLEAR(h->job);
+    Py_CLEAR(h->ctx);
 }
 
 /* end leaves h for good: its Task ends with this step. */
@@ -105,7 +114,7 @@ static void end(hb_host *h) {
  * pending: not while idle, when it waits for ever; as any Task's while it
  * runs a call. */
 static void set_log_pending(hb_host *h, int on) {
-    if (h->task != NULL && PyObject_SetAttr(h->task, E.N.log_pending, on ? Py_True : Py_False) < 0)
+    if (h->task != NULL && PyObject_SetAttr(h->task, E.name[N_LOG_PENDING], on ? Py_True : Py_False) < 0)
         PyErr_Clear();
 }
 
@@ -119,8 +128,8 @@ static PySendResult park(hb_host *h, PyObject **result) {
         *result = Py_NewRef(Py_None);
         return PYGEN_RETURN;
     }
-    PyObject *fut = PyObject_CallMethod(E.loop, "create_future", NULL);
-    if (fut == NULL || PyObject_SetAttr(fut, E.N.blocking, Py_True) < 0) {
+    PyObject *fut = PyObject_CallMethodNoArgs(E.loop, E.name[N_CREATE_FUTURE]);
+    if (fut == NULL || PyObject_SetAttr(fut, E.name[N_BLOCKING], Py_True) < 0) {
         Py_XDECREF(fut);
         end(h);
         *result = NULL;
@@ -141,7 +150,7 @@ static void wake(hb_host *h) {
     h->park = NULL;
     /* Refused only if the future is done: then the Task was cancelled (the
        call cancelled its own task), and it wakes to that. */
-    PyObject *r = PyObject_CallMethodOneArg(park, E.N.set_result, Py_None);
+    PyObject *r = PyObject_CallMethodOneArg(park, E.name[N_SET_RESULT], Py_None);
     if (r == NULL) PyErr_Clear();
     Py_XDECREF(r);
     Py_DECREF(park);
@@ -151,8 +160,7 @@ static void wake(hb_host *h) {
  * the Task; its end leaves h idle, or ends h with the job's BaseException. */
 static PySendResult after(hb_host *h, PySendResult st, PyObject **result) {
     if (st == PYGEN_NEXT) return st;
-    Py_CLEAR(h->job);
-    Py_CLEAR(h->ctx);
+    drop_job(h);
     if (st == PYGEN_ERROR) {
         end(h);
         return st;
@@ -245,28 +253,13 @@ static PyObject *host_throw(PyObject *self, PyObject *args) {
            cancels that and waits for it, and the call then learns it from
            that. Its blocking flag is still set. */
         h->waiting = NULL;
-        if (waiting != Py_None && is_true(waiting, E.N.cancel, 1) == 1) return waiting;
+        if (waiting != Py_None && is_true(waiting, E.name[N_CANCEL], 1) == 1) return waiting;
         Py_DECREF(waiting);
     }
     PyObject *result;
     PySendResult st = step(h, NULL, args, &result);
     st = after(h, st, &result);
     return hb_send_outcome(st, result);
-}
-
-static PyObject *host_close(PyObject *self, PyObject *unused) {
-    (void)unused;
-    hb_host *h = (hb_host *)self;
-    if (executing(h)) return NULL;
-    PyObject *job = h->job;
-    h->job = NULL;
-    Py_CLEAR(h->waiting);
-    Py_CLEAR(h->raise);
-    end(h);
-    if (job == NULL) Py_RETURN_NONE;
-    PyObject *r = PyObject_CallMethod(job, "close", NULL); /* the job answers Go */
-    Py_DECREF(job);
-    return r;
 }
 
 static PyObject *host_await(PyObject *self) { return Py_NewRef(self); }
@@ -297,6 +290,19 @@ static void host_dealloc(PyObject *self) {
     PyObject_GC_UnTrack(self);
     host_clear(self);
     PyObject_GC_Del(self);
+}
+
+static PyObject *host_close(PyObject *self, PyObject *unused) {
+    (void)unused;
+    hb_host *h = (hb_host *)self;
+    if (executing(h)) return NULL;
+    PyObject *job = h->job;
+    h->job = NULL;
+    host_clear(self); /* it ends */
+    if (job == NULL) Py_RETURN_NONE;
+    PyObject *r = PyObject_CallMethod(job, "close", NULL); /* the job answers Go */
+    Py_DECREF(job);
+    return r;
 }
 
 static PyAsyncMethods host_as_async = {
@@ -347,9 +353,9 @@ static int reusable(hb_host *h) {
     if (t == NULL || h->retired || Py_REFCNT(t) != 2 || weakrefs(t) != 1 || Py_REFCNT(h) != 2) return 0;
     PyObject **dict = _PyObject_GetDictPtr(t);
     if (dict != NULL && *dict != NULL && PyDict_GET_SIZE(*dict) > 0) return 0;
-    if (h->park != NULL ? is_true(h->park, E.N.done, 1) != 0 : is_true(t, E.N.must_cancel, 0) != 0)
+    if (h->park != NULL ? is_true(h->park, E.name[N_DONE], 1) != 0 : is_true(t, E.name[N_MUST_CANCEL], 0) != 0)
         return 0;
-    PyObject *cbs = PyObject_GetAttr(t, E.N.callbacks);
+    PyObject *cbs = PyObject_GetAttr(t, E.name[N_CALLBACKS]);
     int none = cbs == Py_None;
     Py_XDECREF(cbs);
     PyErr_Clear();
@@ -394,14 +400,11 @@ int hb_eager_start(PyObject *job, PyObject *name, PyObject **task) {
         PyErr_Clear();
         return 0;
     }
-    PyObject *cur = PyObject_CallMethodNoArgs(h->task, E.N.get_name);
+    /* Named after this call's function: the last call may have been another
+       function's, or renamed its Task. Setting costs what reading would. */
+    PyObject *r = PyObject_CallMethodOneArg(h->task, E.name[N_SET_NAME], name);
+    Py_XDECREF(r);
     PyErr_Clear();
-    if (cur != name) { /* another function's call, or a call renamed it */
-        PyObject *r = PyObject_CallMethodOneArg(h->task, E.N.set_name, name);
-        Py_XDECREF(r);
-        PyErr_Clear();
-    }
-    Py_XDECREF(cur);
     /* Refused inside another task's step (a drain nested in a call it ran):
        the caller makes the call a Task of its own. */
     if (call_task_fn(E.enter, h->task) < 0) {
@@ -423,8 +426,7 @@ int hb_eager_start(PyObject *job, PyObject *name, PyObject **task) {
     switch (st) {
     case PYGEN_RETURN: /* done: Go has the outcome */
         Py_DECREF(result);
-        Py_CLEAR(h->job);
-        Py_CLEAR(h->ctx);
+        drop_job(h);
         push_idle(h);
         break;
     case PYGEN_ERROR:
@@ -436,8 +438,7 @@ int hb_eager_start(PyObject *job, PyObject *name, PyObject **task) {
             break;
         }
         /* A BaseException, reported: the Task ends with it. */
-        Py_CLEAR(h->job);
-        Py_CLEAR(h->ctx);
+        drop_job(h);
         h->raise = exc != NULL ? exc : PyObject_CallNoArgs(PyExc_SystemError);
         exc = NULL;
         wake(h);
@@ -455,9 +456,8 @@ int hb_eager_start(PyObject *job, PyObject *name, PyObject **task) {
 }
 
 int hb_eager_open(PyObject *loop) {
-    PyObject **n = (PyObject **)&E.N;
-    for (size_t i = 0; i < sizeof NAMES / sizeof *NAMES; i++)
-        if ((n[i] = PyUnicode_InternFromString(NAMES[i])) == NULL) goto fail;
+    for (int i = 0; i < N_COUNT; i++)
+        if ((E.name[i] = PyUnicode_InternFromString(NAMES[i])) == NULL) goto fail;
     PyObject *c = PyImport_ImportModule("_asyncio");
     if (c == NULL) goto fail;
     E.enter = PyObject_GetAttrString(c, "_enter_task");
@@ -479,6 +479,5 @@ void hb_eager_close(void) {
     E.loop = NULL;
     Py_CLEAR(E.enter);
     Py_CLEAR(E.leave);
-    PyObject **n = (PyObject **)&E.N;
-    for (size_t i = 0; i < sizeof NAMES / sizeof *NAMES; i++) Py_CLEAR(n[i]);
+    for (int i = 0; i < N_COUNT; i++) Py_CLEAR(E.name[i]);
 }

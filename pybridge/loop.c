@@ -365,7 +365,7 @@ static PyObject *task_name(PyObject *coro) {
 }
 
 PyObject *hb_loop_new_task(PyObject *aw, PyObject *name) {
-    if (name == NULL || !Q.direct_task) return PyObject_CallOneArg(Q.create_task, aw);
+    if (name == NULL) return PyObject_CallOneArg(Q.create_task, aw);
     PyObject *args[] = {aw, Q.loop, name};
     return PyObject_Vectorcall(Q.task_type, args, 1, Q.task_kwnames);
 }
