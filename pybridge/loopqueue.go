@@ -67,10 +67,6 @@ func submitLoopCall(id uint64, module, function string, args []byte) C.int {
 // the queue or the arena has no room; wake is true when the queue was empty,
 // so the loop must be woken.
 func queueLoopCall(id uint64, module, function string, args []byte) (wake, ok bool) {
-	n := uintptr(len(module) + len(function) + len(args))
-	if n > maxArenaCall {
-		return false, false
-	}
 	lq := &C.hb_lq
 	spinLock(&lq.lock)
 	defer spinUnlock(&lq.lock)
@@ -102,9 +98,13 @@ func queueLoopCall(id uint64, module, function string, args []byte) (wake, ok bo
 // arenaCopy copies a call's module, function and arguments, one after the
 // other, into an arena (the loop's or a pool's) whose ring state lies in C
 // memory, its lock held. base is where they start, end where they end, took
-// what they took from the ring; ok is false when they do not fit.
+// what they took from the ring; ok is false when they are over maxArenaCall
+// or do not fit.
 func arenaCopy(arena *C.uchar, size C.size_t, head, tail, used *C.size_t, module, function string, args []byte) (base unsafe.Pointer, end, took C.size_t, ok bool) {
 	n := uintptr(len(module) + len(function) + len(args))
+	if n > maxArenaCall {
+		return nil, 0, 0, false
+	}
 	r := ring{size: uintptr(size), head: uintptr(*head), tail: uintptr(*tail), used: uintptr(*used)}
 	off, u, ok := r.reserve(n)
 	if !ok {

@@ -78,10 +78,6 @@ func (q *workQueue) push(c *call) bool {
 // queue appends c to the queue with its bytes in the arena. queued is false
 // when it is too large or finds no room; closed when the queue has closed.
 func (q *workQueue) queue(c *call) (queued, closed bool) {
-	n := uintptr(len(c.module) + len(c.function) + len(c.args))
-	if n > maxArenaCall {
-		return false, false
-	}
 	p := q.c
 	spinLock(&p.lock)
 	defer spinUnlock(&p.lock)

@@ -1,8 +1,10 @@
 """Targets for pybridge's Go tests."""
 import asyncio
+import contextvars
 import sys
 import threading
 import time
+import weakref
 
 import _hornbeam
 
@@ -183,8 +185,6 @@ async def task_facts():
     return [isinstance(task, asyncio.Task), same, task in asyncio.all_tasks(), task.get_name()]
 
 
-import contextvars
-
 _request_var = contextvars.ContextVar("request_var")
 
 
@@ -225,8 +225,6 @@ _kept = {"task": [], "weakly": [], "coro": []}
 async def keep_task(how):
     """Keeps the task it runs in past its end: the task itself, a weak
     reference to it ("weakly"), or its coroutine ("coro")."""
-    import weakref
-
     task = asyncio.current_task()
     _kept[how].append(weakref.ref(task) if how == "weakly" else task.get_coro() if how == "coro" else task)
     return True
