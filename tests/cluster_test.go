@@ -346,7 +346,7 @@ print(json.dumps({"events": [(ev, t - stopped) for ev, t in events]}))
 	if !sc.Scan() || sc.Text() != "ready" {
 		t.Fatalf("no ready: %s", stderr.String())
 	}
-	syscall.Kill(h.pid(), syscall.SIGSTOP)
+	stopProcess(t, h.pid())
 	os.WriteFile(stoppedAt, []byte(strconv.FormatFloat(float64(time.Now().UnixNano())/1e9, 'f', 6, 64)), 0o644)
 	time.Sleep(6 * time.Second)
 	syscall.Kill(h.pid(), syscall.SIGCONT)

@@ -422,7 +422,7 @@ print(json.dumps({"r": r, "s": time.time() - t, "stores": stores_empty(["a@127.0
 	}
 	gRan := glob("g@127.0.0.1-c*-start-*")
 	if stop {
-		syscall.Kill(victim.pid(), syscall.SIGSTOP)
+		stopProcess(t, victim.pid())
 		defer syscall.Kill(victim.pid(), syscall.SIGCONT)
 	} else {
 		victim.kill()

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -121,4 +123,45 @@ func (p *proc) waitLog(t *testing.T, sub string, n int, within time.Duration) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// stopProcess sends SIGSTOP to pid and waits until every one of its threads
+// is stopped: the kernel stops a process's threads one by one, and a thread
+// that has not yet taken the stop can still answer, so a test that relies on
+// the process being silent waits for it.
+func stopProcess(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP %d: %v", pid, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if allThreadsStopped(pid) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d: not every thread stopped within 10 s of SIGSTOP", pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// allThreadsStopped reports whether every thread of pid is in state T
+// (stopped by a signal).
+func allThreadsStopped(pid int) bool {
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) == 0 {
+		return false
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "stat"))
+		if err != nil {
+			return false
+		}
+		if f := statFields(b); len(f) == 0 || f[0] != "T" {
+			return false
+		}
+	}
+	return true
 }

@@ -370,9 +370,7 @@ def application(environ, start_response):
 	if got := mustFetch(t, s.base+"/state"); !strings.HasPrefix(got, "answered") {
 		t.Fatalf("state_get with the supervisor running: %q", got)
 	}
-	if err := syscall.Kill(s.pid(), syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	stopProcess(t, s.pid())
 	t.Cleanup(func() { syscall.Kill(s.pid(), syscall.SIGCONT) }) // runs before the harness stops it
 	stateDone := make(chan string, 1)
 	go func() {
