@@ -3,6 +3,7 @@
 #   make build  build bin/hornbeam
 #   make test   vet, Go tests, Python tests (installs what it needs)
 #   make bench  run bench/ and write docs/BENCHMARKS.md
+#   make pgo    profile the node under HTTP load into cmd/hornbeam/default.pgo
 #   make demo   build, then run the distributed ML example: a web node and two workers
 #   make demo-rpc  the state tour and the RPC patterns on a five-node cluster
 
@@ -32,7 +33,7 @@ export CGO_CFLAGS  = -O2 -g $(if $(py_archive),$(call py_pc,--cflags))
 export CGO_LDFLAGS = $(if $(py_archive),$(py_archive) $(py_syslibs))
 export GOFLAGS     = $(if $(py_archive),-tags=pystatic)
 
-.PHONY: deps bench-deps build test test-go test-python fuzz bench demo demo-rpc clean
+.PHONY: deps bench-deps build test test-go test-python fuzz bench pgo demo demo-rpc clean
 
 # apt-install installs the Debian packages in $(1) that are missing.
 define apt-install
@@ -81,6 +82,13 @@ fuzz: build
 # Run with nothing else on the machine: the peers are measured in the same run.
 bench: build bench-deps
 	$(GO) run ./bench -out docs/BENCHMARKS.md
+
+# The CPU profile that go build optimises the node with (profile-guided
+# optimisation; go build reads cmd/hornbeam/default.pgo by itself): the node
+# under the HTTP loads of the per-core benchmark. Run it again after large
+# changes to the request path; an old profile still helps what has not changed.
+pgo: build bench-deps
+	$(GO) run ./bench -pgo cmd/hornbeam/default.pgo
 
 # The seed's distributed ML app: a FastAPI web node and two worker nodes on
 # loopback, real requests, every node stopped at the end.

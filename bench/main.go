@@ -18,6 +18,7 @@ func main() {
 	out := flag.String("out", "docs/BENCHMARKS.md", "markdown file to write")
 	bin := flag.String("bin", "bin/hornbeam", "the hornbeam binary to measure")
 	only := flag.String("only", "", "comma-separated sections to run (bridge, rpc, percore, http, ml, procs, dag); default all")
+	pgo := flag.String("pgo", "", "write the node's profile-guided optimisation profile to this file (cmd/hornbeam/default.pgo) instead of measuring")
 	child := flag.Bool("nats-child", false, "internal: the second process of the NATS floor")
 	busChildFlag := flag.Bool("bus-child", false, "internal: the serving process of the Go bus measurement")
 	dagChildName := flag.String("dag-child", "", "internal: a worker process of the DAG floor, by node name")
@@ -40,6 +41,12 @@ func main() {
 	}
 	if *busChildFlag {
 		busChild()
+		return
+	}
+	if *pgo != "" {
+		if err := pgoProfile(*bin, *pgo); err != nil {
+			log.Fatalf("pgo profile: %v", err)
+		}
 		return
 	}
 	want := func(s string) bool { return *only == "" || strings.Contains(","+*only+",", ","+s+",") }
