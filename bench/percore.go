@@ -290,7 +290,7 @@ var totalRe = regexp.MustCompile(`(\d+) requests in`)
 // one thread on loadCPU.
 func measureServer(cmd *exec.Cmd, port int, path string, pin bool) (measured, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = append(os.Environ(), "HORNBEAM_COOKIE=bench")
+	cmd.Env = append(cmd.Environ(), "HORNBEAM_COOKIE=bench") // the caller's cmd.Env, if it set one
 	if err := cmd.Start(); err != nil {
 		return measured{}, err
 	}
