@@ -29,36 +29,11 @@ const (
 // server's processes spent per 10,000 requests (from /proc/PID/stat), which
 // does not depend on how many cores sit idle.
 func perCoreSection(bin string) (string, error) {
-	for _, tool := range []string{"wrk", "taskset"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return "", fmt.Errorf("%s is not installed (make bench-deps)", tool)
-		}
-	}
-	pydir, _ := filepath.Abs("bench/py")
-	// The servers run in bench/py: a relative binary would be looked up there.
-	bin, err := filepath.Abs(bin)
+	env, err := newPinnedEnv(bin)
 	if err != nil {
 		return "", err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return "", err
-	}
-	pinned := func(args ...string) func(int) *exec.Cmd {
-		return func(port int) *exec.Cmd {
-			a := []string{"-c", serverCPU}
-			for _, s := range args {
-				a = append(a, strings.ReplaceAll(s, "PORT", strconv.Itoa(port)))
-			}
-			c := exec.Command("taskset", a...)
-			c.Dir = pydir
-			return c
-		}
-	}
-	hb := func(app string, extra ...string) func(int) *exec.Cmd {
-		return pinned(append([]string{bin, "start", app, "-b", "127.0.0.1:PORT", "--pythonpath", pydir,
-			"--log-level", "warning"}, extra...)...)
-	}
+	bin, pydir, self, pinned, hb := env.bin, env.pydir, env.self, env.pinned, env.hb
 	uv := func(app string) func(int) *exec.Cmd {
 		return pinned("/usr/bin/python3", "-m", "uvicorn", app, "--port", "PORT", "--loop", "uvloop",
 			"--http", "httptools", "--log-level", "warning", "--no-access-log")
@@ -284,6 +259,52 @@ type measured struct {
 }
 
 var totalRe = regexp.MustCompile(`(\d+) requests in`)
+
+// pinnedEnv makes the commands of servers pinned to serverCPU, run in
+// bench/py: the per-core table's and the PGO profile's.
+type pinnedEnv struct {
+	bin   string // the hornbeam binary, absolute: the servers run in bench/py
+	pydir string // bench/py, absolute
+	self  string // this benchmark's executable (the bare floors)
+}
+
+// newPinnedEnv checks that wrk and taskset are installed.
+func newPinnedEnv(bin string) (*pinnedEnv, error) {
+	for _, tool := range []string{"wrk", "taskset"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("%s is not installed (make bench-deps)", tool)
+		}
+	}
+	pydir, _ := filepath.Abs("bench/py")
+	bin, err := filepath.Abs(bin)
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return &pinnedEnv{bin: bin, pydir: pydir, self: self}, nil
+}
+
+// pinned makes the command args (PORT replaced by the port) on serverCPU.
+func (e *pinnedEnv) pinned(args ...string) func(int) *exec.Cmd {
+	return func(port int) *exec.Cmd {
+		a := []string{"-c", serverCPU}
+		for _, s := range args {
+			a = append(a, strings.ReplaceAll(s, "PORT", strconv.Itoa(port)))
+		}
+		c := exec.Command("taskset", a...)
+		c.Dir = e.pydir
+		return c
+	}
+}
+
+// hb makes a node serving app, with extra flags.
+func (e *pinnedEnv) hb(app string, extra ...string) func(int) *exec.Cmd {
+	return e.pinned(append([]string{e.bin, "start", app, "-b", "127.0.0.1:PORT", "--pythonpath", e.pydir,
+		"--log-level", "warning"}, extra...)...)
+}
 
 // measureServer starts cmd in its own process group, waits for path to
 // answer on port, loads it with wrk, and stops the group. With pin, wrk runs

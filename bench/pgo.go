@@ -14,13 +14,7 @@ import (
 // pinned), with HORNBEAM_CPUPROFILE set, and merges the profiles the nodes
 // write as they stop.
 func pgoProfile(bin, out string) error {
-	for _, tool := range []string{"wrk", "taskset"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s is not installed (make bench-deps)", tool)
-		}
-	}
-	pydir, _ := filepath.Abs("bench/py")
-	bin, err := filepath.Abs(bin)
+	env, err := newPinnedEnv(bin)
 	if err != nil {
 		return err
 	}
@@ -44,9 +38,7 @@ func pgoProfile(bin, out string) error {
 			return err
 		}
 		prof := filepath.Join(tmp, strconv.Itoa(i)+".pprof")
-		cmd := exec.Command("taskset", "-c", serverCPU, bin, "start", l.app, "-k", l.worker,
-			"-b", "127.0.0.1:"+strconv.Itoa(port), "--pythonpath", pydir, "--log-level", "warning")
-		cmd.Dir = pydir
+		cmd := env.hb(l.app, "-k", l.worker)(port)
 		cmd.Env = append(os.Environ(), "HORNBEAM_CPUPROFILE="+prof)
 		if _, err := measureServer(cmd, port, l.path, true); err != nil {
 			return fmt.Errorf("%s: %w", l.app, err)
