@@ -255,6 +255,10 @@ type call struct {
 	limit    int  // MaxResult
 	borrow   bool // the result may stay in C memory (CallBorrowed)
 	slot     handoff.Slot[result]
+	// A borrowed result (CallBorrowed), until the caller releases it.
+	ip       *Interpreter
+	borrowed result
+	released atomic.Bool
 	// pin holds args in place while a pool's queue refers to them (see
 	// workQueue.push); whoever takes the call out of pending unpins it.
 	pin *runtime.Pinner
@@ -702,7 +706,7 @@ type CallOpts struct {
 
 // CallWith is Call with options.
 func (ip *Interpreter) CallWith(ctx context.Context, o CallOpts, module, function string, args []byte) ([]byte, error) {
-	r, err := ip.call(ctx, o, false, module, function, args)
+	r, err := ip.call(ctx, o, nil, module, function, args)
 	return r.value, err
 }
 
@@ -713,24 +717,31 @@ func (ip *Interpreter) CallWith(ctx context.Context, o CallOpts, module, functio
 // (later calls of release, and release of a result that was copied or of an
 // error, do nothing).
 func (ip *Interpreter) CallBorrowed(ctx context.Context, o CallOpts, module, function string, args []byte) (value []byte, release func(), err error) {
-	r, err := ip.call(ctx, o, true, module, function, args)
+	var c *call
+	r, err := ip.call(ctx, o, &c, module, function, args)
 	if r.cbuf == nil {
 		return r.value, noRelease, err
 	}
-	var released atomic.Bool // a second call must not free the memory again
-	return r.value, func() {
-		if released.CompareAndSwap(false, true) {
-			ip.release(r)
-		}
-	}, err
+	c.borrowed = r
+	return r.value, c.releaseBorrowed, err
 }
 
 func noRelease() {}
 
+// releaseBorrowed frees the call's borrowed result, once: later calls do
+// nothing.
+func (c *call) releaseBorrowed() {
+	if c.released.CompareAndSwap(false, true) {
+		c.ip.release(c.borrowed)
+	}
+}
+
 // fnKey names a Python function: its module and its name.
 type fnKey struct{ module, function string }
 
-func (ip *Interpreter) call(ctx context.Context, o CallOpts, borrow bool, module, function string, args []byte) (result, error) {
+// call runs the call; borrowed non-nil asks for a result that may stay in C
+// memory, and is set to the call, which frees it (releaseBorrowed).
+func (ip *Interpreter) call(ctx context.Context, o CallOpts, borrowed **call, module, function string, args []byte) (result, error) {
 	lane := o.Lane
 	select {
 	case <-ip.stopping:
@@ -745,7 +756,10 @@ func (ip *Interpreter) call(ctx context.Context, o CallOpts, borrow bool, module
 		q = ip.lanes[lane]
 	}
 	c := &call{ctx: ctx, module: module, function: function, args: args, id: ip.nextID.Add(1), q: q,
-		limit: max(o.MaxResult, 0), borrow: borrow}
+		limit: max(o.MaxResult, 0), borrow: borrowed != nil}
+	if borrowed != nil {
+		c.ip, *borrowed = ip, c
+	}
 	async := false
 	ip.pending.Store(c.id, c)
 	if _, ok := ip.asyncFns.Load(fnKey{module, function}); ok {

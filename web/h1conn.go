@@ -402,21 +402,28 @@ func (c *h1conn) readHead(first bool) (string, bool) {
 			}
 		}
 		err := c.fill(limit)
-		var ne net.Error
 		switch {
 		case err == nil:
 		case errors.Is(err, errHeadTooLarge):
 			c.refuse(&headError{code: http.StatusRequestHeaderFieldsTooLarge, why: "request header fields too large"})
 			return "", false
-		case errors.As(err, &ne) && ne.Timeout() && (first || c.rd < c.wr):
+		case isTimeout(err) && (first || c.rd < c.wr):
 			c.writeRaw(response408)
 			return "", false
-		case errors.As(err, &ne) && ne.Timeout() && !clock && time.Now().Before(idleUntil):
+		case isTimeout(err) && !clock && time.Now().Before(idleUntil):
 			c.setHeadDeadline(idleUntil) // a kept deadline, earlier than this one
 		default: // the client left, or an idle connection timed out or was drained
 			return "", false
 		}
 	}
+}
+
+// isTimeout reports whether err is a net.Error's timeout. The error's
+// variable lives here: declared in readHead's loop, it went to the heap on
+// every request.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // skipEmptyLines drops empty lines before a request (RFC 9112 2.2).
@@ -544,8 +551,7 @@ func (c *h1conn) watch(ctx *reqCtx) {
 			c.watchData = append(c.watchData[:0], b[:n]...) // the client sent more: a pipelined request
 			return
 		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		if isTimeout(err) {
 			return // stopped
 		}
 		c.watchErr = err

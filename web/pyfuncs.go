@@ -88,9 +88,8 @@ func (s *Server) pyWaitDisconnect(_ context.Context, data []byte) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case <-req.r.Context().Done():
-	case <-req.done:
-	}
+	// The request's context ends when the client leaves, and at the latest
+	// when ServeHTTP returns (net/http's, and the plain server's).
+	<-req.r.Context().Done()
 	return cborNil, nil
 }

@@ -22,9 +22,8 @@ import (
 type request struct {
 	w      http.ResponseWriter
 	r      *http.Request
-	rc     *http.ResponseController
-	done   chan struct{} // closed when ServeHTTP returns
-	server string        // the Server header, "" for none
+	rc     http.ResponseController
+	server string // the Server header, "" for none
 	// headerMap: the access log reads the response's headers, so they go
 	// through w.Header() even where the writer could do without it.
 	headerMap bool

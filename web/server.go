@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -416,12 +417,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			close(s.exhausted)
 		})
 	}
-	req := &request{w: w, r: r, rc: http.NewResponseController(w), done: make(chan struct{}),
+	req := &request{w: w, r: r, rc: *http.NewResponseController(w),
 		server: s.serverHeader, bodyTimeout: s.cfg.BodyTimeout, headerMap: s.logsResponseHeaders}
 	s.cfg.Metrics.HTTPBegin()
 	defer func() {
 		req.end()
-		close(req.done)
 		s.access(req, t0)
 		s.cfg.Metrics.HTTPEnd(req.status, time.Since(t0))
 	}()
@@ -463,7 +463,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	pre := req.pre // b"" when nil: a byte string either way
 	req.pre = nil  // handed to the app with the request
 	req.readMu.Unlock()
-	module, args := "_hornbeam_web.wsgi", make([]byte, 0, 512+len(pre))
+	buf := argBufs.Get().(*[]byte)
+	module, args := "_hornbeam_web.wsgi", slices.Grow((*buf)[:0], 512+len(pre))
 	if s.cfg.ASGI {
 		module = "_hornbeam_web.asgi"
 		args = cborText(cborUint(cborArray(args, 5), id), s.cfg.App)
@@ -474,6 +475,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out, release, err := s.callApp(&req.app, w, module, args)
 	defer release() // after the response is written: its body may be out
+	if err == nil && cap(args) <= maxPooledArgs {
+		// Python has read the arguments (a call that failed may not have
+		// yet, and then they are left to it).
+		*buf = args[:0]
+		argBufs.Put(buf)
+	}
 	timedOut := errors.Is(err, context.DeadlineExceeded)
 	badBody, slow := req.endBody(timedOut)
 	switch {
@@ -514,6 +521,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// argBufs hold the encoded arguments of an app's call, used again once the
+// call has returned: a request is served without making garbage of them.
+var argBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledArgs: argument buffers larger than this (a body read ahead) are
+// left to the collector rather than kept for requests that seldom need them.
+const maxPooledArgs = 4 << 10
 
 // borrower is the interpreter's CallBorrowed.
 type borrower interface {

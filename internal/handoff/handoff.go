@@ -10,6 +10,7 @@ package handoff
 import (
 	"context"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -25,8 +26,15 @@ type Slot[T any] struct {
 	taken atomic.Bool
 	state atomic.Int32
 	v     T
-	ch    atomic.Pointer[chan struct{}] // made by Wait before it parks
+	// ch is set by Wait before it parks. The state's change to parked
+	// publishes it: Deliver reads it only after seeing that change.
+	ch chan struct{}
 }
+
+// parkChans are the channels Waits park on, used again once their one
+// delivery has been received: a request-serving node parks once a call, and
+// a channel made each time was a good part of its garbage.
+var parkChans = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
 
 // Deliver publishes v. Only the first delivery counts; it reports whether v was it.
 func (s *Slot[T]) Deliver(v T) bool {
@@ -35,7 +43,7 @@ func (s *Slot[T]) Deliver(v T) bool {
 	}
 	s.v = v
 	if s.state.Swap(done) == parked {
-		*s.ch.Load() <- struct{}{}
+		s.ch <- struct{}{}
 	}
 	return true
 }
@@ -66,18 +74,24 @@ func (sp *Spinner) spin(state *atomic.Int32) {
 func (s *Slot[T]) Wait(ctx context.Context, sp *Spinner, stop <-chan struct{}) (T, error) {
 	sp.spin(&s.state)
 	if s.state.Load() != done {
-		ch := make(chan struct{}, 1)
-		s.ch.Store(&ch)
-		if s.state.CompareAndSwap(waiting, parked) {
-			select {
-			case <-ch:
-			case <-ctx.Done():
-				var zero T
-				return zero, ctx.Err()
-			case <-stop:
-				var zero T
-				return zero, ErrStopped
-			}
+		ch := parkChans.Get().(chan struct{})
+		s.ch = ch
+		if !s.state.CompareAndSwap(waiting, parked) {
+			parkChans.Put(ch) // delivered meanwhile: no one sends on it
+			return s.v, nil
+		}
+		select {
+		case <-ch:
+			// Deliver's one send is received: the channel is empty, and
+			// no one else sends on it.
+			parkChans.Put(ch)
+		case <-ctx.Done():
+			// A late Deliver may still send on ch: it is left to it.
+			var zero T
+			return zero, ctx.Err()
+		case <-stop:
+			var zero T
+			return zero, ErrStopped
 		}
 	}
 	return s.v, nil

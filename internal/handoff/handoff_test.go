@@ -3,6 +3,7 @@ package handoff
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -101,4 +102,52 @@ func TestSlotAbandon(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSlotParkedChannelsReused: parked waiters share channels, used again
+// once received from. Some waiters give up (their slot's late delivery
+// still sends on its channel); none may then be woken by another slot's
+// delivery, or return before its own.
+func TestSlotParkedChannelsReused(t *testing.T) {
+	const waiters = 64
+	for round := range 50 {
+		var wg sync.WaitGroup
+		for i := range waiters {
+			var s Slot[int]
+			ctx, cancel := context.WithCancel(context.Background())
+			gaveUp := i%4 == 0
+			release := make(chan struct{})
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				<-release
+				s.Deliver(round*waiters + i)
+			}()
+			go func() {
+				defer wg.Done()
+				defer cancel()
+				if gaveUp {
+					cancel()
+				}
+				go func() { runtime.Gosched(); close(release) }()
+				v, err := s.Wait(ctx, nil, nil)
+				switch {
+				case gaveUp && err == nil && v != round*waiters+i:
+					t.Errorf("a waiter that gave up got %d", v)
+				case gaveUp:
+				case err != nil || v != round*waiters+i || !s.Done():
+					t.Errorf("waiter %d got %d, %v (delivered: %v)", round*waiters+i, v, err, s.Done())
+				}
+			}()
+		}
+		finished := make(chan struct{})
+		go func() { wg.Wait(); close(finished) }()
+		select {
+		case <-finished:
+		case <-time.After(10 * time.Second):
+			// A channel used again while a send was still in it blocks
+			// the next delivery on it.
+			t.Fatalf("round %d: a delivery or a waiter is stuck", round)
+		}
+	}
 }
