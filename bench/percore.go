@@ -147,8 +147,8 @@ func perCoreSection(bin string) (string, error) {
 	fmt.Fprintf(&b, "Both servers run at once, pinned to CPU %s, each loaded by its own `wrk -t1 -c64` on CPU %s: "+
 		"the scheduler shares the CPU between them, so both see the same machine at the same moments. The ratio "+
 		"of their CPU per request still moves with the machine's own speed, which these shared machines change "+
-		"from minute to minute: for the FastAPI route, 1.15x to 1.26x uvicorn in seven runs "+
-		"on 2026-12-03 (a run of this benchmark, three of 7 rounds, one of 5, and two of 9 with the servers in either order), 1.19x their median. Median of 3 rounds of 3 s after a 1 s warm-up.\n\n",
+		"from minute to minute: for the FastAPI route, 1.15x to 1.26x uvicorn in nine runs "+
+		"on 2026-12-03 and 04 (a run of this benchmark, three of 7 rounds, one of 5, and four of 9 with the servers in either order), eight of them between 1.15x and 1.20x. Median of 3 rounds of 3 s after a 1 s warm-up.\n\n",
 		serverCPU, loadCPU)
 	b.WriteString("| app | hornbeam CPU s / 10k | peer | peer CPU s / 10k | peer's CPU per request / hornbeam's |\n|---|---|---|---|---|\n")
 	for _, p := range []struct {
