@@ -256,7 +256,6 @@ type call struct {
 	borrow   bool // the result may stay in C memory (CallBorrowed)
 	slot     handoff.Slot[result]
 	// A borrowed result (CallBorrowed), until the caller releases it.
-	ip       *Interpreter
 	borrowed result
 	released atomic.Bool
 	// pin holds args in place while a pool's queue refers to them (see
@@ -706,7 +705,7 @@ type CallOpts struct {
 
 // CallWith is Call with options.
 func (ip *Interpreter) CallWith(ctx context.Context, o CallOpts, module, function string, args []byte) ([]byte, error) {
-	r, err := ip.call(ctx, o, nil, module, function, args)
+	_, r, err := ip.call(ctx, o, false, module, function, args)
 	return r.value, err
 }
 
@@ -717,65 +716,62 @@ func (ip *Interpreter) CallWith(ctx context.Context, o CallOpts, module, functio
 // (later calls of release, and release of a result that was copied or of an
 // error, do nothing).
 func (ip *Interpreter) CallBorrowed(ctx context.Context, o CallOpts, module, function string, args []byte) (value []byte, release func(), err error) {
-	var c *call
-	r, err := ip.call(ctx, o, &c, module, function, args)
+	c, r, err := ip.call(ctx, o, true, module, function, args)
 	if r.cbuf == nil {
 		return r.value, noRelease, err
 	}
 	c.borrowed = r
-	return r.value, c.releaseBorrowed, err
+	return r.value, func() { ip.releaseBorrowed(c) }, err
 }
 
 func noRelease() {}
 
-// releaseBorrowed frees the call's borrowed result, once: later calls do
-// nothing.
-func (c *call) releaseBorrowed() {
+// releaseBorrowed frees c's borrowed result, once: later calls do nothing.
+func (ip *Interpreter) releaseBorrowed(c *call) {
 	if c.released.CompareAndSwap(false, true) {
-		c.ip.release(c.borrowed)
+		ip.release(c.borrowed)
 	}
 }
 
 // fnKey names a Python function: its module and its name.
 type fnKey struct{ module, function string }
 
-// call runs the call; borrowed non-nil asks for a result that may stay in C
-// memory, and is set to the call, which frees it (releaseBorrowed).
-func (ip *Interpreter) call(ctx context.Context, o CallOpts, borrowed **call, module, function string, args []byte) (result, error) {
+// call runs module.function(args) and returns the call (nil when it was
+// never queued) with its result; borrow lets the result stay in C memory
+// (CallBorrowed).
+func (ip *Interpreter) call(ctx context.Context, o CallOpts, borrow bool, module, function string, args []byte) (*call, result, error) {
 	lane := o.Lane
 	select {
 	case <-ip.stopping:
-		return result{}, ErrClosed
+		return nil, result{}, ErrClosed
 	default:
 	}
 	if err := ctx.Err(); err != nil {
-		return result{}, err
+		return nil, result{}, err
 	}
 	q := ip.lanes[LaneRPC]
 	if lane >= 0 && lane < numLanes && ip.lanes[lane] != nil {
 		q = ip.lanes[lane]
 	}
 	c := &call{ctx: ctx, module: module, function: function, args: args, id: ip.nextID.Add(1), q: q,
-		limit: max(o.MaxResult, 0), borrow: borrowed != nil}
-	if borrowed != nil {
-		c.ip, *borrowed = ip, c
-	}
+		limit: max(o.MaxResult, 0), borrow: borrow}
 	async := false
 	ip.pending.Store(c.id, c)
 	if _, ok := ip.asyncFns.Load(fnKey{module, function}); ok {
 		async = true
 		if ip.wakeLoop(submitLoopCall(c.id, module, function, args)) < 0 {
 			ip.takePending(c.id)
-			return result{}, errors.New("pybridge: out of memory queueing a call")
+			return nil, result{}, errors.New("pybridge: out of memory queueing a call")
 		}
 	} else if !q.push(c) {
 		ip.takePending(c.id) // unless Close's drain took it
 		if ip.Closing() {
-			return result{}, ErrClosed
+			return nil, result{}, ErrClosed
 		}
-		return result{}, errors.New("pybridge: out of memory queueing a call")
+		return nil, result{}, errors.New("pybridge: out of memory queueing a call")
 	}
-	return ip.wait(c, async)
+	r, err := ip.wait(c, async)
+	return c, r, err
 }
 
 // wait spins briefly for the result, then parks until it, ctx's end or Close.
