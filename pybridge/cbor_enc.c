@@ -33,7 +33,16 @@ static int buf_grow(hb_buf *b, size_t need) {
         PyErr_Format(PyExc_MemoryError, "hornbeam: the encoded value is over the %zu-byte limit", b->limit);
         return -1;
     }
-    while (cap < want) cap = cap > SIZE_MAX / 2 ? want : cap * 2;
+    if (want / 2 > cap) {
+        /* One large piece (a response body, an array): its size and an eighth
+         * for what follows, not the next power of two. Doubling gave a 64 KiB
+         * body a 128 KiB buffer; a burst of such replies then outgrew the
+         * heap that hb_init keeps (M_TRIM_THRESHOLD), which was given back to
+         * the kernel and faulted in again for the next burst. */
+        cap = want > SIZE_MAX - want / 8 ? want : want + want / 8;
+    } else {
+        while (cap < want) cap = cap > SIZE_MAX / 2 ? want : cap * 2;
+    }
     if (b->limit && cap > b->limit) cap = b->limit;
     unsigned char *p = realloc(b->data, cap);
     if (p == NULL) return PyErr_NoMemory(), -1;
