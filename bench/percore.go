@@ -147,8 +147,11 @@ func perCoreSection(bin string) (string, error) {
 	fmt.Fprintf(&b, "Both servers run at once, pinned to CPU %s, each loaded by its own `wrk -t1 -c64` on CPU %s: "+
 		"the scheduler shares the CPU between them, so both see the same machine at the same moments. The ratio "+
 		"of their CPU per request still moves with the machine's own speed, which these shared machines change "+
-		"from minute to minute: for the FastAPI route, 1.15x to 1.26x uvicorn in nine runs "+
-		"on 2026-12-03 and 04 (a run of this benchmark, three of 7 rounds, one of 5, and four of 9 with the servers in either order), eight of them between 1.15x and 1.20x. Median of 3 rounds of 3 s after a 1 s warm-up.\n\n",
+		"from minute to minute, and with the host a run lands on: for the FastAPI route, 1.14x to 1.26x uvicorn in fourteen runs "+
+		"on 2026-12-03 and 04 (three runs of this benchmark, three of 7 rounds, two of 5, and six of 9 with the servers in either order), "+
+		"eleven of them between 1.14x and 1.20x; for ASGI hello, 1.62x on 2026-12-03 and 1.28x to 1.36x in five runs on a host twice as fast on 2026-12-04, "+
+		"where a system call cost about 1 µs (an empty `read`, 1.3 µs) and a node made 2.35 of them a request to uvicorn's 2.09. "+
+		"Median of 3 rounds of 3 s after a 1 s warm-up.\n\n",
 		serverCPU, loadCPU)
 	b.WriteString("| app | hornbeam CPU s / 10k | peer | peer CPU s / 10k | peer's CPU per request / hornbeam's |\n|---|---|---|---|---|\n")
 	for _, p := range []struct {
