@@ -78,8 +78,7 @@ func (s *Server) pyStart(_ context.Context, data []byte) ([]byte, error) {
 }
 
 func (s *Server) pyWrite(_ context.Context, data []byte) ([]byte, error) {
-	var body []byte
-	req, err := s.decode("http_write", data, &body)
+	req, body, err := s.decodeWrite(data)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +86,32 @@ func (s *Server) pyWrite(_ context.Context, data []byte) ([]byte, error) {
 		return nil, err
 	}
 	return cborNil, nil
+}
+
+// decodeWrite reads http_write's [id, body], the body in place: the chunks
+// of a streamed response are the largest arguments Python sends, and the
+// generic decoder copied each twice (into a raw message, then into a byte
+// slice), allocating a large object for each copy. What the quick reading
+// does not take (an indefinite-length string, a wrong type) goes to decode.
+func (s *Server) decodeWrite(data []byte) (*request, []byte, error) {
+	args := data
+	if major, tag, rest, ok := cborReadHead(args); ok && major == 6 && tag == cborTuple {
+		args = rest // Python's arguments are a tuple
+	}
+	if len(args) > 0 && args[0] == 0x82 {
+		if major, id, rest, ok := cborReadHead(args[1:]); ok && major == 0 {
+			if body, rest, ok := byteString(rest); ok && len(rest) == 0 {
+				req, found := s.reqs.Load(id)
+				if !found {
+					return nil, nil, errEnded
+				}
+				return req, body, nil
+			}
+		}
+	}
+	var body []byte
+	req, err := s.decode("http_write", data, &body)
+	return req, body, err
 }
 
 // pyWaitDisconnect returns when the client has gone or the response has ended.

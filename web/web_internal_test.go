@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -33,5 +34,59 @@ func TestDecodeResponse(t *testing.T) {
 	}
 	if _, err := decodeResponse([]byte{0x84, 0x01}); err == nil {
 		t.Fatal("a truncated response decoded")
+	}
+}
+
+// http_write's arguments are read in place when they have the shape Python
+// sends, and otherwise as the generic decoder reads them.
+func TestDecodeWrite(t *testing.T) {
+	var s Server
+	req := &request{}
+	s.reqs.Store(7, req)
+	big := bytes.Repeat([]byte("b"), 70000)
+	// Python sends its arguments as a tuple (pybridge's tag on an array).
+	enc := func(v ...any) []byte {
+		raw, err := cbor.Marshal(cbor.Tag{Number: cborTuple, Content: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	array, _ := cbor.Marshal([]any{7, []byte("hi")})
+	for _, tc := range []struct {
+		name    string
+		data    []byte
+		want    []byte
+		inPlace bool
+		err     bool
+	}{
+		{"small", enc(7, []byte("hi")), []byte("hi"), true, false},
+		{"array", array, []byte("hi"), true, false},
+		{"large", enc(7, big), big, true, false},
+		{"empty", enc(7, []byte{}), []byte{}, false, false},
+		// [7, (_ h'6162', h'63')]: an indefinite-length byte string.
+		{"indefinite", []byte{0xda, 0x48, 0x42, 0x00, 0x01, 0x82, 0x07, 0x5f, 0x42, 'a', 'b', 0x41, 'c', 0xff}, []byte("abc"), false, false},
+		{"not bytes", enc(7, 5), nil, false, true},
+		{"extra", enc(7, []byte("x"), 1), nil, false, true},
+		{"truncated", enc(7, big)[:100], nil, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, body, err := s.decodeWrite(tc.data)
+			if tc.err {
+				if err == nil {
+					t.Fatalf("decoded %d bytes, want an error", len(body))
+				}
+				return
+			}
+			if err != nil || got != req || !bytes.Equal(body, tc.want) {
+				t.Fatalf("request %p (want %p), %d bytes, %v", got, req, len(body), err)
+			}
+			if tc.inPlace && &body[0] != &tc.data[len(tc.data)-len(body)] {
+				t.Error("the body was copied, not read in place")
+			}
+		})
+	}
+	if _, _, err := s.decodeWrite(enc(8, []byte("x"))); !errors.Is(err, errEnded) {
+		t.Fatalf("a request that has ended: %v, want errEnded", err)
 	}
 }
