@@ -41,27 +41,33 @@ class _Body:
 
     def __init__(self, req):
         self.req = req
-        self.buf = bytearray()
+        # The pieces queued, kept as the app sent them (bytes, which cannot
+        # change) and joined only when there are several: a piece sent alone
+        # goes to Go without a copy.
+        self.parts = []
+        self.size = 0
         self.task = None
         self.error = None
 
     async def _drain(self):
         try:
-            while self.buf:
-                data = bytes(self.buf)
-                self.buf.clear()
+            while self.parts:
+                parts = self.parts
+                data = parts[0] if len(parts) == 1 else b"".join(parts)
+                self.parts, self.size = [], 0
                 await _go("http_write", self.req, data)
         except Exception as e:  # the client left: the app learns it on its next send
             self.error = e
-            self.buf.clear()
+            self.parts, self.size = [], 0
 
-    async def write(self, data):
+    async def write(self, data: bytes):
         if self.error is not None:
             raise self.error
-        self.buf += data
+        self.parts.append(data)
+        self.size += len(data)
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self._drain())
-        if len(self.buf) >= self.HIGH:
+        if self.size >= self.HIGH:
             await self.task
 
     async def close(self):
