@@ -19,6 +19,15 @@ async def asgi_64k(scope, receive, send):
     await send({"type": "http.response.body", "body": BIG})
 
 
+async def asgi_stream_1m(scope, receive, send):
+    """1 MiB sent as 16 pieces of 64 KiB, as a download or a large export is."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]})
+    for i in range(16):
+        await send({"type": "http.response.body", "body": BIG, "more_body": i < 15})
+
+
 async def asgi_sleep(scope, receive, send):
     if scope["type"] != "http":
         return
