@@ -114,6 +114,7 @@ func New(cfg Config) (*Node, error) {
 	n.procs = process.New(process.Config{Node: n.name, Limits: cfg.Processes, Spawn: n.spawnHere,
 		Call: n.serveCall, Killed: n.procKilled, Spin: spin, Logger: cfg.Logger})
 	funcs := n.pyFuncs()
+	var inPlace map[string]bool
 	for k, f := range n.mlFuncs() {
 		funcs[k] = f
 	}
@@ -140,6 +141,7 @@ func New(cfg Config) (*Node, error) {
 		for k, f := range w.Funcs() {
 			funcs[k] = f
 		}
+		inPlace = w.InPlaceArgs()
 	}
 	threads := cfg.Threads
 	if threads <= 0 {
@@ -159,15 +161,16 @@ func New(cfg Config) (*Node, error) {
 			}
 			return DefaultStateMaxValue
 		}(),
-		SpinWait:   cfg.SpinWait,
-		Packages:   python.Packages,
-		PythonPath: cfg.PythonPath,
-		Argv:       cfg.Argv,
-		State:      n.store,
-		NodeName:   n.Name,
-		Funcs:      funcs,
-		AsyncFuncs: n.procAsyncFuncs(),
-		Logger:     cfg.Logger,
+		SpinWait:    cfg.SpinWait,
+		Packages:    python.Packages,
+		PythonPath:  cfg.PythonPath,
+		Argv:        cfg.Argv,
+		State:       n.store,
+		NodeName:    n.Name,
+		Funcs:       funcs,
+		InPlaceArgs: inPlace,
+		AsyncFuncs:  n.procAsyncFuncs(),
+		Logger:      cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("host: starting Python: %w", err)

@@ -222,7 +222,7 @@ func hbGoCall(name *C.char, n C.size_t, args *C.uchar, alen C.size_t, out *C.hb_
 		c.q.lose()
 		defer c.q.regain()
 	}
-	res, err := f(ctx, C.GoBytes(unsafe.Pointer(args), C.int(alen)))
+	res, err := f(ctx, ip.goArgs(fname, args, alen))
 	if err != nil {
 		class, attrs := "RuntimeError", []byte(nil)
 		var pe PythonException
@@ -295,17 +295,40 @@ func hbGoCallAsync(name *C.char, n C.size_t, args *C.uchar, alen C.size_t, fut *
 		af(ip.ctx, a, func(res []byte, err error) { resolveFuture(fut, res, err) })
 		return 0
 	}
-	f, ok := ip.cfg.Funcs[keyView(name, n)]
+	fname := keyView(name, n)
+	f, ok := ip.cfg.Funcs[fname]
 	if !ok {
 		return -1
 	}
-	a := C.GoBytes(unsafe.Pointer(args), C.int(alen))
 	// fut is an owned reference in C memory; Go only carries it back to the loop.
+	if ip.cfg.InPlaceArgs[fname] {
+		// The arguments are Go's now (1 tells the caller): they stay where
+		// they are until the call ends, and are freed after its outcome has
+		// been copied for the loop (a result may be a part of them).
+		a := unsafe.Slice((*byte)(unsafe.Pointer(args)), int(alen))
+		go func() {
+			res, err := f(ip.ctx, a)
+			resolveFuture(fut, res, err)
+			C.free(unsafe.Pointer(args))
+		}()
+		return 1
+	}
+	a := C.GoBytes(unsafe.Pointer(args), C.int(alen))
 	go func() {
 		res, err := f(ip.ctx, a)
 		resolveFuture(fut, res, err)
 	}()
 	return 0
+}
+
+// goArgs is what a Go function called from Python gets as its arguments:
+// the C memory itself for the InPlaceArgs, valid while the C caller waits,
+// else a copy.
+func (ip *Interpreter) goArgs(fname string, args *C.uchar, alen C.size_t) []byte {
+	if ip.cfg.InPlaceArgs[fname] {
+		return unsafe.Slice((*byte)(unsafe.Pointer(args)), int(alen))
+	}
+	return C.GoBytes(unsafe.Pointer(args), C.int(alen))
 }
 
 // resolveFuture hands a Go function's outcome to the loop, which settles fut

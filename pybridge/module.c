@@ -297,7 +297,10 @@ static PyObject *call_async(PyObject *self, PyObject *const *args, Py_ssize_t na
     /* The reference travels with the Go call and is released by the loop. */
     PyObject *fut = Py_NewRef(args[0]);
     int rc = hbGoCallAsync((char *)name, (size_t)nlen, b.data, b.len, fut);
-    hb_buf_free(&b);
+    if (rc == 1)
+        hb_buf_init(&b); /* Go reads the arguments in place and frees them when its call ends */
+    else
+        hb_buf_free(&b);
     if (rc < 0) {
         Py_DECREF(fut);
         PyErr_Format(PyExc_AttributeError, "_hornbeam has no Go function '%s'", name);

@@ -117,6 +117,13 @@ type Config struct {
 	NodeName func() string
 	// Funcs are the Go functions Python can call by name.
 	Funcs map[string]GoFunc
+	// InPlaceArgs names Funcs that read their arguments where Python's
+	// encoder wrote them, in C memory, instead of a copy in Go's heap: args
+	// is then valid only until the function returns, and the function must
+	// keep no part of it (as io.Writer's Write must not keep p). For large
+	// arguments, the pieces of a streamed response, the copy and its garbage
+	// cost more than the call.
+	InPlaceArgs map[string]bool
 	// AsyncFuncs are Go functions Python awaits through call_async that
 	// keep no goroutine while they wait (see AsyncGoFunc).
 	AsyncFuncs map[string]AsyncGoFunc

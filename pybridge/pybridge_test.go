@@ -52,7 +52,13 @@ func TestMain(m *testing.M) {
 			"fail": func(ctx context.Context, args []byte) ([]byte, error) {
 				return nil, timeoutErr{"deadline passed"}
 			},
+			// Its result is its arguments, the C memory itself: what
+			// Python gets must have been copied before that is freed.
+			"inplace_echo": func(ctx context.Context, args []byte) ([]byte, error) {
+				return args, nil
+			},
 		},
+		InPlaceArgs: map[string]bool{"inplace_echo": true},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -297,6 +303,25 @@ func TestGoFuncAsync(t *testing.T) {
 			t.Fatalf("%s: Go error seen in Python as %v", fn, v)
 		}
 	}
+}
+
+// A Go function that reads its arguments in place, where Python's encoder
+// wrote them, gets them whole whichever way it is called, from many threads
+// at once, and its result reaches Python before they are freed.
+func TestGoFuncInPlaceArgs(t *testing.T) {
+	sizes := []any{0, 1, 100, 16 << 10, 64<<10 + 3, 1 << 20}
+	inParallel(t, 8, func(int) error {
+		for range 5 {
+			v, err := call(t, context.Background(), "inplace_echo", sizes)
+			if err != nil {
+				return err
+			}
+			if v != true {
+				return fmt.Errorf("the answers differ from the arguments: %v", v)
+			}
+		}
+		return nil
+	})
 }
 
 // The decoder keeps short strings and byte strings in a fixed table and hands

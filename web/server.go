@@ -384,6 +384,13 @@ func (s *Server) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// InPlaceArgs are the Funcs that may read their arguments in place (see
+// pybridge.Config.InPlaceArgs): http_write's are a streamed response's
+// pieces, which it writes before it returns and does not keep.
+func (s *Server) InPlaceArgs() map[string]bool {
+	return map[string]bool{"http_write": true}
+}
+
 // Funcs are the Go functions the Python side calls during a request.
 func (s *Server) Funcs() map[string]pybridge.GoFunc {
 	return map[string]pybridge.GoFunc{

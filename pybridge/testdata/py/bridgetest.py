@@ -121,6 +121,28 @@ async def go_async(ms):
     return None
 
 
+def inplace_echo(sizes):
+    """A Go function that reads its arguments in place, called with and
+    without the GIL and awaited, with pieces of every size at once: each
+    answer is the arguments it was given."""
+    pieces = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+
+    async def awaited():
+        loop = asyncio.get_running_loop()
+        futs = []
+        for p in pieces:
+            fut = loop.create_future()
+            _hornbeam.call_async(fut, "inplace_echo", p, len(p))
+            futs.append(fut)
+        return await asyncio.gather(*futs)
+
+    got = [_hornbeam.call("inplace_echo", p, len(p)) for p in pieces]
+    got += [_hornbeam.call_fast("inplace_echo", p, len(p)) for p in pieces]
+    got += asyncio.run(awaited())
+    want = [(p, len(p)) for p in pieces] * 3
+    return got == want
+
+
 def go_async_foreign_loop(ms):
     """call_async from an event loop of the caller's own (asyncio.run in a pool thread)."""
     return asyncio.run(go_async(ms))
