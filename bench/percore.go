@@ -142,8 +142,8 @@ func perCoreSection(bin string) (string, error) {
 		"Confined to one CPU a node does not spin by default; the `--spin-us 150` rows show what spinning would cost there. " +
 		"A node's threads run under SCHED_BATCH by default; the `--sched-batch=false` rows show the default policy, " +
 		"under which the node's threads preempt one another at each hand-over of work. " +
-		"A streamed body (the 1 MiB row) crosses to Go one piece at a time: Python encodes each piece, Go copies it out of " +
-		"C memory on its own goroutine and writes it, and the loop then learns that it is out, where uvicorn writes the " +
+		"A streamed body (the 1 MiB row) crosses to Go one piece at a time: Python encodes each piece, a goroutine " +
+		"writes it from the encoder's memory, and the loop then learns that it is out, where uvicorn writes the " +
 		"app's bytes to the socket on the loop's own thread.\n\n")
 
 	// The rows above are taken one after another, minutes apart, on a
@@ -153,9 +153,9 @@ func perCoreSection(bin string) (string, error) {
 	fmt.Fprintf(&b, "Both servers run at once, pinned to CPU %s, each loaded by its own `wrk -t1 -c64` on CPU %s: "+
 		"the scheduler shares the CPU between them, so both see the same machine at the same moments. The ratio "+
 		"of their CPU per request still moves with the machine's own speed, which these shared machines change "+
-		"from minute to minute, and with the host a run lands on: for the FastAPI route, 1.14x to 1.29x uvicorn in fifteen runs "+
-		"on 2026-12-03 and 04 (four runs of this benchmark, three of 7 rounds, two of 5, and six of 9 with the servers in either order), "+
-		"eleven of them between 1.14x and 1.20x; for ASGI hello, 1.62x on 2026-12-03 and 1.28x to 1.36x in six runs on a host twice as fast on 2026-12-04, "+
+		"from minute to minute, and with the host a run lands on: for the FastAPI route, 1.14x to 1.29x uvicorn in sixteen runs "+
+		"on 2026-12-03 and 04 (five runs of this benchmark, three of 7 rounds, two of 5, and six of 9 with the servers in either order), "+
+		"eleven of them between 1.14x and 1.20x; for ASGI hello, 1.62x on 2026-12-03 and 1.28x to 1.36x in seven runs on a host twice as fast on 2026-12-04, "+
 		"where a system call cost about 1 µs (an empty `read`, 1.3 µs) and a node made 2.35 of them a request to uvicorn's 2.09. "+
 		"Median of 3 rounds of 3 s after a 1 s warm-up.\n\n",
 		serverCPU, loadCPU)
