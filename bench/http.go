@@ -141,7 +141,11 @@ func httpSection(bin string) (string, error) {
 	// costs holds still.
 	b.WriteString("### Side by side, unpinned\n\n")
 	b.WriteString("Both servers run at once, unpinned, each loaded by its own `wrk -t2 -c64`: six busy threads or more on two cores, " +
-		"the most contended case. Median of 7 rounds of 3 s after a 1 s warm-up.\n\n")
+		"the most contended case. Median of 7 rounds of 3 s after a 1 s warm-up. " +
+		"Unpinned, a node's threads spin for the next piece of work (`--spin-us`, 150 µs) before they park. " +
+		"On 2026-12-04, in this setting (5 rounds, ASGI hello, one worker), a node run with `--spin-us -1` spent 0.946x " +
+		"the CPU per request of one that spins, and uvicorn spent 1.11x the CPU per request of the first and 0.95x of the second: " +
+		"there spinning cost more than it saved.\n\n")
 	b.WriteString("| app | workers | hornbeam CPU s / 10k | peer | peer CPU s / 10k | peer's CPU per request / hornbeam's |\n|---|---|---|---|---|---|\n")
 	for _, p := range []struct {
 		app, peer    string
