@@ -222,7 +222,7 @@ func hbGoCall(name *C.char, n C.size_t, args *C.uchar, alen C.size_t, out *C.hb_
 		c.q.lose()
 		defer c.q.regain()
 	}
-	res, err := f(ctx, ip.goArgs(fname, args, alen))
+	res, err := f(ctx, goArgs(ip.cfg.InPlaceArgs[fname], args, alen))
 	if err != nil {
 		class, attrs := "RuntimeError", []byte(nil)
 		var pe PythonException
@@ -285,47 +285,44 @@ func (ip *Interpreter) complete(id C.uint64_t, r *C.hb_result) {
 
 // hbGoCallAsync starts a registered Go function on its own goroutine; its
 // outcome completes fut through the loop queue. Runs with the GIL held but only
-// copies the arguments.
+// copies the arguments, or takes them (InPlaceArgs).
 //
 //export hbGoCallAsync
 func hbGoCallAsync(name *C.char, n C.size_t, args *C.uchar, alen C.size_t, fut *C.PyObject) C.int {
 	ip := interp()
-	if af, ok := ip.cfg.AsyncFuncs[keyView(name, n)]; ok {
+	fname := keyView(name, n)
+	if af, ok := ip.cfg.AsyncFuncs[fname]; ok {
 		a := C.GoBytes(unsafe.Pointer(args), C.int(alen))
 		af(ip.ctx, a, func(res []byte, err error) { resolveFuture(fut, res, err) })
 		return 0
 	}
-	fname := keyView(name, n)
 	f, ok := ip.cfg.Funcs[fname]
 	if !ok {
 		return -1
 	}
 	// fut is an owned reference in C memory; Go only carries it back to the loop.
-	if ip.cfg.InPlaceArgs[fname] {
-		// The arguments are Go's now (1 tells the caller): they stay where
-		// they are until the call ends, and are freed after its outcome has
-		// been copied for the loop (a result may be a part of them).
-		a := unsafe.Slice((*byte)(unsafe.Pointer(args)), int(alen))
-		go func() {
-			res, err := f(ip.ctx, a)
-			resolveFuture(fut, res, err)
-			C.free(unsafe.Pointer(args))
-		}()
-		return 1
-	}
-	a := C.GoBytes(unsafe.Pointer(args), C.int(alen))
+	// Arguments read in place are Go's from here (1 tells the caller): they
+	// are freed after the outcome has been copied for the loop, as a result
+	// may be a part of them.
+	inPlace := ip.cfg.InPlaceArgs[fname]
+	a := goArgs(inPlace, args, alen)
 	go func() {
 		res, err := f(ip.ctx, a)
 		resolveFuture(fut, res, err)
+		if inPlace {
+			C.free(unsafe.Pointer(args))
+		}
 	}()
+	if inPlace {
+		return 1
+	}
 	return 0
 }
 
 // goArgs is what a Go function called from Python gets as its arguments:
-// the C memory itself for the InPlaceArgs, valid while the C caller waits,
-// else a copy.
-func (ip *Interpreter) goArgs(fname string, args *C.uchar, alen C.size_t) []byte {
-	if ip.cfg.InPlaceArgs[fname] {
+// with inPlace (the InPlaceArgs) the C memory itself, else a copy.
+func goArgs(inPlace bool, args *C.uchar, alen C.size_t) []byte {
+	if inPlace {
 		return unsafe.Slice((*byte)(unsafe.Pointer(args)), int(alen))
 	}
 	return C.GoBytes(unsafe.Pointer(args), C.int(alen))

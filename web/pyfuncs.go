@@ -13,18 +13,39 @@ import (
 
 var errEnded = errors.New("web: the request has ended")
 
-// decode unmarshals [id, fields...] and finds the request; it returns errEnded
-// (with the fields decoded) when the request is gone.
+// decode reads [id, fields...], Python's argument tuple, and finds the
+// request; it returns errEnded (with the fields decoded) when the request is
+// gone. A []byte field is the bytes of data itself, not a copy: the pieces of
+// a streamed response (http_write) are the largest arguments Python sends,
+// and copying each, into a raw message and then a byte slice, cost more than
+// writing it. Other fields, and byte strings of indefinite length, are
+// decoded by the generic decoder.
 func (s *Server) decode(fn string, data []byte, fields ...any) (*request, error) {
-	var raw []cbor.RawMessage
+	if major, tag, rest, ok := cborReadHead(data); ok && major == 6 && tag == cborTuple {
+		data = rest
+	}
+	major, n, rest, ok := cborReadHead(data)
+	if !ok || major != 4 || n != uint64(len(fields))+1 {
+		return nil, fmt.Errorf("%s: bad arguments", fn)
+	}
 	var id uint64
-	if err := cbor.Unmarshal(data, &raw); err != nil || len(raw) != len(fields)+1 || cbor.Unmarshal(raw[0], &id) != nil {
+	rest, err := cbor.UnmarshalFirst(rest, &id)
+	if err != nil {
 		return nil, fmt.Errorf("%s: bad arguments", fn)
 	}
 	for i, f := range fields {
-		if err := cbor.Unmarshal(raw[i+1], f); err != nil {
+		if b, ok := f.(*[]byte); ok {
+			if v, r, ok := byteString(rest); ok {
+				*b, rest = v, r
+				continue
+			}
+		}
+		if rest, err = cbor.UnmarshalFirst(rest, f); err != nil {
 			return nil, fmt.Errorf("%s: argument %d: %w", fn, i+2, err)
 		}
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("%s: bad arguments", fn)
 	}
 	req, ok := s.reqs.Load(id)
 	if !ok {
@@ -78,7 +99,8 @@ func (s *Server) pyStart(_ context.Context, data []byte) ([]byte, error) {
 }
 
 func (s *Server) pyWrite(_ context.Context, data []byte) ([]byte, error) {
-	req, body, err := s.decodeWrite(data)
+	var body []byte
+	req, err := s.decode("http_write", data, &body)
 	if err != nil {
 		return nil, err
 	}
@@ -86,32 +108,6 @@ func (s *Server) pyWrite(_ context.Context, data []byte) ([]byte, error) {
 		return nil, err
 	}
 	return cborNil, nil
-}
-
-// decodeWrite reads http_write's [id, body], the body in place: the chunks
-// of a streamed response are the largest arguments Python sends, and the
-// generic decoder copied each twice (into a raw message, then into a byte
-// slice), allocating a large object for each copy. What the quick reading
-// does not take (an indefinite-length string, a wrong type) goes to decode.
-func (s *Server) decodeWrite(data []byte) (*request, []byte, error) {
-	args := data
-	if major, tag, rest, ok := cborReadHead(args); ok && major == 6 && tag == cborTuple {
-		args = rest // Python's arguments are a tuple
-	}
-	if len(args) > 0 && args[0] == 0x82 {
-		if major, id, rest, ok := cborReadHead(args[1:]); ok && major == 0 {
-			if body, rest, ok := byteString(rest); ok && len(rest) == 0 {
-				req, found := s.reqs.Load(id)
-				if !found {
-					return nil, nil, errEnded
-				}
-				return req, body, nil
-			}
-		}
-	}
-	var body []byte
-	req, err := s.decode("http_write", data, &body)
-	return req, body, err
 }
 
 // pyWaitDisconnect returns when the client has gone or the response has ended.

@@ -40,6 +40,11 @@ func TestDecodeResponse(t *testing.T) {
 // http_write's arguments are read in place when they have the shape Python
 // sends, and otherwise as the generic decoder reads them.
 func TestDecodeWrite(t *testing.T) {
+	decodeWrite := func(s *Server, data []byte) (*request, []byte, error) {
+		var body []byte
+		req, err := s.decode("http_write", data, &body)
+		return req, body, err
+	}
 	var s Server
 	req := &request{}
 	s.reqs.Store(7, req)
@@ -71,7 +76,7 @@ func TestDecodeWrite(t *testing.T) {
 		{"truncated", enc(7, big)[:100], nil, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, body, err := s.decodeWrite(tc.data)
+			got, body, err := decodeWrite(&s, tc.data)
 			if tc.err {
 				if err == nil {
 					t.Fatalf("decoded %d bytes, want an error", len(body))
@@ -86,7 +91,7 @@ func TestDecodeWrite(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := s.decodeWrite(enc(8, []byte("x"))); !errors.Is(err, errEnded) {
+	if _, _, err := decodeWrite(&s, enc(8, []byte("x"))); !errors.Is(err, errEnded) {
 		t.Fatalf("a request that has ended: %v, want errEnded", err)
 	}
 }
