@@ -237,6 +237,44 @@ func TestASGIClientDisconnect(t *testing.T) {
 	}
 }
 
+// A client that leaves in the middle of a streamed response: the app's next
+// send or write raises ClientDisconnected, an OSError (a WSGI iterable is
+// closed instead); the node logs the cut at debug level, not as the app's
+// failure, and goes on serving.
+func TestClientLeavesMidResponse(t *testing.T) {
+	tests := []struct {
+		name, app, kind, path, want string
+	}{
+		{"ASGI send", "asgiapp:leaving_client_app", "asgi", "/stream", "ClientDisconnected:True"},
+		{"WSGI write", "wsgiapp:leaving_client_app", "wsgi", "/write", "ClientDisconnected:True"},
+		{"WSGI iterable", "wsgiapp:leaving_client_app", "wsgi", "/yield", "GeneratorExit"},
+	}
+	pydir, _ := filepath.Abs("testdata/web")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := serveApp(t, "", tt.app, "-k", tt.kind, "-b", "127.0.0.1:0", "--pythonpath", pydir, "--log-level", "debug")
+			conn, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", tt.path)
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			line, err := bufio.NewReader(conn).ReadString('\n')
+			if err != nil || !strings.Contains(line, "200") {
+				t.Fatalf("no response started: %q %v", line, err)
+			}
+			conn.Close() // with the response unread: the node's writes fail
+			p.waitLog(t, `msg="the client left during the response"`, 1, 20*time.Second)
+			if _, _, got := get(t, "GET", p.base+"/left", nil); got != tt.want {
+				t.Errorf("the app saw %q, want %q", got, tt.want)
+			}
+			if logs := p.logs(); strings.Contains(logs, "level=ERROR") || strings.Contains(logs, "app raised") {
+				t.Errorf("the cut was logged as an error:\n%s", logs)
+			}
+		})
+	}
+}
+
 // 100 MiB up and 100 MiB down stream through the node with bounded memory.
 func TestASGIBulkBoundedMemory(t *testing.T) {
 	pydir, _ := filepath.Abs("testdata/web")

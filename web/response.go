@@ -232,10 +232,24 @@ func (req *request) write(body []byte) error {
 		err = req.rc.Flush()
 	}
 	if err != nil {
-		return fmt.Errorf("client gone: %w", err)
+		return &clientGoneError{err}
 	}
 	return nil
 }
+
+// clientGoneError is a write the client can no longer receive: it closed the
+// connection. Python sees _hornbeam_web.ClientDisconnected, an OSError, as
+// the ASGI specification asks of a send on a closed connection; gunicorn and
+// uvicorn log such a cut at debug level, not as the app's failure.
+type clientGoneError struct{ err error }
+
+// clientGoneClass is the Python class of clientGoneError, as Error.Type names it.
+const clientGoneClass = "_hornbeam_web.ClientDisconnected"
+
+func (e *clientGoneError) Error() string       { return "client gone: " + e.err.Error() }
+func (e *clientGoneError) Unwrap() error       { return e.err }
+func (e *clientGoneError) PythonClass() string { return "_hornbeam_web:ClientDisconnected" }
+func (e *clientGoneError) PythonAttrs() []byte { return nil }
 
 // end marks the request ended for the callbacks; ServeHTTP is returning.
 func (req *request) end() {

@@ -500,9 +500,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("request body too slow", "path", r.URL.Path, "remote", r.RemoteAddr, "body_timeout", s.cfg.BodyTimeout)
 		req.fail(http.StatusRequestTimeout, "request body too slow\n")
 		return
-	case r.Context().Err() != nil:
+	case r.Context().Err() != nil: // the client went away
+		s.logAppError(r, err) // the app's failure all the same, unless it is that cut
 		req.end()
-		return // the client went away
+		return
 	case badBody != nil:
 		s.log.Warn("malformed request body", "path", r.URL.Path, "err", badBody)
 		req.fail(http.StatusBadRequest, "malformed request body\n")
@@ -575,8 +576,14 @@ func (s *Server) bodyFailed(req *request, err error) {
 	}
 }
 
-// logAppError logs an exception of the app while it served r.
+// logAppError logs an exception of the app while it served r. A client that
+// left mid-response is not the app's failure: the ClientDisconnected its send
+// raised is logged at debug level, as gunicorn and uvicorn log such a cut.
 func (s *Server) logAppError(r *http.Request, err error) {
+	if pe := (*pybridge.Error)(nil); errors.As(err, &pe) && pe.Type == clientGoneClass {
+		s.log.Debug("the client left during the response", "path", r.URL.Path, "err", pe.Message)
+		return
+	}
 	s.logPyError("app raised", err, "path", r.URL.Path)
 }
 

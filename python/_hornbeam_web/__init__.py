@@ -7,6 +7,15 @@ import inspect
 _apps = {}
 
 
+class ClientDisconnected(OSError):
+    """The client closed its connection, so what the app sends can no longer
+    reach it: raised by an ASGI ``send``, a websocket send and a WSGI
+    ``write`` (or the body the app yields). It is an ``OSError``, as the ASGI
+    specification asks of a send on a closed connection, so ``except
+    OSError`` catches it. Left uncaught, the node logs it at debug level: a
+    client that leaves is not the app's failure."""
+
+
 def load(spec, default_attr):
     """Import ``module:attribute`` once (attribute defaults to ``default_attr``).
 

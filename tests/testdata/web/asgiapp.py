@@ -153,3 +153,24 @@ async def bulk_app(scope, receive, send):
     for _ in range(mib):
         await send({"type": "http.response.body", "body": block, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
+
+
+LEFT = []
+
+
+async def leaving_client_app(scope, receive, send):
+    """/stream sends 64 KiB pieces until a send fails, records what it
+    raised, and lets it propagate; /left reports what was recorded."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    if scope["path"] == "/left":
+        await send({"type": "http.response.body", "body": " ".join(LEFT).encode()})
+        return
+    try:
+        for _ in range(1 << 16):  # 4 GiB: the client leaves long before
+            await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+    except Exception as e:
+        LEFT.append(f"{type(e).__name__}:{isinstance(e, OSError)}")
+        raise
+    await send({"type": "http.response.body", "body": b""})

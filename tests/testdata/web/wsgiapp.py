@@ -54,3 +54,34 @@ def closing_app(environ, start_response):
 
 
 validated = validator(application)
+
+
+LEFT = []
+
+
+def leaving_client_app(environ, start_response):
+    """/write writes 64 KiB pieces until write() fails, records what it
+    raised, and lets it propagate; /yield yields pieces until the server
+    closes the generator; /left reports what was recorded."""
+    path = environ["PATH_INFO"]
+    if path == "/left":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [" ".join(LEFT).encode()]
+    write = start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    if path == "/write":
+        try:
+            for _ in range(1 << 16):  # 4 GiB: the client leaves long before
+                write(b"x" * 65536)
+        except Exception as e:
+            LEFT.append(f"{type(e).__name__}:{isinstance(e, OSError)}")
+            raise
+        return []
+
+    def pieces():
+        try:
+            for _ in range(1 << 16):
+                yield b"x" * 65536
+        except GeneratorExit:
+            LEFT.append("GeneratorExit")
+            raise
+    return pieces()
