@@ -142,10 +142,9 @@ func httpSection(bin string) (string, error) {
 	b.WriteString("### Side by side, unpinned\n\n")
 	b.WriteString("Both servers run at once, unpinned, each loaded by its own `wrk -t2 -c64`: six busy threads or more on two cores, " +
 		"the most contended case. Median of 7 rounds of 3 s after a 1 s warm-up. " +
-		"Unpinned, a node's threads spin for the next piece of work (`--spin-us`, 150 µs) before they park. " +
-		"On 2026-12-04, in this setting (5 rounds, ASGI hello, one worker), a node run with `--spin-us -1` spent 0.946x " +
-		"the CPU per request of one that spins, and uvicorn spent 1.11x the CPU per request of the first and 0.95x of the second: " +
-		"there spinning cost more than it saved.\n\n")
+		"A node's threads do not spin for work by default. On 2026-12-04, in this setting (5 rounds, one worker), a node that spun " +
+		"150 µs before it parked (`--spin-us 150`, the default before then) spent 1.08x, 1.03x and 1.00x the CPU per request " +
+		"of one that did not, for ASGI hello, WSGI hello and FastAPI: on a busy machine spinning costs more than it saves.\n\n")
 	b.WriteString("| app | workers | hornbeam CPU s / 10k | peer | peer CPU s / 10k | peer's CPU per request / hornbeam's |\n|---|---|---|---|---|---|\n")
 	for _, p := range []struct {
 		app, peer    string
@@ -163,6 +162,36 @@ func httpSection(bin string) (string, error) {
 			continue
 		}
 		fmt.Fprintf(&b, "| %s | %d | %.3f | %s | %.3f | %.2fx |\n", p.app, p.workers, ours, p.peer, theirs, ratio)
+	}
+	b.WriteString("\n")
+
+	// Spinning is for latency when cores sit idle: one client sending one
+	// request at a time is where it can pay.
+	b.WriteString("### One connection, unpinned\n\n")
+	b.WriteString("One client sends one request at a time (`wrk -t1 -c1`), one worker each: the light load where a thread that " +
+		"spins for the next piece of work, instead of sleeping, can pay. Median of 3 rounds of 3 s after a 1 s warm-up.\n\n")
+	b.WriteString("| app | server | requests/s | p50 latency | CPU s / 10k requests |\n|---|---|---|---|---|\n")
+	for _, s := range []struct {
+		app, name string
+		cmd       func(int) *exec.Cmd
+	}{
+		{"ASGI hello", "hornbeam", hb("httpapps:asgi_hello", "-k", "asgi")},
+		{"ASGI hello", "hornbeam `--spin-us 150`", hb("httpapps:asgi_hello", "-k", "asgi", "--spin-us", "150")},
+		{"ASGI hello", uvName, uv("httpapps:asgi_hello")},
+		{"WSGI hello", "hornbeam", hb("httpapps:wsgi_hello", "-k", "wsgi")},
+		{"WSGI hello", "hornbeam `--spin-us 150`", hb("httpapps:wsgi_hello", "-k", "wsgi", "--spin-us", "150")},
+		{"WSGI hello", gtName, gthread("httpapps:wsgi_hello", "1")},
+	} {
+		port, err := freePort()
+		if err != nil {
+			return "", err
+		}
+		m, err := measureServerConns(s.cmd(port), port, "/", false, 1)
+		if err != nil {
+			fmt.Fprintf(&b, "| %s | %s | not measured: %v | | |\n", s.app, s.name, err)
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %.2f |\n", s.app, s.name, m.rate, m.lat, m.cpuPer10k)
 	}
 	b.WriteString("\n")
 	return b.String(), nil

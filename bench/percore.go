@@ -139,7 +139,7 @@ func perCoreSection(bin string) (string, error) {
 		fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %.2f | %s |\n", s.app, s.name, r.rate, r.lat, r.cpu, cmp)
 	}
 	b.WriteString("\nGoals per core: ASGI ≥ 1.3x uvicorn, FastAPI ≥ 1.2x uvicorn, WSGI ≥ 5x gunicorn gthread. " +
-		"Confined to one CPU a node does not spin by default; the `--spin-us 150` rows show what spinning would cost there. " +
+		"A node does not spin by default; the `--spin-us 150` rows show what spinning would cost on one CPU. " +
 		"A node's threads run under SCHED_BATCH by default; the `--sched-batch=false` rows show the default policy, " +
 		"under which the node's threads preempt one another at each hand-over of work. " +
 		"A streamed body (the 1 MiB row) crosses to Go one piece at a time: Python encodes each piece, a goroutine " +
@@ -316,9 +316,15 @@ func (e *pinnedEnv) hb(app string, extra ...string) func(int) *exec.Cmd {
 }
 
 // measureServer starts cmd in its own process group, waits for path to
-// answer on port, loads it with wrk, and stops the group. With pin, wrk runs
-// one thread on loadCPU.
+// answer on port, loads it with wrk over 64 connections, and stops the
+// group. With pin, wrk runs one thread on loadCPU.
 func measureServer(cmd *exec.Cmd, port int, path string, pin bool) (measured, error) {
+	return measureServerConns(cmd, port, path, pin, 64)
+}
+
+// measureServerConns is measureServer with conns connections; one
+// connection is loaded by one wrk thread.
+func measureServerConns(cmd *exec.Cmd, port int, path string, pin bool, conns int) (measured, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Env = append(cmd.Environ(), "HORNBEAM_COOKIE=bench") // the caller's cmd.Env, if it set one
 	if err := cmd.Start(); err != nil {
@@ -330,9 +336,10 @@ func measureServer(cmd *exec.Cmd, port int, path string, pin bool) (measured, er
 		return measured{}, err
 	}
 	wrk := func(d string, latency bool) *exec.Cmd {
-		args := []string{"wrk", "-t2", "-c64", "-d" + d}
+		c := "-c" + strconv.Itoa(conns)
+		args := []string{"wrk", "-t" + strconv.Itoa(min(conns, 2)), c, "-d" + d}
 		if pin {
-			args = []string{"taskset", "-c", loadCPU, "wrk", "-t1", "-c64", "-d" + d}
+			args = []string{"taskset", "-c", loadCPU, "wrk", "-t1", c, "-d" + d}
 		}
 		if latency {
 			args = append(args, "--latency")

@@ -34,7 +34,7 @@ type Config struct {
 	// DefaultStateMaxValue.
 	StateMaxValue int
 	// SpinWait is how long an idle pool thread spins for the next call before
-	// parking (see pybridge.Config.SpinWait); 0 = the default.
+	// parking (see pybridge.Config.SpinWait); 0: never, the default.
 	SpinWait   time.Duration
 	PythonPath []string // extra sys.path entries, in order
 	Argv       []string // sys.argv

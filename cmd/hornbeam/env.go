@@ -16,8 +16,8 @@ func envInt(name string, def int) int {
 
 func msDuration(ms int) time.Duration { return time.Duration(ms) * time.Millisecond }
 
-// spinWait turns --spin-us into pybridge's SpinWait: 0 keeps the default,
-// negative disables spinning.
+// spinWait turns --spin-us into pybridge's SpinWait: 0 (the default) and
+// negative never spin.
 func spinWait(us int) time.Duration {
 	if us < 0 {
 		return -1

@@ -93,7 +93,7 @@ Example: hornbeam run -m pytest tests/python`,
 	f.StringVarP(&code, "command", "c", "", "run a program passed as a string (like python3 -c)")
 	f.StringArrayVar(&pythonPath, "pythonpath", nil, "add a directory to sys.path (repeatable)")
 	f.IntVar(&threads, "threads", envInt("HORNBEAM_THREADS", 0), "threads for synchronous Python calls (0: 2 per CPU, at least 4)")
-	f.IntVar(&spinUS, "spin-us", envInt("HORNBEAM_SPIN_US", 0), "µs a Python thread spins for the next call before sleeping, when nothing else runs (0: 150 when Go may run on more than one CPU, GOMAXPROCS > 1, else never; -1: never)")
+	f.IntVar(&spinUS, "spin-us", envInt("HORNBEAM_SPIN_US", 0), "µs a Python thread spins for the next call before sleeping, when nothing else runs (0, the default: never)")
 	f.StringVar(&logLevel, "log-level", "", "log level: debug, info, warning, error (env HORNBEAM_LOG_LEVEL)")
 	nf.add(f, false)
 	ml.add(f)

@@ -141,7 +141,7 @@ Examples:
 	f.StringVarP(&o.configFile, "config", "c", "", "TOML file of settings named as the long flags, e.g. bind = [\"0.0.0.0:8000\"], timeout = 60")
 	f.StringArrayVar(&o.pythonPath, "pythonpath", nil, "add a directory to sys.path (repeatable)")
 	f.IntVar(&o.threads, "threads", envInt("HORNBEAM_THREADS", 0), "threads for synchronous Python calls, per worker (0: 2 per CPU, at least 4)")
-	f.IntVar(&o.spinUS, "spin-us", envInt("HORNBEAM_SPIN_US", 0), "µs a Python thread spins for the next call before sleeping, when nothing else runs (0: 150 when Go may run on more than one CPU, GOMAXPROCS > 1, else never; -1: never)")
+	f.IntVar(&o.spinUS, "spin-us", envInt("HORNBEAM_SPIN_US", 0), "µs a Python thread spins for the next call before sleeping, when nothing else runs (0, the default: never)")
 	f.BoolVar(&o.schedBatch, "sched-batch", envBool("HORNBEAM_SCHED_BATCH", true), "run the node's threads under Linux's SCHED_BATCH policy: a thread that wakes another on a busy CPU keeps it until it blocks, so the node's threads hand work over in batches rather than preempt one another per request (false: the default policy)")
 	f.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warning, error (env HORNBEAM_LOG_LEVEL)")
 	f.IntVarP(&o.workers, "workers", "w", envInt("HORNBEAM_WORKERS", envInt("WEB_CONCURRENCY", 0)),
@@ -438,3 +438,4 @@ func (o *startOptions) runSupervisor(app string, log *slog.Logger) error {
 		}
 	}
 }
+
