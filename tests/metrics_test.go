@@ -218,3 +218,30 @@ func TestMetricsRPCOutcomes(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A node serving an app leaves one CPU to the Python thread that runs it:
+// Go gets one CPU fewer than a node without an app, at least one, unless
+// GOMAXPROCS says otherwise.
+func TestGoLeavesACPUForTheApp(t *testing.T) {
+	procs := func(t *testing.T, env []string, args ...string) float64 {
+		t.Helper()
+		p, err := startProc(t, webdir(), env, append(args, "--metrics-bind", "127.0.0.1:0")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, ok := sample(scrape(t, metricsBase(t, p)), "go_sched_gomaxprocs_threads")
+		if !ok {
+			t.Fatal("no go_sched_gomaxprocs_threads")
+		}
+		return v
+	}
+	unset := []string{"GOMAXPROCS="} // the test may run under GOMAXPROCS
+	all := procs(t, unset)           // no app: Go's own choice
+	app := []string{"workerapp:app", "-k", "asgi", "-b", "127.0.0.1:0"}
+	if got, want := procs(t, unset, app...), max(1, all-1); got != want {
+		t.Errorf("serving an app with %v CPUs: GOMAXPROCS %v, want %v", all, got, want)
+	}
+	if got := procs(t, []string{"GOMAXPROCS=3"}, app...); got != 3 {
+		t.Errorf("with GOMAXPROCS=3: %v", got)
+	}
+}
