@@ -329,7 +329,7 @@ func New(cfg Config) (*Interpreter, error) {
 	ip := &Interpreter{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		spinner:  handoff.Spinner{For: cfg.SpinWait, Max: maxSpinningCallers},
+		spinner:  handoff.Spinner{For: callerSpin(cfg.SpinWait, oneP), Max: maxSpinningCallers},
 		mainJobs: make(chan func(*C.PyThreadState)),
 		stopping: make(chan struct{}),
 		dead:     make(chan struct{}),
@@ -774,6 +774,18 @@ func (ip *Interpreter) call(ctx context.Context, o CallOpts, borrow bool, module
 	}
 	r, err := ip.wait(c, async)
 	return c, r, err
+}
+
+// callerSpin is how long a lone caller spins for its result. Never on one P:
+// there the result comes through the netpoller, which the spinning
+// goroutine keeps from running, so every call spun its whole time (measured:
+// one connection's requests went from 73 µs to 201 µs with 150 µs of
+// spinning). Pool threads, which are not on a P, still spin.
+func callerSpin(spin time.Duration, oneP bool) time.Duration {
+	if oneP {
+		return 0
+	}
+	return spin
 }
 
 // wait spins briefly for the result, then parks until it, ctx's end or Close.
