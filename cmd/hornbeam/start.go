@@ -453,4 +453,3 @@ func (o *startOptions) runSupervisor(app string, log *slog.Logger) error {
 // 0.87x and 0.95x the CPU per request (ASGI hello, WSGI hello, a 64 KiB
 // body), and a third to a half of the thread switches.
 func goProcsBesidePython(cpus int) int { return max(1, cpus-1) }
-
