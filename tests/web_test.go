@@ -237,10 +237,11 @@ func TestASGIClientDisconnect(t *testing.T) {
 	}
 }
 
-// A client that leaves in the middle of a streamed response: the app's next
-// send or write raises ClientDisconnected, an OSError (a WSGI iterable is
-// closed instead); the node logs the cut at debug level, not as the app's
-// failure, and goes on serving.
+// A client that leaves in the middle of a streamed response (or of a
+// websocket's messages): the app's next send or write raises
+// ClientDisconnected, an OSError (a WSGI iterable is closed instead); the
+// node logs the cut at debug level, not as the app's failure, and goes on
+// serving.
 func TestClientLeavesMidResponse(t *testing.T) {
 	tests := []struct {
 		name, app, kind, path, want string
@@ -248,6 +249,7 @@ func TestClientLeavesMidResponse(t *testing.T) {
 		{"ASGI send", "asgiapp:leaving_client_app", "asgi", "/stream", "ClientDisconnected:True"},
 		{"WSGI write", "wsgiapp:leaving_client_app", "wsgi", "/write", "ClientDisconnected:True"},
 		{"WSGI iterable", "wsgiapp:leaving_client_app", "wsgi", "/yield", "GeneratorExit"},
+		{"websocket send", "asgiapp:leaving_client_app", "asgi", "/ws", "ClientDisconnected:True"},
 	}
 	pydir, _ := filepath.Abs("testdata/web")
 	for _, tt := range tests {
@@ -257,10 +259,17 @@ func TestClientLeavesMidResponse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", tt.path)
+			status := "200"
+			if tt.path == "/ws" {
+				status = "101"
+				fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+					"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+			} else {
+				fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", tt.path)
+			}
 			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 			line, err := bufio.NewReader(conn).ReadString('\n')
-			if err != nil || !strings.Contains(line, "200") {
+			if err != nil || !strings.Contains(line, status) {
 				t.Fatalf("no response started: %q %v", line, err)
 			}
 			conn.Close() // with the response unread: the node's writes fail
@@ -268,8 +277,116 @@ func TestClientLeavesMidResponse(t *testing.T) {
 			if _, _, got := get(t, "GET", p.base+"/left", nil); got != tt.want {
 				t.Errorf("the app saw %q, want %q", got, tt.want)
 			}
-			if logs := p.logs(); strings.Contains(logs, "level=ERROR") || strings.Contains(logs, "app raised") {
+			if logs := p.logs(); strings.Contains(logs, "app raised") {
 				t.Errorf("the cut was logged as an error:\n%s", logs)
+			}
+		})
+	}
+}
+
+// A client that leaves in the middle of its request body: an ASGI app's
+// receive returns http.disconnect, a WSGI app's read raises
+// ClientDisconnected, and the node does not log the cut as the app's failure.
+func TestClientLeavesMidUpload(t *testing.T) {
+	tests := []struct{ name, app, kind, want string }{
+		{"ASGI", "asgiapp:leaving_client_app", "asgi", "http.disconnect"},
+		{"WSGI", "wsgiapp:leaving_client_app", "wsgi", "ClientDisconnected:True"},
+	}
+	pydir, _ := filepath.Abs("testdata/web")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := serveApp(t, "", tt.app, "-k", tt.kind, "-b", "127.0.0.1:0", "--pythonpath", pydir, "--log-level", "debug")
+			conn, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// More than the node reads ahead, so the app reads the rest.
+			fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 8<<20)
+			if _, err := conn.Write(bytes.Repeat([]byte("u"), 1<<20)); err != nil {
+				t.Fatal(err)
+			}
+			conn.Close()
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				_, _, got := get(t, "GET", p.base+"/left", nil)
+				if got == tt.want {
+					break
+				}
+				if got != "" || time.Now().After(deadline) {
+					t.Fatalf("the app saw %q, want %q", got, tt.want)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if tt.kind == "wsgi" { // the app re-raised what its read raised
+				p.waitLog(t, `msg="the client left during the response"`, 1, 20*time.Second)
+			}
+			if logs := p.logs(); strings.Contains(logs, "app raised") {
+				t.Errorf("the cut was logged as the app's failure:\n%s", logs)
+			}
+		})
+	}
+}
+
+// An app that streams more than the Content-Length it declared made a
+// mistake: its send raises RuntimeError, not ClientDisconnected, and the
+// node logs it as the app's failure.
+func TestStreamedBodyOverContentLength(t *testing.T) {
+	pydir, _ := filepath.Abs("testdata/web")
+	p := serveApp(t, "", "asgiapp:leaving_client_app", "-k", "asgi", "-b", "127.0.0.1:0", "--pythonpath", pydir)
+	resp, err := http.Get(p.base + "/overshoot")
+	if err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	p.waitLog(t, "app raised", 1, 20*time.Second)
+	if _, _, got := get(t, "GET", p.base+"/left", nil); got != "RuntimeError:False" {
+		t.Errorf("the app saw %q, want RuntimeError:False", got)
+	}
+	if !strings.Contains(p.logs(), "Content-Length") {
+		t.Errorf("the log does not say what was wrong:\n%s", p.logs())
+	}
+}
+
+// Spinning (--spin-us), off by default, changes only how threads wait for
+// work: a node that spins serves WSGI and ASGI requests, whole and
+// streamed, one at a time and many at once.
+func TestSpinningNodeServes(t *testing.T) {
+	for _, tc := range []struct{ app, kind, path, want string }{
+		{"wsgiapp:application", "wsgi", "/stream", "line 0\nline 1\nline 2\n"},
+		{"asgiapp:app", "asgi", "/stream", "part 0\npart 1\npart 2\nend\n"},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			base := startApp(t, tc.app, "-k", tc.kind, "--spin-us", "150")
+			for range 50 { // one at a time: where a spinning thread takes the next call
+				if code, _, got := get(t, "GET", base+tc.path, nil); code != 200 || got != tc.want {
+					t.Fatalf("%d %q", code, got)
+				}
+			}
+			var wg sync.WaitGroup
+			errs := make(chan string, 8)
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range 25 {
+						resp, err := http.Get(base + tc.path)
+						if err != nil {
+							errs <- err.Error()
+							return
+						}
+						b, _ := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						if string(b) != tc.want {
+							errs <- string(b)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for e := range errs {
+				t.Error(e)
 			}
 		})
 	}

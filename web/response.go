@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -38,6 +39,9 @@ type request struct {
 	bodyEnded   bool   // ServeHTTP is returning: the body is no longer ours
 	badBody     error  // the body could not be read: malformed (chunking, length)
 	slowBody    bool   // the client stalled longer than the body timeout
+	// clientGone: a read or write found the connection gone and the app was
+	// told so (ClientDisconnected); what it raises afterwards is that cut.
+	clientGone atomic.Bool
 
 	mu      sync.Mutex
 	ended   bool
@@ -74,7 +78,15 @@ func (req *request) readBody(p []byte) (int, bool, error) {
 			switch {
 			case errors.As(err, &ne) && ne.Timeout():
 				req.slowBody = true
-			case !errors.As(err, &ne):
+			case errors.As(err, &ne):
+				req.bodyEOF = true
+				return got, false, req.gone(fmt.Errorf("reading the request body: %w", err))
+			case errors.Is(err, io.ErrUnexpectedEOF):
+				// The connection ended before the body did: the client
+				// closed it, and a 400 would reach no one.
+				req.bodyEOF = true
+				return got, false, req.gone(fmt.Errorf("reading the request body: %w", err))
+			default:
 				// Not the connection failing: the body itself is malformed,
 				// which the client is told with 400 unless the app has answered.
 				req.badBody = err
@@ -228,13 +240,23 @@ func (req *request) write(body []byte) error {
 	}
 	n, err := req.w.Write(body)
 	req.written += int64(n)
+	if errors.Is(err, http.ErrContentLength) || errors.Is(err, http.ErrBodyNotAllowed) {
+		return fmt.Errorf("%w: %w", errFraming, err) // the app's mistake, not a cut
+	}
 	if err == nil {
 		err = req.rc.Flush()
 	}
 	if err != nil {
-		return &clientGoneError{err}
+		return req.gone(err)
 	}
 	return nil
+}
+
+// gone records that the connection failed under err, which it returns as
+// the error Python raises: ClientDisconnected.
+func (req *request) gone(err error) error {
+	req.clientGone.Store(true)
+	return &clientGoneError{err}
 }
 
 // clientGoneError is a write the client can no longer receive: it closed the

@@ -501,7 +501,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.fail(http.StatusRequestTimeout, "request body too slow\n")
 		return
 	case r.Context().Err() != nil: // the client went away
-		s.logAppError(r, err) // the app's failure all the same, unless it is that cut
+		if pe := (*pybridge.Error)(nil); errors.As(err, &pe) {
+			s.logAppError(req, err) // the app's failure all the same, unless it is that cut
+		}
 		req.end()
 		return
 	case badBody != nil:
@@ -509,7 +511,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.fail(http.StatusBadRequest, "malformed request body\n")
 		return
 	default:
-		s.logAppError(r, err)
+		s.logAppError(req, err)
 		req.fail(http.StatusInternalServerError, "internal server error\n")
 		return
 	}
@@ -576,12 +578,15 @@ func (s *Server) bodyFailed(req *request, err error) {
 	}
 }
 
-// logAppError logs an exception of the app while it served r. A client that
-// left mid-response is not the app's failure: the ClientDisconnected its send
-// raised is logged at debug level, as gunicorn and uvicorn log such a cut.
-func (s *Server) logAppError(r *http.Request, err error) {
-	if pe := (*pybridge.Error)(nil); errors.As(err, &pe) && pe.Type == clientGoneClass {
-		s.log.Debug("the client left during the response", "path", r.URL.Path, "err", pe.Message)
+// logAppError logs an exception of the app while it served req. A client that
+// left mid-request is not the app's failure: once the app has been told
+// (ClientDisconnected from a send, a write or a body read), what it raises,
+// that exception or another a framework made of it, is logged at debug
+// level, as gunicorn and uvicorn log such a cut.
+func (s *Server) logAppError(req *request, err error) {
+	r := req.r
+	if pe := (*pybridge.Error)(nil); errors.As(err, &pe) && (req.clientGone.Load() || pe.Type == clientGoneClass) {
+		s.log.Debug("the client left during the response", "path", r.URL.Path, "type", pe.Type, "err", pe.Message)
 		return
 	}
 	s.logPyError("app raised", err, "path", r.URL.Path)

@@ -38,7 +38,7 @@ func (s *Server) pyWSSendMany(_ context.Context, data []byte) ([]byte, error) {
 			err = ws.c.Write(ctx, websocket.MessageBinary, m.Bin)
 		}
 		if err != nil {
-			return nil, &clientGoneError{fmt.Errorf("websocket send: %w", err)}
+			return nil, req.gone(fmt.Errorf("websocket send: %w", err))
 		}
 	}
 	return cborNil, nil

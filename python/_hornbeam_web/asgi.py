@@ -11,7 +11,7 @@ import asyncio
 
 import _hornbeam
 
-from . import _apps, load as _load
+from . import ClientDisconnected, _apps, load as _load
 
 _lifespan_state = {}
 
@@ -136,7 +136,11 @@ class _HTTPCycle(_hornbeam.HTTPCycle):
         # http.request even for a request without a body (b"", more_body
         # False), as apps such as Django read it first.
         if self.more:
-            chunk, self.more = await _go("http_read", self.req, 65536)
+            try:
+                chunk, self.more = await _go("http_read", self.req, 65536)
+            except ClientDisconnected:  # the client left before the body's end
+                self.more = False
+                return {"type": "http.disconnect"}
             return {"type": "http.request", "body": chunk, "more_body": self.more}
         if self.done:
             return {"type": "http.disconnect"}
@@ -298,7 +302,8 @@ async def handle_ws(req, app_spec, scope):
     """Run the app for one websocket connection."""
     app = load(app_spec)
     scope["state"] = _lifespan_state.copy()
-    st = {"connected": False, "accepted": False, "closed": False}
+    # closed: "" while open, else who closed it ("client" or "app").
+    st = {"connected": False, "accepted": False, "closed": ""}
     out = _WSOut(req)
 
     async def receive():
@@ -312,11 +317,13 @@ async def handle_ws(req, app_spec, scope):
             return {"type": "websocket.receive", "text": rest[0]}
         if kind == "bytes":
             return {"type": "websocket.receive", "bytes": rest[0]}
-        st["closed"] = True
+        st["closed"] = "client"
         return {"type": "websocket.disconnect", "code": rest[0]}
 
     async def send(message):
         t = message["type"]
+        if st["closed"] == "client":
+            raise ClientDisconnected(f"{t} after the client closed the websocket")
         if st["closed"]:
             raise RuntimeError(f"{t} after the websocket closed")
         if t == "websocket.accept":
@@ -330,7 +337,7 @@ async def handle_ws(req, app_spec, scope):
             else:
                 await out.send(None, bytes(message.get("bytes") or b""))
         elif t == "websocket.close":
-            st["closed"] = True
+            st["closed"] = "app"
             try:
                 await out.flush()  # what was sent before goes first
             finally:

@@ -160,8 +160,34 @@ LEFT = []
 
 async def leaving_client_app(scope, receive, send):
     """/stream sends 64 KiB pieces until a send fails, records what it
-    raised, and lets it propagate; /left reports what was recorded."""
+    raised, and lets it propagate, as a websocket does with 64 KiB messages;
+    /left reports what was recorded."""
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        try:
+            for _ in range(1 << 16):
+                await send({"type": "websocket.send", "bytes": b"x" * 65536})
+        except Exception as e:
+            LEFT.append(f"{type(e).__name__}:{isinstance(e, OSError)}")
+            raise
+        return
     if scope["type"] != "http":
+        return
+    if scope["path"] == "/upload":  # reads until the client leaves
+        while (msg := await receive())["type"] == "http.request":
+            pass
+        LEFT.append(msg["type"])
+        return
+    if scope["path"] == "/overshoot":  # streams past its Content-Length
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4")]})
+        try:
+            for _ in range(3):
+                await send({"type": "http.response.body", "body": b"abc", "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        except Exception as e:
+            LEFT.append(f"{type(e).__name__}:{isinstance(e, OSError)}")
+            raise
         return
     await send({"type": "http.response.start", "status": 200, "headers": []})
     if scope["path"] == "/left":

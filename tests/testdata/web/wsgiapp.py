@@ -67,6 +67,15 @@ def leaving_client_app(environ, start_response):
     if path == "/left":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [" ".join(LEFT).encode()]
+    if path == "/upload":  # reads until the client leaves
+        try:
+            while environ["wsgi.input"].read(65536):
+                pass
+        except Exception as e:
+            LEFT.append(f"{type(e).__name__}:{isinstance(e, OSError)}")
+            raise
+        start_response("200 OK", [])
+        return [b"whole"]
     write = start_response("200 OK", [("Content-Type", "application/octet-stream")])
     if path == "/write":
         try:
