@@ -14,10 +14,12 @@ import (
 
 // Handing work to a thread costs a futex wake-up of that thread each way:
 // about 35 µs per round trip on this project's machines, against 0.2 µs when
-// both sides briefly spin. So both sides spin for a bounded time before they
-// park: a pool thread after finishing a call (pool.c), a caller after
-// submitting one (internal/handoff). At most one pool thread and a few callers
-// spin at once, so an idle node burns no CPU and a busy one slivers.
+// both sides briefly spin. With Config.SpinWait (off by default: the CPU it
+// burns costs a busy node more than the wake-ups) both sides spin for a
+// bounded time before they park: a pool thread after finishing a call
+// (pool.c), a caller after submitting one (internal/handoff; never with Go on
+// one P). At most one pool thread and one caller spin at once, so an idle
+// node burns no CPU.
 
 // maxSpinningCallers bounds the goroutines that spin waiting for a result.
 const maxSpinningCallers = 1

@@ -132,9 +132,9 @@ type Config struct {
 	// never, the default. Spinning makes a lone Go->Python call in the process
 	// faster (a parked thread's wake-up costs tens of µs under a hypervisor),
 	// but the CPU it burns is taken from the request path: measured on two
-	// cores, a node that spun 150 µs spent up to 7% more CPU per HTTP request than
+	// cores, a node that spun 150 µs spent up to 8% more CPU per HTTP request than
 	// one that did not, and rpc_call between two nodes was no faster. With Go
-	// on one P (one CPU) a spinning goroutine also stops every other.
+	// on one P callers never spin (see callerSpin); pool threads still do.
 	SpinWait time.Duration
 	Logger   *slog.Logger
 }
@@ -312,8 +312,9 @@ func New(cfg Config) (*Interpreter, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	// Go on one P (a node confined to one CPU, or a worker of as many as
-	// CPUs): no spinning, deferred wake-ups (deferwake.go), results batched.
+	// Go on one P (a node confined to one CPU, one serving an app on two, or
+	// a worker of as many as CPUs): callers do not spin, wake-ups are
+	// deferred (deferwake.go), results batched.
 	oneP := runtime.GOMAXPROCS(0) == 1
 	cfg.SpinWait = max(cfg.SpinWait, 0)
 	paths := append([]string(nil), cfg.PythonPath...)

@@ -23,6 +23,7 @@ import (
 	"github.com/hornbeam-go/hornbeam/internal/cpusched"
 	"github.com/hornbeam-go/hornbeam/internal/pywatch"
 	"github.com/hornbeam-go/hornbeam/internal/sharedstate"
+	"github.com/hornbeam-go/hornbeam/pybridge"
 	"github.com/hornbeam-go/hornbeam/state"
 	"github.com/hornbeam-go/hornbeam/supervisor"
 	"github.com/hornbeam-go/hornbeam/web"
@@ -190,7 +191,11 @@ func (o *startOptions) runSingle(args []string, log *slog.Logger) error {
 		return err
 	}
 	if len(args) == 1 && os.Getenv("GOMAXPROCS") == "" {
-		// Before the interpreter starts: it reads GOMAXPROCS (see pybridge).
+		// Before the interpreter starts, which reads GOMAXPROCS (see
+		// pybridge); the pool keeps its size of 2 threads per CPU.
+		if cfg.Threads == 0 {
+			cfg.Threads = pybridge.DefaultThreads()
+		}
 		runtime.GOMAXPROCS(goProcsBesidePython(runtime.GOMAXPROCS(0)))
 	}
 	cfg.Metrics = o.metrics.single()
@@ -358,8 +363,14 @@ func (o *startOptions) runSupervisor(app string, log *slog.Logger) error {
 		// Workers share the CPUs as gunicorn's and uvicorn's do, a CPU's
 		// worth each: a worker that may run Go on more CPUs than it gets
 		// only adds thread switches (on one, wake-ups of its Python threads
-		// are batched too; see pybridge).
-		env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/o.workers)))
+		// are batched too; see pybridge). Of its share, one CPU is left to
+		// the Python thread that runs the app, as in a node that serves it
+		// itself; its pool keeps 2 threads per CPU of the share.
+		share := max(1, runtime.NumCPU()/o.workers)
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(goProcsBesidePython(share)))
+		if o.threads == 0 && os.Getenv("HORNBEAM_THREADS") == "" {
+			env = append(env, "HORNBEAM_THREADS="+strconv.Itoa(max(4, 2*share)))
+		}
 	}
 	exe, err := os.Executable()
 	if err != nil {

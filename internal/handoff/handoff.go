@@ -1,5 +1,6 @@
 // Package handoff passes one result from the goroutine (or locked OS thread)
-// that produces it to the one that waits, spinning briefly before parking.
+// that produces it to the one that waits, spinning briefly before parking
+// when the waiter asks to.
 //
 // Waking a parked goroutine that is locked to its OS thread, or a parked OS
 // thread, costs a futex wake-up: about 15-35 µs on this project's machines,
