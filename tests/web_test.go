@@ -237,6 +237,19 @@ func TestASGIClientDisconnect(t *testing.T) {
 	}
 }
 
+// serveAndDial serves app (an ASGI or WSGI app, as kind says) from
+// testdata/web with debug logs, and opens a connection to it.
+func serveAndDial(t *testing.T, app, kind string) (*proc, net.Conn) {
+	t.Helper()
+	p := serveApp(t, webdir(), app, "-k", kind, "-b", "127.0.0.1:0", "--pythonpath", webdir(), "--log-level", "debug")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return p, conn
+}
+
 // A client that leaves in the middle of a streamed response (or of a
 // websocket's messages): the app's next send or write raises
 // ClientDisconnected, an OSError (a WSGI iterable is closed instead); the
@@ -251,14 +264,9 @@ func TestClientLeavesMidResponse(t *testing.T) {
 		{"WSGI iterable", "wsgiapp:leaving_client_app", "wsgi", "/yield", "GeneratorExit"},
 		{"websocket send", "asgiapp:leaving_client_app", "asgi", "/ws", "ClientDisconnected:True"},
 	}
-	pydir, _ := filepath.Abs("testdata/web")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := serveApp(t, "", tt.app, "-k", tt.kind, "-b", "127.0.0.1:0", "--pythonpath", pydir, "--log-level", "debug")
-			conn, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			p, conn := serveAndDial(t, tt.app, tt.kind)
 			status := "200"
 			if tt.path == "/ws" {
 				status = "101"
@@ -292,14 +300,9 @@ func TestClientLeavesMidUpload(t *testing.T) {
 		{"ASGI", "asgiapp:leaving_client_app", "asgi", "http.disconnect"},
 		{"WSGI", "wsgiapp:leaving_client_app", "wsgi", "ClientDisconnected:True"},
 	}
-	pydir, _ := filepath.Abs("testdata/web")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := serveApp(t, "", tt.app, "-k", tt.kind, "-b", "127.0.0.1:0", "--pythonpath", pydir, "--log-level", "debug")
-			conn, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			p, conn := serveAndDial(t, tt.app, tt.kind)
 			// More than the node reads ahead, so the app reads the rest.
 			fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 8<<20)
 			if _, err := conn.Write(bytes.Repeat([]byte("u"), 1<<20)); err != nil {
@@ -358,26 +361,19 @@ func TestSpinningNodeServes(t *testing.T) {
 		t.Run(tc.kind, func(t *testing.T) {
 			base := startApp(t, tc.app, "-k", tc.kind, "--spin-us", "150")
 			for range 50 { // one at a time: where a spinning thread takes the next call
-				if code, _, got := get(t, "GET", base+tc.path, nil); code != 200 || got != tc.want {
-					t.Fatalf("%d %q", code, got)
+				if got := mustFetch(t, base+tc.path); got != tc.want {
+					t.Fatalf("%q", got)
 				}
 			}
 			var wg sync.WaitGroup
-			errs := make(chan string, 8)
+			errs := make(chan error, 8)
 			for range 8 {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					for range 25 {
-						resp, err := http.Get(base + tc.path)
-						if err != nil {
-							errs <- err.Error()
-							return
-						}
-						b, _ := io.ReadAll(resp.Body)
-						resp.Body.Close()
-						if string(b) != tc.want {
-							errs <- string(b)
+						if got, err := fetch(base + tc.path); err != nil || got != tc.want {
+							errs <- fmt.Errorf("%q %v", got, err)
 							return
 						}
 					}
@@ -385,8 +381,8 @@ func TestSpinningNodeServes(t *testing.T) {
 			}
 			wg.Wait()
 			close(errs)
-			for e := range errs {
-				t.Error(e)
+			for err := range errs {
+				t.Error(err)
 			}
 		})
 	}

@@ -252,7 +252,7 @@ func TestWorkersSignals(t *testing.T) {
 // Workers share the CPUs, each running Go on its share unless GOMAXPROCS
 // says otherwise.
 func TestWorkersShareTheCPUs(t *testing.T) {
-	want := strconv.Itoa(max(1, runtime.NumCPU()/2))
+	want := strconv.Itoa(max(1, runtime.NumCPU()/2-1)) // a CPU of each share left to Python
 	if v := os.Getenv("GOMAXPROCS"); v != "" {
 		want = v
 	}

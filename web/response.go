@@ -78,12 +78,9 @@ func (req *request) readBody(p []byte) (int, bool, error) {
 			switch {
 			case errors.As(err, &ne) && ne.Timeout():
 				req.slowBody = true
-			case errors.As(err, &ne):
-				req.bodyEOF = true
-				return got, false, req.gone(fmt.Errorf("reading the request body: %w", err))
-			case errors.Is(err, io.ErrUnexpectedEOF):
-				// The connection ended before the body did: the client
-				// closed it, and a 400 would reach no one.
+			case errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF):
+				// The connection failed, or ended before the body did: the
+				// client has gone, and a 400 would reach no one.
 				req.bodyEOF = true
 				return got, false, req.gone(fmt.Errorf("reading the request body: %w", err))
 			default:

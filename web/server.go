@@ -501,9 +501,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.fail(http.StatusRequestTimeout, "request body too slow\n")
 		return
 	case r.Context().Err() != nil: // the client went away
-		if pe := (*pybridge.Error)(nil); errors.As(err, &pe) {
-			s.logAppError(req, err) // the app's failure all the same, unless it is that cut
-		}
+		s.logAppError(req, err)
 		req.end()
 		return
 	case badBody != nil:
@@ -578,18 +576,22 @@ func (s *Server) bodyFailed(req *request, err error) {
 	}
 }
 
-// logAppError logs an exception of the app while it served req. A client that
-// left mid-request is not the app's failure: once the app has been told
-// (ClientDisconnected from a send, a write or a body read), what it raises,
-// that exception or another a framework made of it, is logged at debug
-// level, as gunicorn and uvicorn log such a cut.
+// logAppError logs the error a call of the app ended with while it served
+// req. A client that left mid-request is not the app's failure: once the app
+// has been told (ClientDisconnected from a send, a write or a body read),
+// what it raises, that exception or another a framework made of it, is
+// logged at debug level, as gunicorn and uvicorn log such a cut; and once
+// the client has gone, an error that is not the app's exception (the call
+// ended with the connection's context) is not logged at all.
 func (s *Server) logAppError(req *request, err error) {
 	r := req.r
-	if pe := (*pybridge.Error)(nil); errors.As(err, &pe) && (req.clientGone.Load() || pe.Type == clientGoneClass) {
+	pe := (*pybridge.Error)(nil)
+	switch isPy := errors.As(err, &pe); {
+	case isPy && (req.clientGone.Load() || pe.Type == clientGoneClass):
 		s.log.Debug("the client left during the response", "path", r.URL.Path, "type", pe.Type, "err", pe.Message)
-		return
+	case isPy || r.Context().Err() == nil:
+		s.logPyError("app raised", err, "path", r.URL.Path)
 	}
-	s.logPyError("app raised", err, "path", r.URL.Path)
 }
 
 // logPyError logs err with attrs; a Python exception comes with its

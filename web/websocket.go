@@ -176,9 +176,7 @@ func (s *Server) serveWebSocket(req *request) {
 	args := cborText(cborUint(cborArray(make([]byte, 0, 512), 3), id), s.cfg.App)
 	args = s.appendScope(args, r, subs)
 	_, err := s.interp().CallOn(r.Context(), pybridge.LaneHTTP, "_hornbeam_web.asgi", "handle_ws", args)
-	// Once the client has gone the call may end with the context's error,
-	// which is not the app's; an exception the app raised is logged either way.
-	if pe := (*pybridge.Error)(nil); err != nil && (r.Context().Err() == nil || errors.As(err, &pe)) {
+	if err != nil {
 		s.logAppError(req, err)
 	}
 	req.mu.Lock()

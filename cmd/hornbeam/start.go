@@ -368,7 +368,7 @@ func (o *startOptions) runSupervisor(app string, log *slog.Logger) error {
 		// itself; its pool keeps 2 threads per CPU of the share.
 		share := max(1, runtime.NumCPU()/o.workers)
 		env = append(env, "GOMAXPROCS="+strconv.Itoa(goProcsBesidePython(share)))
-		if o.threads == 0 && os.Getenv("HORNBEAM_THREADS") == "" {
+		if o.threads == 0 { // --threads, else $HORNBEAM_THREADS
 			env = append(env, "HORNBEAM_THREADS="+strconv.Itoa(max(4, 2*share)))
 		}
 	}

@@ -9,8 +9,9 @@ _apps = {}
 
 class ClientDisconnected(OSError):
     """The client closed its connection, so what the app sends can no longer
-    reach it: raised by an ASGI ``send``, a websocket send and a WSGI
-    ``write`` (or the body the app yields). It is an ``OSError``, as the ASGI
+    reach it: raised by an ASGI ``send``, a websocket send, and a WSGI
+    ``write`` or body read (a WSGI body the app yields is closed instead).
+    It is an ``OSError``, as the ASGI
     specification asks of a send on a closed connection, so ``except
     OSError`` catches it. Left uncaught, the node logs it at debug level: a
     client that leaves is not the app's failure."""
