@@ -35,7 +35,10 @@ type Config struct {
 	StateMaxValue int
 	// SpinWait is how long an idle pool thread spins for the next call before
 	// parking (see pybridge.Config.SpinWait); 0: never, the default.
-	SpinWait   time.Duration
+	SpinWait time.Duration
+	// LoopOnly runs every coroutine call on the event loop's thread (see
+	// pybridge.Config.QueueAllCalls).
+	LoopOnly   bool
 	PythonPath []string // extra sys.path entries, in order
 	Argv       []string // sys.argv
 	State      state.Config
@@ -161,16 +164,17 @@ func New(cfg Config) (*Node, error) {
 			}
 			return DefaultStateMaxValue
 		}(),
-		SpinWait:    cfg.SpinWait,
-		Packages:    python.Packages,
-		PythonPath:  cfg.PythonPath,
-		Argv:        cfg.Argv,
-		State:       n.store,
-		NodeName:    n.Name,
-		Funcs:       funcs,
-		InPlaceArgs: inPlace,
-		AsyncFuncs:  n.procAsyncFuncs(),
-		Logger:      cfg.Logger,
+		SpinWait:      cfg.SpinWait,
+		QueueAllCalls: cfg.LoopOnly,
+		Packages:      python.Packages,
+		PythonPath:    cfg.PythonPath,
+		Argv:          cfg.Argv,
+		State:         n.store,
+		NodeName:      n.Name,
+		Funcs:         funcs,
+		InPlaceArgs:   inPlace,
+		AsyncFuncs:    n.procAsyncFuncs(),
+		Logger:        cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("host: starting Python: %w", err)

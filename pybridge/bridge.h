@@ -343,6 +343,25 @@ int hb_eager_start(PyObject *job, PyObject *name, PyObject **task);
 int hb_eager_open(PyObject *loop);
 void hb_eager_stop(void);
 void hb_eager_close(void);
+/* Runs call id of module mod's function fn as the loop's drain would: its
+ * first step at once, the rest in a Task. Loop role and GIL held. */
+void hb_loop_run_call(uint64_t id, const char *mod, size_t modlen, const char *fn, size_t fnlen,
+                      const unsigned char *args, size_t argslen);
+/* inline.c: a Go caller runs its call's first step while the loop sleeps.
+ * hb_inline_call: 0 not run (queue it), 1 done (*out is its result), 2 started
+ * (the loop answers it). GIL not held. */
+int hb_inline_call(uint64_t id, const char *mod, size_t modlen, const char *fn, size_t fnlen,
+                   const unsigned char *args, size_t argslen, hb_result *out);
+extern int hb_inline_enabled;
+int hb_inline_take(uint64_t id, hb_result *r);
+/* Drops the thread state a Go thread kept for first steps, before the thread
+ * becomes a Python thread of its own (a pool or loop thread): PyGILState_*
+ * must find that thread's own state. GIL not held. */
+void hb_inline_forget_thread(void);
+void hb_inline_loop_begin(void); /* loop thread, before it takes the GIL */
+void hb_inline_arm(PyObject *loop); /* loop thread, before run_forever */
+void hb_inline_stop(void);
+void hb_inline_loop_end(void); /* loop thread, GIL held, last */
 /* Runs the loop on the calling thread until a STOP item; GIL taken from ts. */
 char *hb_loop_run(PyThreadState *ts);
 

@@ -116,6 +116,7 @@ fail:
 }
 
 hb_worker *hb_worker_new(void) {
+    hb_inline_forget_thread();
     hb_worker *w = calloc(1, sizeof(*w));
     if (w == NULL) return NULL;
     /* Created on the thread that will use it, so PyGILState_* (used by numpy,

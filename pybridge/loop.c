@@ -276,6 +276,7 @@ int hb_direct_ok;
 int32_t hb_inflight;
 
 void hb_loop_complete(uint64_t id, hb_result *r) {
+    if (hb_inline_take(id, r)) return; /* its caller runs it on this thread */
     if (hb_direct_ok && __atomic_load_n(&hb_inflight, __ATOMIC_RELAXED) <= 1) {
         hbComplete(id, r);
         hb_result_free(r);
@@ -460,22 +461,35 @@ static void start_task(uint64_t id, PyObject *aw) {
     Py_DECREF(key);
 }
 
+/* check_task_factory notes whether the loop makes Tasks itself (task_name). */
+static void check_task_factory(void) {
+    PyObject *factory = PyObject_CallNoArgs(Q.get_task_factory);
+    Q.direct_task = factory == Py_None;
+    if (factory == NULL) PyErr_Clear();
+    Py_XDECREF(factory);
+}
+
+void hb_loop_run_call(uint64_t id, const char *mod, size_t modlen, const char *fn, size_t fnlen,
+                      const unsigned char *args, size_t argslen) {
+    check_task_factory();
+    hb_result r;
+    hb_call_locked(mod, modlen, fn, fnlen, args, argslen, 0, 0, &r);
+    if (r.status == HB_ASYNC) {
+        start_task(id, r.coro);
+    } else {
+        hb_loop_complete(id, &r); /* a function that stopped being a coroutine */
+    }
+}
+
 static void run_item(hb_item *it) {
     switch (it->kind) {
     case HB_LOOP_CORO:
         start_task(it->id, it->obj);
         break;
-    case HB_LOOP_CALL: {
-        hb_result r;
-        hb_call_locked(it->mod, it->modlen, it->fn, it->fnlen, it->args, it->argslen, 0, 0, &r);
+    case HB_LOOP_CALL:
+        hb_loop_run_call(it->id, it->mod, it->modlen, it->fn, it->fnlen, it->args, it->argslen);
         if (!it->in_arena) free(it->mod);
-        if (r.status == HB_ASYNC) {
-            start_task(it->id, r.coro);
-        } else {
-            hb_loop_complete(it->id, &r); /* a function that stopped being a coroutine */
-        }
         break;
-    }
     case HB_LOOP_CANCEL: {
         PyObject *key = PyLong_FromUnsignedLongLong(it->id);
         PyObject *task = key ? PyDict_GetItemWithError(Q.tasks, key) : NULL; /* borrowed */
@@ -500,6 +514,7 @@ static void run_item(hb_item *it) {
         break;
     case HB_LOOP_STOP: {
         hb_eager_stop(); /* later calls of this batch become tasks to cancel */
+        hb_inline_stop(); /* and later calls come through the queue */
         PyObject *r = PyObject_CallMethod(Q.loop, "stop", NULL);
         if (r == NULL) PyErr_WriteUnraisable(Q.loop);
         Py_XDECREF(r);
@@ -529,10 +544,7 @@ static PyObject *drain(PyObject *self, PyObject *unused) {
     hb_lq.spare = NULL;
     hb_lq.spare_cap = 0;
     hb_spin_unlock(&hb_lq.lock);
-    PyObject *factory = PyObject_CallNoArgs(Q.get_task_factory);
-    Q.direct_task = factory == Py_None;
-    if (factory == NULL) PyErr_Clear();
-    Py_XDECREF(factory);
+    check_task_factory();
     /* Calls in the arena hold its bytes from arena_head on, in queue order,
      * so they are released in that order: by the outermost drain once it has
      * run its batch, up to the end of the last call taken. A drain nested in
@@ -610,6 +622,7 @@ static const char *SHUTDOWN =
     "_hb_loop.close()\n";
 
 char *hb_loop_run(PyThreadState *ts) {
+    hb_inline_loop_begin(); /* before the GIL: Go callers take them in that order */
     PyEval_RestoreThread(ts);
     char *err = NULL;
     PyObject *g = PyDict_New(), *r = NULL, *drainfn = NULL;
@@ -645,7 +658,9 @@ char *hb_loop_run(PyThreadState *ts) {
     /* Only now may scripts run: one that ends at once would otherwise begin
        Python's shutdown while this thread still imports the loop (uvloop). */
     hbLoopReady();
+    hb_inline_arm(Q.loop);
     r = PyObject_CallMethod(Q.loop, "run_forever", NULL);
+    hb_inline_stop();
     if (r == NULL) goto fail;
     Py_CLEAR(r);
     r = PyObject_CallMethod(Q.loop, "remove_reader", "i", Q.efd);
@@ -684,6 +699,7 @@ done:
     Py_CLEAR(Q.foreign);
     Py_XDECREF(drainfn);
     Py_XDECREF(g);
+    hb_inline_loop_end();
     PyThreadState_Clear(ts);
     PyThreadState_DeleteCurrent();
     return err;

@@ -7,7 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -508,5 +511,92 @@ print("registered")
 `)
 	if r.code != 0 || !strings.Contains(r.stdout, "registered") || strings.Count(r.stdout, "\n") != 3 {
 		t.Fatalf("code %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// While the event loop sleeps, a lone request's first step runs on the
+// thread that read it (--loop-only: on the loop's). Either way it runs in a
+// task of the one loop, work it leaves to the loop (a callback, a timer, a
+// task) runs without another request to wake the loop, and a sleep after the
+// loop idled lasts as long as asked.
+func TestRequestsWhileTheLoopIdles(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		args     []string
+		loopOnly bool
+	}{
+		{"default", nil, false},
+		{"loop-only", []string{"--loop-only"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"asgiapp:idle_loop_app", "-k", "asgi", "-b", "127.0.0.1:0", "--pythonpath", webdir()}, tt.args...)
+			p := serveApp(t, webdir(), args...)
+			// The first call of a function finds out that it is a coroutine
+			// function, on a pool thread, and hands it to the loop.
+			mustFetch(t, p.base+"/where")
+			// Each answer starts with the thread the first step ran on.
+			answer := func(path string) (first string, rest []string) {
+				f := strings.Fields(mustFetch(t, p.base+path))
+				if len(f) < 2 {
+					t.Fatalf("%s: %q", path, f)
+				}
+				return f[0], f[1:]
+			}
+			var loopThread, loopID string
+			callers := 0 // first steps run on another thread than the loop's
+			for i := range 10 {
+				first, f := answer("/where")
+				if len(f) != 3 || f[2] != "True" {
+					t.Fatalf("/where: %q, want the loop's thread, its id and True", f)
+				}
+				if i == 0 {
+					loopThread, loopID = f[0], f[1]
+				} else if f[0] != loopThread || f[1] != loopID {
+					t.Fatalf("request %d went on on %s, loop %s; the first on %s, loop %s", i, f[0], f[1], loopThread, loopID)
+				}
+				if first != loopThread {
+					callers++
+				}
+			}
+			if tt.loopOnly && callers > 0 || !tt.loopOnly && callers == 0 {
+				t.Fatalf("%d of 10 lone requests ran their first step off the loop's thread", callers)
+			}
+
+			// /later until one ran off the loop's thread (unless the loop runs all).
+			var base string
+			for i := 0; ; i++ {
+				base = filepath.Join(t.TempDir(), "work")
+				first, f := answer("/later?file=" + url.QueryEscape(base))
+				if f[0] != "scheduled" {
+					t.Fatalf("/later: %q", f)
+				}
+				if tt.loopOnly || first != loopThread {
+					break
+				}
+				if i == 20 {
+					t.Fatal("20 lone /later requests all ran on the loop's thread")
+				}
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for _, suffix := range []string{".soon", ".later", ".task"} {
+				for {
+					if _, err := os.Stat(base + suffix); err == nil {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("the loop never ran the work /later left it (%s)", suffix)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+
+			time.Sleep(500 * time.Millisecond) // the loop idles; its clock must not stay behind
+			t0 := time.Now()
+			_, f := answer("/sleep?s=0.3")
+			slept, err := strconv.ParseFloat(f[0], 64)
+			if err != nil || slept < 0.29 || time.Since(t0) < 290*time.Millisecond {
+				t.Fatalf("asyncio.sleep(0.3) after an idle loop slept %q s (%v round trip)", f[0], time.Since(t0))
+			}
+		})
 	}
 }

@@ -26,6 +26,7 @@ func newRunCmd() *cobra.Command {
 		pythonPath   []string
 		threads      int
 		spinUS       int
+		loopOnly     bool
 		logLevel     string
 		ml           mlFlags
 		nf           nodeFlags
@@ -66,6 +67,7 @@ Example: hornbeam run -m pytest tests/python`,
 			node, err := host.New(host.Config{
 				Threads:    threads,
 				SpinWait:   spinWait(spinUS),
+				LoopOnly:   loopOnly,
 				PythonPath: absPaths(pythonPath),
 				Argv:       argv,
 				Cluster:    cluster,
@@ -94,6 +96,7 @@ Example: hornbeam run -m pytest tests/python`,
 	f.StringArrayVar(&pythonPath, "pythonpath", nil, "add a directory to sys.path (repeatable)")
 	f.IntVar(&threads, "threads", envInt("HORNBEAM_THREADS", 0), "threads for synchronous Python calls (0: 2 per CPU, at least 4)")
 	f.IntVar(&spinUS, "spin-us", envInt("HORNBEAM_SPIN_US", 0), "µs a Python thread spins for the next call before sleeping, when nothing else runs (0, the default: never)")
+	f.BoolVar(&loopOnly, "loop-only", envBool("HORNBEAM_LOOP_ONLY", false), "run every coroutine call on the event loop's thread (by default, while the loop sleeps, the thread that took a call runs its first step itself)")
 	f.StringVar(&logLevel, "log-level", "", "log level: debug, info, warning, error (env HORNBEAM_LOG_LEVEL)")
 	nf.add(f, false)
 	ml.add(f)

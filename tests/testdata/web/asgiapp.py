@@ -200,3 +200,53 @@ async def leaving_client_app(scope, receive, send):
         LEFT.append(f"{type(e).__name__}:{isinstance(e, OSError)}")
         raise
     await send({"type": "http.response.body", "body": b""})
+
+
+BACKGROUND = set()  # the tasks /later starts, kept until they end
+
+
+async def idle_loop_app(scope, receive, send):
+    """Routes that run while the event loop is idle.
+
+    Each answers the name of the thread its first step ran on, then:
+    /later?file=F answers at once and leaves work to the loop: a call_soon,
+    a call_later and a task each create a file named F plus a suffix.
+    /sleep?s=S sleeps S seconds and answers how long it slept.
+    /where answers the name of the thread it ran on after it yielded to the
+    loop, the loop's id, and whether a task runs it.
+    """
+    import threading
+    import time
+    import urllib.parse
+
+    if scope["type"] != "http":
+        return
+    q = dict(urllib.parse.parse_qsl(scope["query_string"].decode()))
+    loop = asyncio.get_running_loop()
+    path = scope["path"]
+    first = threading.current_thread().name
+    if path == "/later":
+
+        def touch(name: str) -> None:
+            open(name, "w").close()
+
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            touch(q["file"] + ".task")
+
+        loop.call_soon(touch, q["file"] + ".soon")
+        loop.call_later(0.05, touch, q["file"] + ".later")
+        task = asyncio.ensure_future(later())
+        BACKGROUND.add(task)
+        task.add_done_callback(BACKGROUND.discard)
+        body = b"scheduled"
+    elif path == "/sleep":
+        t0 = time.monotonic()
+        await asyncio.sleep(float(q["s"]))
+        body = repr(time.monotonic() - t0).encode()
+    else:
+        await asyncio.sleep(0)
+        after = threading.current_thread().name
+        body = f"{after} {id(loop)} {asyncio.current_task() is not None}".encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": first.encode() + b" " + body})
