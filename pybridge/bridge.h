@@ -353,6 +353,7 @@ void hb_loop_run_call(uint64_t id, const char *mod, size_t modlen, const char *f
 int hb_inline_call(uint64_t id, const char *mod, size_t modlen, const char *fn, size_t fnlen,
                    const unsigned char *args, size_t argslen, hb_result *out);
 extern int hb_inline_enabled;
+extern int hb_inline_on; /* read by Go without a call into C */
 int hb_inline_take(uint64_t id, hb_result *r);
 /* Drops the thread state a Go thread kept for first steps, before the thread
  * becomes a Python thread of its own (a pool or loop thread): PyGILState_*

@@ -74,7 +74,6 @@ static __thread unsigned my_gen;
 static struct {
     int armed;      /* the loop is about to run: the next poll names its file */
     int epfd;       /* the file the loop polls */
-    int on;         /* Go callers may run first steps */
     unsigned gen;   /* counts loops run, so that thread states of an old
                        interpreter are not used */
     PyObject *loop; /* the uvloop Loop (borrowed: the loop thread holds it) */
@@ -83,6 +82,7 @@ static struct {
 } I = {.epfd = -1};
 
 int hb_inline_enabled = 1; /* Go clears it for --loop-only */
+int hb_inline_on;          /* Go callers may run first steps; set under own */
 
 static int real_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout,
                            const sigset_t *mask) {
@@ -141,7 +141,7 @@ static void take_uv(int epfd) {
     if (uv == NULL || !readable(uv, sizeof *uv)) return;
     if (uv->data != (void *)loop || uv->backend_fd != epfd) return;
     I.uv = uv;
-    __atomic_store_n(&I.on, hb_inline_enabled && I.set_running != NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&hb_inline_on, hb_inline_enabled && I.set_running != NULL, __ATOMIC_RELAXED);
 }
 
 static int queue_empty(void *const *q) { return q[0] == (void *)q; }
@@ -162,7 +162,7 @@ void hb_inline_arm(PyObject *loop) {
     __atomic_add_fetch(&I.gen, 1, __ATOMIC_RELAXED);
     I.loop = NULL;
     I.uv = NULL;
-    __atomic_store_n(&I.on, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&hb_inline_on, 0, __ATOMIC_RELAXED);
     I.epfd = -1;
     Py_CLEAR(I.set_running);
     PyObject *uvloop = PyImport_ImportModule("uvloop");
@@ -191,12 +191,12 @@ void hb_inline_arm(PyObject *loop) {
 
 /* The loop has stopped: no more first steps here. GIL and own held. */
 void hb_inline_stop(void) {
-    __atomic_store_n(&I.on, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&hb_inline_on, 0, __ATOMIC_RELAXED);
     I.armed = 0;
 }
 
 void hb_inline_loop_end(void) {
-    __atomic_store_n(&I.on, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&hb_inline_on, 0, __ATOMIC_RELAXED);
     I.loop = NULL;
     I.uv = NULL;
     Py_CLEAR(I.set_running);
@@ -249,11 +249,15 @@ static int enter(void) {
 
 int hb_inline_call(uint64_t id, const char *mod, size_t modlen, const char *fn, size_t fnlen,
                    const unsigned char *args, size_t argslen, hb_result *out) {
-    if (!__atomic_load_n(&I.on, __ATOMIC_RELAXED) || pthread_mutex_trylock(&own) != 0) return 0;
+    if (!__atomic_load_n(&hb_inline_on, __ATOMIC_RELAXED) || pthread_mutex_trylock(&own) != 0) return 0;
     /* Not on a thread of Python's own (a pool thread, a thread the app
      * started), which may be in the middle of its code, calling Go. */
-    PyThreadState *bound = I.on ? PyGILState_GetThisThreadState() : NULL;
-    if (!I.on || loop_thread || (bound != NULL && (bound != my_ts || my_gen != I.gen)) || !enter()) {
+    PyThreadState *bound = hb_inline_on ? PyGILState_GetThisThreadState() : NULL;
+    /* Calls already queued will wake the loop: this one joins their batch
+     * (Go checks too, before it calls here). */
+    int queued = __atomic_load_n(&hb_lq.len, __ATOMIC_RELAXED) != 0;
+    if (!hb_inline_on || queued || loop_thread || (bound != NULL && (bound != my_ts || my_gen != I.gen)) ||
+        !enter()) {
         pthread_mutex_unlock(&own);
         return 0;
     }

@@ -791,6 +791,13 @@ func (ip *Interpreter) call(ctx context.Context, o CallOpts, borrow bool, module
 	return c, r, err
 }
 
+// loopQueued reports whether calls wait in the loop's queue: the loop will
+// be woken for them, and a call that joins their batch neither keeps them
+// waiting nor keeps the loop thread from the CPU it may be about to get.
+func loopQueued() bool {
+	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&C.hb_lq.len))) != 0
+}
+
 // othersRunnable reports whether goroutines wait for a P. A caller that runs
 // its step itself holds its P throughout, and with one P (a node serving an
 // app) the work of other requests waits for it: under load, requests that
@@ -808,7 +815,10 @@ func othersRunnable() bool {
 // (inline.c), and reports whether it did: its result is then delivered, or
 // comes from the loop, which carries on with it.
 func (ip *Interpreter) runInline(c *call, module, function string, args []byte) bool {
-	if ip.cfg.QueueAllCalls || othersRunnable() {
+	// Each test before the call into C, which would wake Go's monitor
+	// thread (see loopqueue.go) for calls that take the queue anyway.
+	if ip.cfg.QueueAllCalls || atomic.LoadInt32((*int32)(unsafe.Pointer(&C.hb_inline_on))) == 0 ||
+		loopQueued() || othersRunnable() {
 		return false
 	}
 	r := new(C.hb_result)
