@@ -170,8 +170,8 @@ func httpSection(bin string) (string, error) {
 	// step itself saves two of them.
 	b.WriteString("### One connection, unpinned\n\n")
 	b.WriteString("One client sends one request at a time (`wrk -t1 -c1`), one worker each: the light load where every request " +
-		"finds the node's threads asleep. By default the thread that read an ASGI request runs its first step itself while the " +
-		"event loop sleeps; `--loop-only` hands every request to the loop's thread, which wakes it and then a Go thread for the result. " +
+		"finds the node's threads asleep. By default every ASGI request goes to the event loop's thread, which wakes it and then a Go " +
+		"thread for the result; with `--inline-steps` the thread that read it runs its first step itself while the loop sleeps. " +
 		"A thread that spins for the next piece of work (`--spin-us`), instead of sleeping, can pay here too. " +
 		"Median of 3 rounds of 3 s after a 1 s warm-up.\n\n")
 	b.WriteString("| app | server | requests/s | p50 latency | CPU s / 10k requests |\n|---|---|---|---|---|\n")
@@ -180,11 +180,11 @@ func httpSection(bin string) (string, error) {
 		cmd             func(int) *exec.Cmd
 	}{
 		{"ASGI hello", "hornbeam", "/", hb("httpapps:asgi_hello", "-k", "asgi")},
-		{"ASGI hello", "hornbeam `--loop-only`", "/", hb("httpapps:asgi_hello", "-k", "asgi", "--loop-only")},
+		{"ASGI hello", "hornbeam `--inline-steps`", "/", hb("httpapps:asgi_hello", "-k", "asgi", "--inline-steps")},
 		{"ASGI hello", "hornbeam `--spin-us 150`", "/", hb("httpapps:asgi_hello", "-k", "asgi", "--spin-us", "150")},
 		{"ASGI hello", uvName, "/", uv("httpapps:asgi_hello")},
 		{"FastAPI JSON", "hornbeam", "/items/5?q=x", hb("httpapps:fastapi_items", "-k", "asgi")},
-		{"FastAPI JSON", "hornbeam `--loop-only`", "/items/5?q=x", hb("httpapps:fastapi_items", "-k", "asgi", "--loop-only")},
+		{"FastAPI JSON", "hornbeam `--inline-steps`", "/items/5?q=x", hb("httpapps:fastapi_items", "-k", "asgi", "--inline-steps")},
 		{"FastAPI JSON", uvName, "/items/5?q=x", uv("httpapps:fastapi_items")},
 		{"WSGI hello", "hornbeam", "/", hb("httpapps:wsgi_hello", "-k", "wsgi")},
 		{"WSGI hello", "hornbeam `--spin-us 150`", "/", hb("httpapps:wsgi_hello", "-k", "wsgi", "--spin-us", "150")},

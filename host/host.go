@@ -36,12 +36,12 @@ type Config struct {
 	// SpinWait is how long an idle pool thread spins for the next call before
 	// parking (see pybridge.Config.SpinWait); 0: never, the default.
 	SpinWait time.Duration
-	// LoopOnly runs every coroutine call on the event loop's thread (see
-	// pybridge.Config.QueueAllCalls).
-	LoopOnly   bool
-	PythonPath []string // extra sys.path entries, in order
-	Argv       []string // sys.argv
-	State      state.Config
+	// InlineSteps lets a caller run a coroutine call's first step while the
+	// event loop sleeps (see pybridge.Config.InlineSteps).
+	InlineSteps bool
+	PythonPath  []string // extra sys.path entries, in order
+	Argv        []string // sys.argv
+	State       state.Config
 	// SharedState, when set, backs state_* instead of a store of this process:
 	// a worker process uses its node's store.
 	SharedState pybridge.StateStore
@@ -164,17 +164,17 @@ func New(cfg Config) (*Node, error) {
 			}
 			return DefaultStateMaxValue
 		}(),
-		SpinWait:      cfg.SpinWait,
-		QueueAllCalls: cfg.LoopOnly,
-		Packages:      python.Packages,
-		PythonPath:    cfg.PythonPath,
-		Argv:          cfg.Argv,
-		State:         n.store,
-		NodeName:      n.Name,
-		Funcs:         funcs,
-		InPlaceArgs:   inPlace,
-		AsyncFuncs:    n.procAsyncFuncs(),
-		Logger:        cfg.Logger,
+		SpinWait:    cfg.SpinWait,
+		InlineSteps: cfg.InlineSteps,
+		Packages:    python.Packages,
+		PythonPath:  cfg.PythonPath,
+		Argv:        cfg.Argv,
+		State:       n.store,
+		NodeName:    n.Name,
+		Funcs:       funcs,
+		InPlaceArgs: inPlace,
+		AsyncFuncs:  n.procAsyncFuncs(),
+		Logger:      cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("host: starting Python: %w", err)

@@ -58,6 +58,8 @@ typedef struct {
 /* What a step may change that the sleeping loop must see. */
 typedef struct {
     unsigned int handles, reqs, stop;
+    void *newest; /* the last handle made: a timer cancelled and another made
+                     leave the count of active handles as it was */
     int pending, watchers;
 } uv_view;
 
@@ -79,9 +81,10 @@ static struct {
     PyObject *loop; /* the uvloop Loop (borrowed: the loop thread holds it) */
     uv_head *uv;
     PyObject *set_running; /* asyncio._set_running_loop */
+    PyObject *get_debug;   /* "get_debug", interned */
 } I = {.epfd = -1};
 
-int hb_inline_enabled = 1; /* Go clears it for --loop-only */
+int hb_inline_enabled; /* Go sets it for --inline-steps */
 int hb_inline_on;          /* Go callers may run first steps; set under own */
 
 static int real_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout,
@@ -141,14 +144,16 @@ static void take_uv(int epfd) {
     if (uv == NULL || !readable(uv, sizeof *uv)) return;
     if (uv->data != (void *)loop || uv->backend_fd != epfd) return;
     I.uv = uv;
-    __atomic_store_n(&hb_inline_on, hb_inline_enabled && I.set_running != NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&hb_inline_on, hb_inline_enabled && I.set_running != NULL && I.get_debug != NULL,
+                     __ATOMIC_RELAXED);
 }
 
 static int queue_empty(void *const *q) { return q[0] == (void *)q; }
 
 static uv_view view(const uv_head *uv) {
     return (uv_view){.handles = uv->active_handles, .reqs = uv->active_reqs.count,
-                     .stop = uv->stop_flag, .pending = !queue_empty(uv->pending_queue),
+                     .stop = uv->stop_flag, .newest = uv->handle_queue[1],
+                     .pending = !queue_empty(uv->pending_queue),
                      .watchers = !queue_empty(uv->watcher_queue)};
 }
 
@@ -181,6 +186,7 @@ void hb_inline_arm(PyObject *loop) {
     Py_XDECREF(dbg);
     PyErr_Clear();
     if (debug) return;
+    if (I.get_debug == NULL) I.get_debug = PyUnicode_InternFromString("get_debug");
     PyObject *events = PyImport_ImportModule("asyncio.events");
     I.set_running = events ? PyObject_GetAttrString(events, "_set_running_loop") : NULL;
     Py_XDECREF(events);
@@ -261,6 +267,17 @@ int hb_inline_call(uint64_t id, const char *mod, size_t modlen, const char *fn, 
         pthread_mutex_unlock(&own);
         return 0;
     }
+    /* The app may have turned on debug mode, where the loop refuses calls
+     * from other threads. */
+    PyObject *dbg = PyObject_CallMethodNoArgs(I.loop, I.get_debug);
+    int debug = dbg == NULL || PyObject_IsTrue(dbg) != 0;
+    Py_XDECREF(dbg);
+    if (debug) {
+        PyErr_Clear();
+        PyEval_SaveThread();
+        pthread_mutex_unlock(&own);
+        return 0;
+    }
     uv_view before = view(I.uv);
     inline_id = id;
     inline_out = out;
@@ -271,8 +288,10 @@ int hb_inline_call(uint64_t id, const char *mod, size_t modlen, const char *fn, 
     int done = inline_done;
     uv_view after = view(I.uv);
     hb_done_collect(); /* as the loop's drain would have */
-    int wake = after.handles != before.handles || after.reqs != before.reqs ||
-               after.stop != before.stop || after.pending || after.watchers;
+    /* A call that waits needs the loop to go on with it anyway. */
+    int wake = !done || after.handles != before.handles || after.reqs != before.reqs ||
+               after.stop != before.stop || after.newest != before.newest || after.pending ||
+               after.watchers;
     PyEval_SaveThread();
     pthread_mutex_unlock(&own);
     if (wake) hb_loop_wake();

@@ -128,11 +128,14 @@ type Config struct {
 	// AsyncFuncs are Go functions Python awaits through call_async that
 	// keep no goroutine while they wait (see AsyncGoFunc).
 	AsyncFuncs map[string]AsyncGoFunc
-	// QueueAllCalls hands every coroutine call to the loop thread. By
-	// default a caller runs its call's first step itself while the loop
-	// thread sleeps in its poll (uvloop only), which saves two thread
-	// wake-ups per call; this turns that off, to compare.
-	QueueAllCalls bool
+	// InlineSteps lets a caller run its coroutine call's first step itself
+	// while the loop thread sleeps in its poll and nothing else waits
+	// (uvloop only), which saves two thread wake-ups per call. Off by
+	// default: the rest of such a call then runs on the loop thread, so code
+	// tied to the thread it started on (SQLAlchemy's asyncio greenlets, a
+	// sqlite3 connection, threading.local) breaks across its first await.
+	// The step also runs to its first await whatever the caller's deadline.
+	InlineSteps bool
 	// SpinWait is how long a pool thread spins for the next call, and a caller for
 	// its result, before parking (only when nothing else runs); 0 or negative:
 	// never, the default. Spinning makes a lone Go->Python call in the process
@@ -354,9 +357,9 @@ func New(cfg Config) (*Interpreter, error) {
 	}
 
 	ip.inflight = (*atomic.Int32)(unsafe.Pointer(&C.hb_inflight))
-	C.hb_inline_enabled = 1
-	if cfg.QueueAllCalls {
-		C.hb_inline_enabled = 0
+	C.hb_inline_enabled = 0
+	if cfg.InlineSteps {
+		C.hb_inline_enabled = 1
 	}
 	if !oneP {
 		C.hb_direct_ok = 1
@@ -817,7 +820,7 @@ func othersRunnable() bool {
 func (ip *Interpreter) runInline(c *call, module, function string, args []byte) bool {
 	// Each test before the call into C, which would wake Go's monitor
 	// thread (see loopqueue.go) for calls that take the queue anyway.
-	if ip.cfg.QueueAllCalls || atomic.LoadInt32((*int32)(unsafe.Pointer(&C.hb_inline_on))) == 0 ||
+	if !ip.cfg.InlineSteps || atomic.LoadInt32((*int32)(unsafe.Pointer(&C.hb_inline_on))) == 0 ||
 		loopQueued() || othersRunnable() {
 		return false
 	}

@@ -514,19 +514,20 @@ print("registered")
 	}
 }
 
-// While the event loop sleeps, a lone request's first step runs on the
-// thread that read it (--loop-only: on the loop's). Either way it runs in a
+// With --inline-steps, while the event loop sleeps, a lone request's first
+// step runs on the thread that read it (by default: on the loop's). Either
+// way it runs in a
 // task of the one loop, work it leaves to the loop (a callback, a timer, a
-// task) runs without another request to wake the loop, and a sleep after the
-// loop idled lasts as long as asked.
+// task, a timer in place of one it cancelled) runs without another request to
+// wake the loop, and a sleep after the loop idled lasts as long as asked.
 func TestRequestsWhileTheLoopIdles(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
 		args     []string
 		loopOnly bool
 	}{
-		{"default", nil, false},
-		{"loop-only", []string{"--loop-only"}, true},
+		{"default", nil, true},
+		{"inline-steps", []string{"--inline-steps"}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"asgiapp:idle_loop_app", "-k", "asgi", "-b", "127.0.0.1:0", "--pythonpath", webdir()}, tt.args...)
@@ -577,14 +578,31 @@ func TestRequestsWhileTheLoopIdles(t *testing.T) {
 					t.Fatal("20 lone /later requests all ran on the loop's thread")
 				}
 			}
+			// /swap until one ran off the loop's thread, each after /arm.
+			swapBase := filepath.Join(t.TempDir(), "swap")
+			for i := 0; ; i++ {
+				if _, f := answer("/arm"); f[0] != "armed" {
+					t.Fatalf("/arm: %q", f)
+				}
+				first, f := answer("/swap?file=" + url.QueryEscape(swapBase))
+				if f[0] != "swapped" {
+					t.Fatalf("/swap: %q", f)
+				}
+				if tt.loopOnly || first != loopThread {
+					break
+				}
+				if i == 20 {
+					t.Fatal("20 lone /swap requests all ran on the loop's thread")
+				}
+			}
 			deadline := time.Now().Add(10 * time.Second)
-			for _, suffix := range []string{".soon", ".later", ".task"} {
+			for _, name := range []string{base + ".soon", base + ".later", base + ".task", swapBase + ".swap"} {
 				for {
-					if _, err := os.Stat(base + suffix); err == nil {
+					if _, err := os.Stat(name); err == nil {
 						break
 					}
 					if time.Now().After(deadline) {
-						t.Fatalf("the loop never ran the work /later left it (%s)", suffix)
+						t.Fatalf("the loop never ran the work left it (%s)", filepath.Base(name))
 					}
 					time.Sleep(10 * time.Millisecond)
 				}

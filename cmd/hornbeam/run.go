@@ -26,7 +26,7 @@ func newRunCmd() *cobra.Command {
 		pythonPath   []string
 		threads      int
 		spinUS       int
-		loopOnly     bool
+		inlineSteps  bool
 		logLevel     string
 		ml           mlFlags
 		nf           nodeFlags
@@ -65,15 +65,15 @@ Example: hornbeam run -m pytest tests/python`,
 				return err
 			}
 			node, err := host.New(host.Config{
-				Threads:    threads,
-				SpinWait:   spinWait(spinUS),
-				LoopOnly:   loopOnly,
-				PythonPath: absPaths(pythonPath),
-				Argv:       argv,
-				Cluster:    cluster,
-				Logger:     log,
-				Cache:      ml.cacheConfig(),
-				Processes:  pf.limits(),
+				Threads:     threads,
+				SpinWait:    spinWait(spinUS),
+				InlineSteps: inlineSteps,
+				PythonPath:  absPaths(pythonPath),
+				Argv:        argv,
+				Cluster:     cluster,
+				Logger:      log,
+				Cache:       ml.cacheConfig(),
+				Processes:   pf.limits(),
 			})
 			if err != nil {
 				return err
@@ -96,7 +96,7 @@ Example: hornbeam run -m pytest tests/python`,
 	f.StringArrayVar(&pythonPath, "pythonpath", nil, "add a directory to sys.path (repeatable)")
 	f.IntVar(&threads, "threads", envInt("HORNBEAM_THREADS", 0), "threads for synchronous Python calls (0: 2 per CPU, at least 4)")
 	f.IntVar(&spinUS, "spin-us", envInt("HORNBEAM_SPIN_US", 0), "µs a Python thread spins for the next call before sleeping, when nothing else runs (0, the default: never)")
-	f.BoolVar(&loopOnly, "loop-only", envBool("HORNBEAM_LOOP_ONLY", false), "run every coroutine call on the event loop's thread (by default, while the loop sleeps, the thread that took a call runs its first step itself)")
+	f.BoolVar(&inlineSteps, "inline-steps", envBool("HORNBEAM_INLINE_STEPS", false), "run a lone coroutine call's first step on the thread that took it while the event loop sleeps (breaks code tied to one thread across an await; see hornbeam start --help)")
 	f.StringVar(&logLevel, "log-level", "", "log level: debug, info, warning, error (env HORNBEAM_LOG_LEVEL)")
 	nf.add(f, false)
 	ml.add(f)

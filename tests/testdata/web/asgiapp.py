@@ -203,6 +203,7 @@ async def leaving_client_app(scope, receive, send):
 
 
 BACKGROUND = set()  # the tasks /later starts, kept until they end
+ARMED = []  # the timer /arm sets
 
 
 async def idle_loop_app(scope, receive, send):
@@ -211,6 +212,8 @@ async def idle_loop_app(scope, receive, send):
     Each answers the name of the thread its first step ran on, then:
     /later?file=F answers at once and leaves work to the loop: a call_soon,
     a call_later and a task each create a file named F plus a suffix.
+    /arm sets a timer an hour off; /swap?file=F cancels it and sets one that
+    creates F.swap at once, so the loop has as many timers as before.
     /sleep?s=S sleeps S seconds and answers how long it slept.
     /where answers the name of the thread it ran on after it yielded to the
     loop, the loop's id, and whether a task runs it.
@@ -225,10 +228,18 @@ async def idle_loop_app(scope, receive, send):
     loop = asyncio.get_running_loop()
     path = scope["path"]
     first = threading.current_thread().name
-    if path == "/later":
 
-        def touch(name: str) -> None:
-            open(name, "w").close()
+    def touch(name: str) -> None:
+        open(name, "w").close()
+
+    if path == "/arm":
+        ARMED.append(loop.call_later(3600, touch, "/nonexistent/never"))
+        body = b"armed"
+    elif path == "/swap":
+        ARMED.pop().cancel()
+        loop.call_later(0.01, touch, q["file"] + ".swap")
+        body = b"swapped"
+    elif path == "/later":
 
         async def later() -> None:
             await asyncio.sleep(0.05)
