@@ -180,12 +180,6 @@ void hb_inline_arm(PyObject *loop) {
     }
     PyErr_Clear();
     if (!is_uv) return;
-    /* In debug mode the loop refuses calls from other threads. */
-    PyObject *dbg = PyObject_CallMethod(loop, "get_debug", NULL);
-    int debug = dbg == NULL || PyObject_IsTrue(dbg) != 0;
-    Py_XDECREF(dbg);
-    PyErr_Clear();
-    if (debug) return;
     if (I.get_debug == NULL) I.get_debug = PyUnicode_InternFromString("get_debug");
     PyObject *events = PyImport_ImportModule("asyncio.events");
     I.set_running = events ? PyObject_GetAttrString(events, "_set_running_loop") : NULL;

@@ -170,11 +170,7 @@ func (ip *Interpreter) takeLoopResults() {
 	}
 	done := unsafe.Slice(items, int(n))
 	for i := range done { // by index: complete may take over a result's bytes
-		ip.complete(done[i].id, &done[i].r)
-		if r := &done[i].r; r.data != nil {
-			freeLoopBytes(unsafe.Pointer(r.data), int(r.len))
-			r.data, r.len = nil, 0
-		}
+		ip.completeLoopResult(done[i].id, &done[i].r)
 	}
 	spinLock(&dq.lock)
 	for i := 0; dq.closed == 0 && i < len(dq.spare); i++ {
@@ -187,6 +183,16 @@ func (ip *Interpreter) takeLoopResults() {
 	spinUnlock(&dq.lock)
 	if items != nil {
 		C.hb_done_free(items, n)
+	}
+}
+
+// completeLoopResult delivers r, a result the loop made, and frees its bytes
+// unless the caller took them over (a borrowed result); error texts stay.
+func (ip *Interpreter) completeLoopResult(id C.uint64_t, r *C.hb_result) {
+	ip.complete(id, r)
+	if r.data != nil {
+		freeLoopBytes(unsafe.Pointer(r.data), int(r.len))
+		r.data, r.len = nil, 0
 	}
 }
 

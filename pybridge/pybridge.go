@@ -832,13 +832,9 @@ func (ip *Interpreter) runInline(c *call, module, function string, args []byte) 
 	case 0:
 		return false
 	case 1:
-		ip.complete(C.uint64_t(c.id), r)
-		if r.data != nil {
-			freeLoopBytes(unsafe.Pointer(r.data), int(r.len))
-			r.data, r.len = nil, 0
-		}
+		ip.completeLoopResult(C.uint64_t(c.id), r)
 		if r.status != C.HB_OK {
-			C.hb_result_free(r)
+			C.hb_result_free(r) // its error texts
 		}
 	}
 	return true

@@ -563,38 +563,33 @@ func TestRequestsWhileTheLoopIdles(t *testing.T) {
 				t.Fatalf("%d of 10 lone requests ran their first step off the loop's thread", callers)
 			}
 
-			// /later until one ran off the loop's thread (unless the loop runs all).
-			var base string
-			for i := 0; ; i++ {
-				base = filepath.Join(t.TempDir(), "work")
-				first, f := answer("/later?file=" + url.QueryEscape(base))
-				if f[0] != "scheduled" {
-					t.Fatalf("/later: %q", f)
-				}
-				if tt.loopOnly || first != loopThread {
-					break
-				}
-				if i == 20 {
-					t.Fatal("20 lone /later requests all ran on the loop's thread")
+			// untilOffLoop asks path with a fresh file name, after before,
+			// until the request ran its first step off the loop's thread
+			// (once, where the loop runs every step), and returns the name.
+			untilOffLoop := func(before func(), path, want string) string {
+				for i := 0; ; i++ {
+					if before != nil {
+						before()
+					}
+					base := filepath.Join(t.TempDir(), "work")
+					first, f := answer(path + "?file=" + url.QueryEscape(base))
+					if f[0] != want {
+						t.Fatalf("%s: %q", path, f)
+					}
+					if tt.loopOnly || first != loopThread {
+						return base
+					}
+					if i == 20 {
+						t.Fatalf("20 lone %s requests all ran on the loop's thread", path)
+					}
 				}
 			}
-			// /swap until one ran off the loop's thread, each after /arm.
-			swapBase := filepath.Join(t.TempDir(), "swap")
-			for i := 0; ; i++ {
+			base := untilOffLoop(nil, "/later", "scheduled")
+			swapBase := untilOffLoop(func() {
 				if _, f := answer("/arm"); f[0] != "armed" {
 					t.Fatalf("/arm: %q", f)
 				}
-				first, f := answer("/swap?file=" + url.QueryEscape(swapBase))
-				if f[0] != "swapped" {
-					t.Fatalf("/swap: %q", f)
-				}
-				if tt.loopOnly || first != loopThread {
-					break
-				}
-				if i == 20 {
-					t.Fatal("20 lone /swap requests all ran on the loop's thread")
-				}
-			}
+			}, "/swap", "swapped")
 			deadline := time.Now().Add(10 * time.Second)
 			for _, name := range []string{base + ".soon", base + ".later", base + ".task", swapBase + ".swap"} {
 				for {
