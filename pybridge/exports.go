@@ -272,7 +272,7 @@ func (ip *Interpreter) complete(id C.uint64_t, r *C.hb_result) {
 		// A pool thread found a coroutine function: its later calls go
 		// straight to the loop, which answers this one.
 		if c, ok := ip.pending.Load(uint64(id)); ok {
-			ip.asyncFns.Store(fnKey{c.module, c.function}, struct{}{})
+			ip.asyncFns.Store(fnKey{c.module, c.function}, nil)
 		}
 		return
 	}

@@ -229,8 +229,10 @@ type Interpreter struct {
 	// read by the loop (see complete in loop.c).
 	inflight *atomic.Int32
 	mainJobs chan func(ts *C.PyThreadState)
-	pending  idmap.Map[uint64, *call]   // calls queued or running, until answered
-	asyncFns idmap.Map[fnKey, struct{}] // coroutine functions
+	pending  idmap.Map[uint64, *call] // calls queued or running, until answered
+	// asyncFns holds the coroutine functions (fnKey keys): written once per
+	// function and read on every call, the case sync.Map reads without a lock.
+	asyncFns sync.Map
 	nextID   atomic.Uint64
 	// borrowed counts results handed out in C memory (CallBorrowed) and not
 	// yet released.

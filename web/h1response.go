@@ -186,9 +186,9 @@ func (w *h1response) sendHeader(stream bool) {
 	if w.fromApp {
 		for _, kv := range w.app {
 			switch {
-			case strings.EqualFold(kv[0], "Connection"):
+			case asciiEqualFold(kv[0], "Connection"):
 				conn = append(conn, kv[1])
-			case strings.EqualFold(kv[0], "Date"):
+			case asciiEqualFold(kv[0], "Date"):
 				hasDate = true
 			}
 		}
@@ -282,12 +282,12 @@ func (w *h1response) appendAppHeaders(b []byte) []byte {
 		switch {
 		case isFramingHeader(k):
 			continue // written below, from the checked length
-		case w.closeAfter && strings.EqualFold(k, "Connection"):
+		case w.closeAfter && asciiEqualFold(k, "Connection"):
 			continue // ours to say below
 		case !validToken(k):
 			w.c.s.log.Warn("response header with an invalid name dropped", "name", k)
 			continue
-		case strings.EqualFold(k, "Server"):
+		case asciiEqualFold(k, "Server"):
 			hasServer = true
 		}
 		b = appendCanonicalName(b, k)

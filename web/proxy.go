@@ -72,9 +72,15 @@ func (s *Server) proxied(r *http.Request) *http.Request {
 	if t == nil {
 		return r
 	}
-	xff, proto := r.Header.Values("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto")
-	if len(xff) == 0 && proto == "" {
+	// Direct reads: the keys of a parsed request are canonical, and this runs
+	// for every request.
+	xff, protos := r.Header["X-Forwarded-For"], r.Header["X-Forwarded-Proto"]
+	if len(xff) == 0 && len(protos) == 0 {
 		return r
+	}
+	proto := ""
+	if len(protos) > 0 {
+		proto = protos[0]
 	}
 	peer, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil || !t.has(peer) {

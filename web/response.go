@@ -288,13 +288,13 @@ func checkFraming(method string, code int, headers [][2]string, body []byte) (in
 	length := int64(-1)
 	for _, kv := range headers {
 		switch {
-		case strings.EqualFold(kv[0], "Content-Length"):
+		case asciiEqualFold(kv[0], "Content-Length"):
 			n, err := strconv.ParseInt(strings.TrimSpace(kv[1]), 10, 64)
 			if err != nil || n < 0 || (length >= 0 && n != length) {
 				return -1, fmt.Errorf("%w: Content-Length %q", errFraming, kv[1])
 			}
 			length = n
-		case strings.EqualFold(kv[0], "Transfer-Encoding"):
+		case asciiEqualFold(kv[0], "Transfer-Encoding"):
 			if !strings.EqualFold(strings.TrimSpace(kv[1]), "chunked") {
 				return -1, fmt.Errorf("%w: Transfer-Encoding %q (the server frames the body)", errFraming, kv[1])
 			}
@@ -315,7 +315,7 @@ func checkFraming(method string, code int, headers [][2]string, body []byte) (in
 
 // isFramingHeader: the server writes these itself, from checkFraming's length.
 func isFramingHeader(name string) bool {
-	return strings.EqualFold(name, "Content-Length") || strings.EqualFold(name, "Transfer-Encoding")
+	return asciiEqualFold(name, "Content-Length") || asciiEqualFold(name, "Transfer-Encoding")
 }
 
 // appResponse is what handle returns: [status, headers, body, streamed].

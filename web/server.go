@@ -430,7 +430,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		req.end()
 		s.access(req, t0)
-		s.cfg.Metrics.HTTPEnd(req.status, time.Since(t0))
+		if m := s.cfg.Metrics; m != nil {
+			m.HTTPEnd(req.status, time.Since(t0))
+		}
 	}()
 	if note != "" {
 		s.log.Warn("request refused: ambiguous framing", "remote", r.RemoteAddr, "why", note)
@@ -449,7 +451,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.fail(http.StatusServiceUnavailable, "server busy: concurrency limit reached\n")
 		return
 	}
-	whole, more := true, false
+	whole, more, called := true, false, t0
 	if r.ContentLength != 0 {
 		var err error
 		if whole, err = req.readAhead(readAheadBytes); err != nil {
@@ -457,12 +459,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		more = !whole
+		called = time.Now() // --timeout is the app's: reading ahead is not counted
 	}
 	// A client that leaves does not cancel the app: as with uvicorn and
 	// gunicorn, an ASGI app learns it from receive() (http.disconnect) and a
 	// WSGI app from its next write; only --timeout stops the app.
 	s.sweepOnce.Do(func() { go s.sweepDeadlines(s.sweepStop) })
-	req.app.parent, req.app.deadline = r.Context(), time.Now().Add(s.cfg.Timeout)
+	req.app.parent, req.app.deadline = r.Context(), called.Add(s.cfg.Timeout)
 	id := s.nextID.Add(1)
 	s.reqs.Store(id, req)
 	defer s.reqs.Delete(id)

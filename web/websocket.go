@@ -24,6 +24,9 @@ import (
 const maxMessageBytes = 16 << 20
 
 func isWebSocket(r *http.Request) bool {
+	if r.Header["Upgrade"] == nil { // most requests: no canonicalising lookups
+		return false
+	}
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") &&
 		strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade")
 }
