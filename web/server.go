@@ -93,7 +93,7 @@ type Server struct {
 	py        atomic.Value                // caller
 	reqs      idmap.Map[uint64, *request] // while Python holds the request
 	nextID    atomic.Uint64
-	sem       chan struct{}
+	active    atomic.Int64 // requests in the app, at most cfg.LimitConcurrency
 	https     []*http.Server
 	lns       []net.Listener
 	served    atomic.Int64
@@ -167,7 +167,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.WSPingTimeout <= 0 {
 		cfg.WSPingTimeout = 20 * time.Second
 	}
-	srv := &Server{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.LimitConcurrency),
+	srv := &Server{cfg: cfg, log: cfg.Logger,
 		wsSem: make(chan struct{}, cfg.WSMax), exhausted: make(chan struct{}), sweepStop: make(chan struct{}),
 		conns: newConnTracker(cfg.HeaderTimeout, cfg.MaxHeaderBytes), serverHeader: "hornbeam",
 		wsBudget: bytebudget.New(cfg.WebSocketBuffer)}
@@ -444,10 +444,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveWebSocket(req)
 		return
 	}
-	select {
-	case s.sem <- struct{}{}:
-		defer func() { <-s.sem }()
-	default:
+	// A counter, not a channel's slots: one atomic add each way.
+	defer s.active.Add(-1)
+	if s.active.Add(1) > int64(s.cfg.LimitConcurrency) {
 		req.fail(http.StatusServiceUnavailable, "server busy: concurrency limit reached\n")
 		return
 	}
