@@ -81,7 +81,8 @@ func httpSection(bin string) (string, error) {
 	var b strings.Builder
 	b.WriteString("## HTTP: `wrk -t2 -c64`, same machine\n\n")
 	b.WriteString("Each server runs the same app from bench/py/httpapps.py; the load generator shares the 2 cores. " +
-		"Requests/s is the median of 3 rounds of 3 s after a 1 s warm-up.\n\n")
+		"Requests/s is the median of 3 rounds of 3 s after a 1 s warm-up. The servers of one app and worker count " +
+		"run at once and are loaded in turn, round after round, so that their rounds share the same minutes.\n\n")
 	b.WriteString("Workers 1: hornbeam serves from the node's own process, uvicorn and gunicorn from one worker. " +
 		"Workers 2: two worker processes each (hornbeam `-w 2`, uvicorn `--workers 2`, gunicorn `-w 2`).\n\n")
 	b.WriteString("| server | app | workers | requests/s | p50 latency | CPU s / 10k requests | hornbeam vs peer, vs bare Go |\n|---|---|---|---|---|---|---|\n")
@@ -109,14 +110,14 @@ func httpSection(bin string) (string, error) {
 	rows := make([]row, 0, len(servers))
 	rateOf := map[string]float64{}
 	key := func(name, app string, workers int) string { return fmt.Sprintf("%s|%s|%d", name, app, workers) }
-	for _, s := range servers {
-		port, err := freePort()
-		if err != nil {
-			return "", err
-		}
-		m, err := measureServer(s.cmd(port), port, "/", false)
-		rows = append(rows, row{s, m.rate, m.lat, m.cpuPer10k, err})
-		rateOf[key(s.name, s.app, s.workers)] = m.rate
+	ts := make([]target, len(servers))
+	for i, s := range servers {
+		ts[i] = target{s.cmd, "/"}
+	}
+	ms, errs := measureGroups(ts, func(i int) string { return fmt.Sprint(servers[i].app, servers[i].workers) }, false, 64)
+	for i, s := range servers {
+		rows = append(rows, row{s, ms[i].rate, ms[i].lat, ms[i].cpuPer10k, errs[i]})
+		rateOf[key(s.name, s.app, s.workers)] = ms[i].rate
 	}
 	for _, r := range rows {
 		if r.err != nil {
@@ -173,9 +174,9 @@ func httpSection(bin string) (string, error) {
 		"finds the node's threads asleep. By default every ASGI request goes to the event loop's thread, which wakes it and then a Go " +
 		"thread for the result; with `--inline-steps` the thread that read it runs its first step itself while the loop sleeps. " +
 		"A thread that spins for the next piece of work (`--spin-us`), instead of sleeping, can pay here too. " +
-		"Median of 3 rounds of 3 s after a 1 s warm-up.\n\n")
+		"Median of 3 rounds of 3 s after a 1 s warm-up; one app's servers loaded in turn, round after round.\n\n")
 	b.WriteString("| app | server | requests/s | p50 latency | CPU s / 10k requests |\n|---|---|---|---|---|\n")
-	for _, s := range []struct {
+	oneConn := []struct {
 		app, name, path string
 		cmd             func(int) *exec.Cmd
 	}{
@@ -189,17 +190,18 @@ func httpSection(bin string) (string, error) {
 		{"WSGI hello", "hornbeam", "/", hb("httpapps:wsgi_hello", "-k", "wsgi")},
 		{"WSGI hello", "hornbeam `--spin-us 150`", "/", hb("httpapps:wsgi_hello", "-k", "wsgi", "--spin-us", "150")},
 		{"WSGI hello", gtName, "/", gthread("httpapps:wsgi_hello", "1")},
-	} {
-		port, err := freePort()
-		if err != nil {
-			return "", err
-		}
-		m, err := measureServerConns(s.cmd(port), port, s.path, false, 1)
-		if err != nil {
-			fmt.Fprintf(&b, "| %s | %s | not measured: %v | | |\n", s.app, s.name, err)
+	}
+	ts = make([]target, len(oneConn))
+	for i, s := range oneConn {
+		ts[i] = target{s.cmd, s.path}
+	}
+	ms, errs = measureGroups(ts, func(i int) string { return oneConn[i].app }, false, 1)
+	for i, s := range oneConn {
+		if errs[i] != nil {
+			fmt.Fprintf(&b, "| %s | %s | not measured: %v | | |\n", s.app, s.name, errs[i])
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %.2f |\n", s.app, s.name, m.rate, m.lat, m.cpuPer10k)
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %.2f |\n", s.app, s.name, ms[i].rate, ms[i].lat, ms[i].cpuPer10k)
 	}
 	b.WriteString("\n")
 	return b.String(), nil

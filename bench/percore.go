@@ -96,21 +96,22 @@ func perCoreSection(bin string) (string, error) {
 	fmt.Fprintf(&b, "Each server runs pinned with `taskset -c %s` as one process (one worker), and wrk with "+
 		"`taskset -c %s`. Requests/s is the median of 3 rounds of 3 s after a 1 s warm-up; CPU is the user+system "+
 		"time of the server's processes over those rounds (from /proc/PID/stat), per 10,000 requests: what a "+
-		"request costs whatever the machine's size.\n\n", serverCPU, loadCPU)
+		"request costs whatever the machine's size. The servers of one app run at once and are loaded in turn, "+
+		"one at a time, round after round, so that their rounds share the same minutes of a machine whose speed drifts.\n\n", serverCPU, loadCPU)
 	b.WriteString("| app | server | requests/s | p50 latency | CPU s / 10k requests | vs peer (req/s, CPU) |\n|---|---|---|---|---|---|\n")
 	type result struct {
 		rate, cpu float64
 		lat       string
 		err       error
 	}
-	res := make([]result, len(servers))
+	ts := make([]target, len(servers))
 	for i, s := range servers {
-		port, err := freePort()
-		if err != nil {
-			return "", err
-		}
-		r, err := measureServer(s.cmd(port), port, s.path, true)
-		res[i] = result{r.rate, r.cpuPer10k, r.lat, err}
+		ts[i] = target{s.cmd, s.path}
+	}
+	ms, errs := measureGroups(ts, func(i int) string { return servers[i].app }, true, 64)
+	res := make([]result, len(servers))
+	for i, m := range ms {
+		res[i] = result{m.rate, m.cpuPer10k, m.lat, errs[i]}
 	}
 	find := func(app, name string) *result {
 		for i, s := range servers {
@@ -146,9 +147,9 @@ func perCoreSection(bin string) (string, error) {
 		"writes it from the encoder's memory, and the loop then learns that it is out, where uvicorn writes the " +
 		"app's bytes to the socket on the loop's own thread.\n\n")
 
-	// The rows above are taken one after another, minutes apart, on a
-	// machine whose speed drifts; two servers measured at the same moments
-	// on the same CPU see the same machine.
+	// The rows above share minutes, not moments: the machine's speed can
+	// still move between one server's round and the next's. Two servers
+	// loaded at the same moments on the same CPU see the same machine.
 	b.WriteString("### Side by side on one CPU\n\n")
 	fmt.Fprintf(&b, "Both servers run at once, pinned to CPU %s, each loaded by its own `wrk -t1 -c64` on CPU %s: "+
 		"the scheduler shares the CPU between them, so both see the same machine at the same moments. The ratio "+
@@ -319,12 +320,7 @@ func (e *pinnedEnv) hb(app string, extra ...string) func(int) *exec.Cmd {
 // answer on port, loads it with wrk over 64 connections, and stops the
 // group. With pin, wrk runs one thread on loadCPU.
 func measureServer(cmd *exec.Cmd, port int, path string, pin bool) (measured, error) {
-	return measureServerConns(cmd, port, path, pin, 64)
-}
-
-// measureServerConns is measureServer with conns connections; one
-// connection is loaded by one wrk thread.
-func measureServerConns(cmd *exec.Cmd, port int, path string, pin bool, conns int) (measured, error) {
+	const conns = 64
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Env = append(cmd.Environ(), "HORNBEAM_COOKIE=bench") // the caller's cmd.Env, if it set one
 	if err := cmd.Start(); err != nil {
@@ -335,43 +331,20 @@ func measureServerConns(cmd *exec.Cmd, port int, path string, pin bool, conns in
 	if err := waitHTTP(url, 20*time.Second); err != nil {
 		return measured{}, err
 	}
-	wrk := func(d string, latency bool) *exec.Cmd {
-		c := "-c" + strconv.Itoa(conns)
-		args := []string{"wrk", "-t" + strconv.Itoa(min(conns, 2)), c, "-d" + d}
-		if pin {
-			args = []string{"taskset", "-c", loadCPU, "wrk", "-t1", c, "-d" + d}
-		}
-		if latency {
-			args = append(args, "--latency")
-		}
-		return exec.Command(args[0], append(args[1:], url)...)
-	}
-	wrk("1s", false).Run()
+	wrkCmd(url, "1s", pin, conns, false).Run()
 	pgid := cmd.Process.Pid
 	cpu0 := groupCPU(pgid)
 	var rates []float64
 	lats := map[float64]string{}
 	total := 0
 	for range 3 {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		c := wrk("3s", true)
-		out, err := exec.CommandContext(ctx, c.Path, c.Args[1:]...).Output()
-		cancel()
+		r, k, lat, err := wrkRound(url, pin, conns)
 		if err != nil {
-			return measured{}, fmt.Errorf("wrk: %w", err)
+			return measured{}, err
 		}
-		m := reqRe.FindSubmatch(out)
-		n := totalRe.FindSubmatch(out)
-		if m == nil || n == nil {
-			return measured{}, fmt.Errorf("wrk printed no rate")
-		}
-		r, _ := strconv.ParseFloat(string(m[1]), 64)
-		k, _ := strconv.Atoi(string(n[1]))
 		total += k
 		rates = append(rates, r)
-		if l := latRe.FindSubmatch(out); l != nil {
-			lats[r] = string(l[1])
-		}
+		lats[r] = lat
 	}
 	cpu := groupCPU(pgid) - cpu0
 	rate := median(rates)
