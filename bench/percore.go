@@ -154,7 +154,7 @@ func perCoreSection(bin string) (string, error) {
 	fmt.Fprintf(&b, "Both servers run at once, pinned to CPU %s, each loaded by its own `wrk -t1 -c64` on CPU %s: "+
 		"the scheduler shares the CPU between them, so both see the same machine at the same moments. The ratio "+
 		"of their CPU per request still moves with the machine's own speed, which these shared machines change "+
-		"from minute to minute, and with the host a run lands on: for the FastAPI route, 1.14x to 1.29x uvicorn in sixteen runs "+
+		"from minute to minute, and with the host a run lands on: for the FastAPI route, 1.14x to 1.29x uvicorn in sixteen runs before this one "+
 		"on 2026-12-03 and 04 (five runs of this benchmark, three of 7 rounds, two of 5, and six of 9 with the servers in either order), "+
 		"eleven of them between 1.14x and 1.20x; for ASGI hello, 1.62x on 2026-12-03 and 1.28x to 1.36x in seven runs on a host twice as fast on 2026-12-04, "+
 		"where a system call cost about 1 µs (an empty `read`, 1.3 µs) and a node made 2.35 of them a request to uvicorn's 2.09. "+
