@@ -433,6 +433,50 @@ func TestASGIBulkBoundedMemory(t *testing.T) {
 	}
 }
 
+// Two tasks of one request stream at once, in pieces as large as the body's
+// queue bound and in small ones: every piece arrives whole, each task's in
+// the order it sent them, none lost.
+func TestASGIConcurrentSendsKeepOrder(t *testing.T) {
+	pydir, _ := filepath.Abs("testdata/web")
+	p := serveApp(t, "", "asgiapp:bulk_app", "-k", "asgi", "-b", "127.0.0.1:0", "--pythonpath", pydir)
+	for round := range 5 {
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(p.base + "/together")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := map[byte]byte{}
+		for len(body) > 0 {
+			tag := body[0]
+			size, fill := 65536, byte('.')
+			if tag == 'a' || tag == 'b' {
+				size, fill = 64, ','
+			}
+			if len(body) < size {
+				t.Fatalf("round %d: a piece of %d bytes cut to %d", round, size, len(body))
+			}
+			piece := body[:size]
+			body = body[size:]
+			if piece[1] != next[tag] {
+				t.Fatalf("round %d: piece %q %d came when %d was due", round, tag, piece[1], next[tag])
+			}
+			next[tag]++
+			if bytes.IndexFunc(piece[2:], func(r rune) bool { return r != rune(fill) }) >= 0 {
+				t.Fatalf("round %d: piece %q %d mixed with another", round, tag, piece[1])
+			}
+		}
+		for _, tag := range []byte("ABab") {
+			if next[tag] != 8 {
+				t.Fatalf("round %d: %d pieces %q of 8", round, next[tag], tag)
+			}
+		}
+	}
+}
+
 // malformedRequests are answered by Go (run against wsgiapp:application
 // with --body-timeout 1).
 var malformedRequests = []struct {

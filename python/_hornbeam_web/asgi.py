@@ -31,10 +31,11 @@ class _Body:
     """A streamed response body on its way to Go.
 
     ``write`` returns once its bytes are queued, as a transport's write does
-    under uvicorn; what is queued while a write to Go is in flight goes out
+    under uvicorn; what is queued while a call to Go is in flight goes out
     with the next one, so an app that sends many small pieces (a CSV export,
     server-sent events) costs a few calls, not one each. At most ``HIGH``
     bytes wait: past that, ``write`` waits until they are out (back pressure).
+    Sends from several tasks at once go out whole, each task's in its order.
     """
 
     HIGH = 1 << 16
@@ -46,8 +47,29 @@ class _Body:
         # goes to Go without a copy.
         self.parts = []
         self.size = 0
+        # What is in flight: the response's head, a piece sent at once, or
+        # the task draining the queue. Whoever awaits a call in flight starts
+        # the drain of what queued behind it (carry).
         self.task = None
         self.error = None
+
+    def _idle(self):
+        return self.task is None or self.task.done()
+
+    async def carry(self, call, *args):
+        """Make the call to Go now, wait for it, then start the drain of
+        what other tasks queued meanwhile. Its error is kept, for the next
+        ``write``."""
+        fut = asyncio.get_running_loop().create_future()
+        _hornbeam.call_async(fut, call, self.req, *args)
+        self.task = fut
+        try:
+            await fut
+        except Exception as e:  # the client left: the app learns it on its next send
+            self.error = e
+            self.parts, self.size = [], 0
+        if self.parts:
+            self.task = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self):
         try:
@@ -63,16 +85,34 @@ class _Body:
     async def write(self, data: bytes):
         if self.error is not None:
             raise self.error
+        if self._idle() and not self.parts and len(data) >= self.HIGH:
+            # A piece this large waits until it is out either way: with
+            # nothing queued or in flight it goes at once, without a task to
+            # carry it (two turns of the loop fewer per piece).
+            await self.carry("http_write", data)
+            return
         self.parts.append(data)
         self.size += len(data)
-        if self.task is None or self.task.done():
+        if self._idle():
             self.task = asyncio.get_running_loop().create_task(self._drain())
-        if self.size >= self.HIGH:
-            await self.task
+        await self._settle(self.HIGH)
+
+    async def _settle(self, limit):
+        """Wait while ``limit`` bytes or more are queued: for the call in
+        flight, then for the drain its end started."""
+        while self.size >= limit and self.error is None and not self._idle():
+            try:
+                await self.task
+            except Exception:  # kept in self.error by whoever awaited it first
+                pass
 
     async def close(self):
-        if self.task is not None:
-            await self.task
+        await self._settle(1)
+        while not self._idle():  # the last call in flight
+            try:
+                await self.task
+            except Exception:
+                pass
         if self.error is not None:
             raise self.error
 
@@ -179,9 +219,13 @@ class _HTTPCycle(_hornbeam.HTTPCycle):
             raise RuntimeError(f"unexpected ASGI message type {t!r} for http")
 
     async def _start(self):
-        await _go("http_start", self.req, self.start[0], self.start[1])
+        # Marked sent before the call: a send from another task meanwhile
+        # queues its body behind the head instead of sending the head again.
         self.sent = True
-        self.body_out = _Body(self.req)
+        out = self.body_out = _Body(self.req)
+        await out.carry("http_start", self.start[0], self.start[1])
+        if out.error is not None:
+            raise out.error
 
 
 async def handle(req, app_spec, scope, head, more_body):

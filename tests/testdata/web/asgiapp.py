@@ -131,9 +131,25 @@ async def disconnect_app(scope, receive, send):
 
 
 async def bulk_app(scope, receive, send):
-    """/up hashes the request body as it streams in; /down streams N MiB."""
+    """/up hashes the request body as it streams in; /down streams N MiB;
+    /together streams from two tasks at once, each sending eight 64 KiB
+    pieces and small ones between them: a piece is its task's letter, its
+    number, then filler."""
     import hashlib
     if scope["type"] != "http":
+        return
+    if scope["path"] == "/together":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+        async def part(tag):
+            for i in range(8):
+                big = tag + bytes([i]) + b"." * 65534
+                await send({"type": "http.response.body", "body": big, "more_body": True})
+                small = tag.lower() + bytes([i]) + b"," * 62
+                await send({"type": "http.response.body", "body": small, "more_body": True})
+
+        await asyncio.gather(part(b"A"), part(b"B"))
+        await send({"type": "http.response.body", "body": b""})
         return
     if scope["path"] == "/up":
         h, n = hashlib.sha256(), 0
