@@ -444,12 +444,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveWebSocket(req)
 		return
 	}
-	// A counter, not a channel's slots: one atomic add each way.
-	defer s.active.Add(-1)
+	// A counter, not a channel's slots: one atomic add each way. A refused
+	// request gives its count back before its 503 is written, which a slow
+	// client may hold up.
 	if s.active.Add(1) > int64(s.cfg.LimitConcurrency) {
+		s.active.Add(-1)
 		req.fail(http.StatusServiceUnavailable, "server busy: concurrency limit reached\n")
 		return
 	}
+	defer s.active.Add(-1)
 	whole, more, called := true, false, t0
 	if r.ContentLength != 0 {
 		var err error

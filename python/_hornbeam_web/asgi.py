@@ -27,6 +27,16 @@ async def _go(name, *args):
     return await fut
 
 
+class _GoCall(asyncio.Future):
+    """The future of a call to Go that, once made, runs to its end: it
+    cannot be cancelled, so a task cancelled while awaiting it is cancelled
+    when the call is over (as a transport's write is not undone), and what
+    is in flight is always known."""
+
+    def cancel(self, msg=None):
+        return False
+
+
 class _Body:
     """A streamed response body on its way to Go.
 
@@ -35,7 +45,8 @@ class _Body:
     with the next one, so an app that sends many small pieces (a CSV export,
     server-sent events) costs a few calls, not one each. At most ``HIGH``
     bytes wait: past that, ``write`` waits until they are out (back pressure).
-    Sends from several tasks at once go out whole, each task's in its order.
+    One call is in flight at a time, so sends from several tasks at once go
+    out whole, each task's in its order.
     """
 
     HIGH = 1 << 16
@@ -47,28 +58,33 @@ class _Body:
         # goes to Go without a copy.
         self.parts = []
         self.size = 0
-        # What is in flight: the response's head, a piece sent at once, or
-        # the task draining the queue. Whoever awaits a call in flight starts
-        # the drain of what queued behind it (carry).
+        # What is in flight: a call made at once (the response's head, a
+        # large piece) or the task draining the queue.
         self.task = None
         self.error = None
 
     def _idle(self):
         return self.task is None or self.task.done()
 
-    async def carry(self, call, *args):
-        """Make the call to Go now, wait for it, then start the drain of
-        what other tasks queued meanwhile. Its error is kept, for the next
-        ``write``."""
-        fut = asyncio.get_running_loop().create_future()
+    def carry(self, call, *args):
+        """Make the call to Go now and return its future. When it ends, the
+        queue is drained unless another task already took over; its error is
+        kept, for the next ``write``."""
+        fut = _GoCall()
         _hornbeam.call_async(fut, call, self.req, *args)
         self.task = fut
-        try:
-            await fut
-        except Exception as e:  # the client left: the app learns it on its next send
-            self.error = e
+        fut.add_done_callback(self._carried)
+        return fut
+
+    def _carried(self, fut):
+        if fut.exception() is not None:  # the client left: the app learns it on its next send
+            if self.error is None:
+                self.error = fut.exception()
+        if self.task is not fut:  # a drain took over meanwhile
+            return
+        if self.error is not None:
             self.parts, self.size = [], 0
-        if self.parts:
+        elif self.parts:
             self.task = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self):
@@ -89,7 +105,10 @@ class _Body:
             # A piece this large waits until it is out either way: with
             # nothing queued or in flight it goes at once, without a task to
             # carry it (two turns of the loop fewer per piece).
-            await self.carry("http_write", data)
+            try:
+                await self.carry("http_write", data)
+            except Exception:  # kept in self.error by _carried
+                pass
             return
         self.parts.append(data)
         self.size += len(data)
@@ -98,19 +117,20 @@ class _Body:
         await self._settle(self.HIGH)
 
     async def _settle(self, limit):
-        """Wait while ``limit`` bytes or more are queued: for the call in
-        flight, then for the drain its end started."""
+        """Wait while ``limit`` bytes or more are queued: for what is in
+        flight, then for the drain that follows it. Shielded: a task
+        cancelled here leaves the others' bytes on their way."""
         while self.size >= limit and self.error is None and not self._idle():
             try:
-                await self.task
-            except Exception:  # kept in self.error by whoever awaited it first
+                await asyncio.shield(self.task)
+            except Exception:  # kept in self.error
                 pass
 
     async def close(self):
         await self._settle(1)
         while not self._idle():  # the last call in flight
             try:
-                await self.task
+                await asyncio.shield(self.task)
             except Exception:
                 pass
         if self.error is not None:
@@ -223,7 +243,10 @@ class _HTTPCycle(_hornbeam.HTTPCycle):
         # queues its body behind the head instead of sending the head again.
         self.sent = True
         out = self.body_out = _Body(self.req)
-        await out.carry("http_start", self.start[0], self.start[1])
+        try:
+            await out.carry("http_start", self.start[0], self.start[1])
+        except Exception:  # kept in out.error by _carried
+            pass
         if out.error is not None:
             raise out.error
 

@@ -132,23 +132,31 @@ async def disconnect_app(scope, receive, send):
 
 async def bulk_app(scope, receive, send):
     """/up hashes the request body as it streams in; /down streams N MiB;
-    /together streams from two tasks at once, each sending eight 64 KiB
-    pieces and small ones between them: a piece is its task's letter, its
-    number, then filler."""
+    /together streams from two tasks at once: one sends 64 pieces of 64 KiB,
+    the other 640 of 64 bytes, yielding to the loop between them and now and
+    then sleeping, so that other work runs between a call's end and its
+    sender's turn. A piece is its task's letter, its number in two bytes,
+    then filler."""
     import hashlib
     if scope["type"] != "http":
         return
     if scope["path"] == "/together":
         await send({"type": "http.response.start", "status": 200, "headers": []})
 
-        async def part(tag):
-            for i in range(8):
-                big = tag + bytes([i]) + b"." * 65534
-                await send({"type": "http.response.body", "body": big, "more_body": True})
-                small = tag.lower() + bytes([i]) + b"," * 62
-                await send({"type": "http.response.body", "body": small, "more_body": True})
+        async def big():
+            for i in range(64):
+                piece = b"A" + i.to_bytes(2, "big") + b"." * 65533
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
 
-        await asyncio.gather(part(b"A"), part(b"B"))
+        async def small():
+            for i in range(640):
+                piece = b"b" + i.to_bytes(2, "big") + b"," * 61
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+                await asyncio.sleep(0)
+                if i % 7 == 0:
+                    await asyncio.sleep(0.00005)
+
+        await asyncio.gather(big(), small())
         await send({"type": "http.response.body", "body": b""})
         return
     if scope["path"] == "/up":
