@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,6 +11,51 @@ import (
 
 	"github.com/coder/websocket"
 )
+
+// A websocket send whose wait for back pressure is cut short by a timeout
+// cancels only that wait: its message and every other task's still go out,
+// once each and in each task's order.
+func TestWebSocketSendTimeoutLosesNothing(t *testing.T) {
+	base := startApp(t, "asgiapp:ws_app", "-k", "asgi")
+	wsURL := "ws" + strings.TrimPrefix(base, "http")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for round := range 5 {
+		c, _, err := websocket.Dial(ctx, wsURL+"/ws", nil)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		c.SetReadLimit(1 << 20)
+		if err := c.Write(ctx, websocket.MessageText, []byte("race please")); err != nil {
+			t.Fatal(err)
+		}
+		texts, blobs := 0, 0
+		for done := false; !done; {
+			typ, msg, err := c.Read(ctx)
+			if err != nil {
+				t.Fatalf("round %d, after %d texts and %d binaries: %v", round, texts, blobs, err)
+			}
+			switch {
+			case typ == websocket.MessageText && string(msg) == "done":
+				done = true
+			case typ == websocket.MessageText:
+				if want := fmt.Sprintf("y%d", texts); string(msg) != want {
+					t.Fatalf("round %d: text %q came when %q was due", round, msg, want)
+				}
+				texts++
+			default:
+				if len(msg) != 65536 || msg[0] != byte(blobs) || msg[65535] != byte(blobs) {
+					t.Fatalf("round %d: binary of %d bytes starting %d came when %d was due", round, len(msg), msg[0], blobs)
+				}
+				blobs++
+			}
+		}
+		if texts != 200 || blobs != 16 {
+			t.Fatalf("round %d: %d texts of 200 and %d binaries of 16", round, texts, blobs)
+		}
+		c.Close(websocket.StatusNormalClosure, "")
+	}
+}
 
 func TestASGIWebSocket(t *testing.T) {
 	base := startApp(t, "asgiapp:ws_app", "-k", "asgi")

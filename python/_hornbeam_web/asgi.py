@@ -169,11 +169,13 @@ class _WSOut:
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self._drain())
         if self.size >= self.HIGH:
-            await self.task
+            # Shielded: a send cancelled while it waits (a timeout) leaves
+            # the drain, and every message queued, on their way.
+            await asyncio.shield(self.task)
 
     async def flush(self):
-        if self.task is not None:
-            await self.task
+        while self.task is not None and not self.task.done():
+            await asyncio.shield(self.task)
         if self.error is not None:
             raise self.error
 

@@ -91,6 +91,26 @@ async def ws_app(scope, receive, send):
         if msg.get("text") == "scheme please":
             await send({"type": "websocket.send", "text": scope["scheme"]})
             continue
+        if msg.get("text") == "race please":
+            # One task sends 16 binary messages of 64 KiB, each under a
+            # timeout shorter than its wait; another sends 200 numbered texts
+            # between other work. Then "done".
+            async def big():
+                for i in range(16):
+                    m = {"type": "websocket.send", "bytes": bytes([i]) * 65536}
+                    try:
+                        await asyncio.wait_for(send(m), 0.00001)
+                    except asyncio.TimeoutError:
+                        pass
+
+            async def small():
+                for i in range(200):
+                    await send({"type": "websocket.send", "text": f"y{i}"})
+                    await asyncio.sleep(0)
+
+            await asyncio.gather(big(), small())
+            await send({"type": "websocket.send", "text": "done"})
+            continue
         if msg.get("text") == "close please":
             await send({"type": "websocket.close", "code": 4001, "reason": "asked"})
             return
