@@ -316,45 +316,6 @@ func (e *pinnedEnv) hb(app string, extra ...string) func(int) *exec.Cmd {
 		"--log-level", "warning"}, extra...)...)
 }
 
-// measureServer starts cmd in its own process group, waits for path to
-// answer on port, loads it with wrk over 64 connections, and stops the
-// group. With pin, wrk runs one thread on loadCPU.
-func measureServer(cmd *exec.Cmd, port int, path string, pin bool) (measured, error) {
-	const conns = 64
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = append(cmd.Environ(), "HORNBEAM_COOKIE=bench") // the caller's cmd.Env, if it set one
-	if err := cmd.Start(); err != nil {
-		return measured{}, err
-	}
-	defer stopGroup(cmd, 5*time.Second)
-	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, path)
-	if err := waitHTTP(url, 20*time.Second); err != nil {
-		return measured{}, err
-	}
-	wrkCmd(url, "1s", pin, conns, false).Run()
-	pgid := cmd.Process.Pid
-	cpu0 := groupCPU(pgid)
-	var rates []float64
-	lats := map[float64]string{}
-	total := 0
-	for range 3 {
-		r, k, lat, err := wrkRound(url, pin, conns)
-		if err != nil {
-			return measured{}, err
-		}
-		total += k
-		rates = append(rates, r)
-		lats[r] = lat
-	}
-	cpu := groupCPU(pgid) - cpu0
-	rate := median(rates)
-	m := measured{rate: rate, lat: lats[rate]}
-	if total > 0 {
-		m.cpuPer10k = cpu / float64(total) * 10000
-	}
-	return m, nil
-}
-
 func waitHTTP(url string, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {

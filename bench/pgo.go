@@ -10,7 +10,7 @@ import (
 
 // pgoProfile writes the CPU profile that `go build` uses to optimise the node
 // (profile-guided optimisation: cmd/hornbeam/default.pgo). It measures each
-// app of the per-core table in turn as that table does (measureServer,
+// app of the per-core table in turn as that table does (measureInterleaved,
 // pinned), with HORNBEAM_CPUPROFILE set, and merges the profiles the nodes
 // write as they stop.
 func pgoProfile(bin, out string) error {
@@ -33,15 +33,15 @@ func pgoProfile(bin, out string) error {
 	}
 	var profiles []string
 	for i, l := range loads {
-		port, err := freePort()
-		if err != nil {
-			return err
-		}
 		prof := filepath.Join(tmp, strconv.Itoa(i)+".pprof")
-		cmd := env.hb(l.app, "-k", l.worker)(port)
-		cmd.Env = append(os.Environ(), "HORNBEAM_CPUPROFILE="+prof)
-		if _, err := measureServer(cmd, port, l.path, true); err != nil {
-			return fmt.Errorf("%s: %w", l.app, err)
+		node := func(port int) *exec.Cmd {
+			cmd := env.hb(l.app, "-k", l.worker)(port)
+			cmd.Env = append(os.Environ(), "HORNBEAM_CPUPROFILE="+prof)
+			return cmd
+		}
+		// The node is stopped, and writes its profile, before this returns.
+		if _, errs := measureInterleaved([]target{{node, l.path}}, true, 64); errs[0] != nil {
+			return fmt.Errorf("%s: %w", l.app, errs[0])
 		}
 		if st, err := os.Stat(prof); err != nil || st.Size() == 0 {
 			return fmt.Errorf("%s: the node wrote no profile", l.app)

@@ -77,9 +77,9 @@ class _Body:
         return fut
 
     def _carried(self, fut):
-        if fut.exception() is not None:  # the client left: the app learns it on its next send
-            if self.error is None:
-                self.error = fut.exception()
+        e = fut.exception()
+        if e is not None and self.error is None:  # the client left: the app learns it on its next send
+            self.error = e
         if self.task is not fut:  # a drain took over meanwhile
             return
         if self.error is not None:
@@ -117,22 +117,18 @@ class _Body:
         await self._settle(self.HIGH)
 
     async def _settle(self, limit):
-        """Wait while ``limit`` bytes or more are queued: for what is in
-        flight, then for the drain that follows it. Shielded: a task
-        cancelled here leaves the others' bytes on their way."""
-        while self.size >= limit and self.error is None and not self._idle():
+        """Wait while ``limit`` bytes or more are queued and something is in
+        flight (with 0, until nothing is): for the call, then for the drain
+        that follows it. Shielded: a task cancelled here leaves the others'
+        bytes on their way."""
+        while self.size >= limit and not self._idle():
             try:
                 await asyncio.shield(self.task)
             except Exception:  # kept in self.error
                 pass
 
     async def close(self):
-        await self._settle(1)
-        while not self._idle():  # the last call in flight
-            try:
-                await asyncio.shield(self.task)
-            except Exception:
-                pass
+        await self._settle(0)
         if self.error is not None:
             raise self.error
 
@@ -244,13 +240,8 @@ class _HTTPCycle(_hornbeam.HTTPCycle):
         # Marked sent before the call: a send from another task meanwhile
         # queues its body behind the head instead of sending the head again.
         self.sent = True
-        out = self.body_out = _Body(self.req)
-        try:
-            await out.carry("http_start", self.start[0], self.start[1])
-        except Exception:  # kept in out.error by _carried
-            pass
-        if out.error is not None:
-            raise out.error
+        self.body_out = _Body(self.req)
+        await self.body_out.carry("http_start", self.start[0], self.start[1])
 
 
 async def handle(req, app_spec, scope, head, more_body):
