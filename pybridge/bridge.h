@@ -370,4 +370,34 @@ char *hb_loop_run(PyThreadState *ts);
 PyObject *hb_module_init(void);
 void hb_set_state_max_value(size_t n); /* bounds state_set's encoded value; 0 = none */
 
+/* directwrite.c: the socket of a streamed HTTP/1.1 response, lent by Go to
+ * the event loop's thread so that a piece the app sends is written at once,
+ * without a hand-over to Go and back. A slot per lent socket, named to Python
+ * by a handle (its index and generation): a gate word decides who writes
+ * (Go, or the loop in hb_dw_write), and Go takes the slot back, waiting for
+ * a write in flight, before the response ends and the socket can close. */
+enum { HB_DW_CLOSED = 0, HB_DW_OPEN = 1, HB_DW_BUSY = 2 };
+#define HB_DW_SLOTS 4096
+
+typedef struct {
+    uint32_t gate;
+    uint32_t gen;        /* changed only while closed or held by Go */
+    int fd;
+    int chunked;         /* each piece goes as a chunk */
+    int64_t left;        /* body bytes the declared length still allows; -1: no bound */
+    int64_t written;     /* body bytes written since Go last took the slot */
+    unsigned char *carry; /* the rest of a frame a full socket did not take, for Go */
+    size_t carry_len;
+    int err;             /* errno of a failed send: Go reports it */
+    int next_free;
+} hb_dw_slot;
+
+/* hb_dw_open lends fd; -1 when every slot is lent or memory ran out. */
+int hb_dw_open(int fd, int chunked, int64_t left, uint64_t *handle);
+hb_dw_slot *hb_dw_slot_at(int i);
+/* hb_dw_free returns slot i, closed by Go, to the free list. */
+void hb_dw_free(int i);
+/* hb_dw_write writes one piece (see directwrite.c); GIL held. */
+int hb_dw_write(uint64_t handle, const char *p, size_t len);
+
 #endif

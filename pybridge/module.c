@@ -309,6 +309,20 @@ static PyObject *call_async(PyObject *self, PyObject *const *args, Py_ssize_t na
     Py_RETURN_NONE;
 }
 
+/* http_direct(handle, data) -> 0, 1 or 2: a streamed response's piece
+ * written from this thread (directwrite.c). */
+static PyObject *http_direct(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 2 || !PyLong_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "http_direct(handle: int, data: bytes)");
+        return NULL;
+    }
+    unsigned long long h = PyLong_AsUnsignedLongLong(args[0]);
+    if (h == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    int r = hb_dw_write((uint64_t)h, PyBytes_AS_STRING(args[1]), (size_t)PyBytes_GET_SIZE(args[1]));
+    return PyLong_FromLong(r);
+}
+
 static PyMethodDef methods[] = {
     {"state_get", state_get, METH_O, "state_get(key) -> value or None"},
     {"state_set", (PyCFunction)(void (*)(void))state_set, METH_FASTCALL | METH_KEYWORDS,
@@ -329,6 +343,8 @@ static PyMethodDef methods[] = {
      "call_async(future, name, *args)"},
     {"call_fast", (PyCFunction)(void (*)(void))call_fast, METH_FASTCALL,
      "call_fast(name, *args): call() keeping the GIL, for Go functions that never block"},
+    {"http_direct", (PyCFunction)(void (*)(void))http_direct, METH_FASTCALL,
+     "http_direct(handle, data) -> int: a streamed response's piece written from this thread"},
     {"register_tag", (PyCFunction)(void (*)(void))hb_ext_register, METH_FASTCALL,
      "register_tag(cls, tag, decode): instances of cls travel as CBOR tag `tag`"},
     {NULL, NULL, 0, NULL},

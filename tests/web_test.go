@@ -481,6 +481,90 @@ func TestASGIConcurrentSendsKeepOrder(t *testing.T) {
 	}
 }
 
+// A streamed body whose pieces the event loop's thread writes itself, to a
+// client that reads nothing until the node's socket is full: the pieces a
+// full socket took part of, or none of, go through Go, and the client gets
+// every byte, in order and framed (chunked, or with the app's
+// Content-Length), and then its next answer on the same connection.
+func TestASGIStreamToSlowReader(t *testing.T) {
+	pydir, _ := filepath.Abs("testdata/web")
+	p := serveApp(t, "", "asgiapp:bulk_app", "-k", "asgi", "-b", "127.0.0.1:0", "--pythonpath", pydir)
+	addr := strings.TrimPrefix(p.base, "http://")
+	client := &http.Client{Timeout: 10 * time.Second}
+	progress := func() int {
+		resp, err := client.Get(p.base + "/paced-progress")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		n, _ := strconv.Atoi(string(b))
+		return n
+	}
+	const pieces = 80
+	total := 0
+	for i := range pieces {
+		total += 100_003 + i
+	}
+	for _, query := range []string{"80", "80&length"} {
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(60 * time.Second))
+		fmt.Fprintf(conn, "GET /paced?%s HTTP/1.1\r\nHost: x\r\n\r\n", query)
+		// The app is held back once the socket is full: its count stops.
+		last, still := -1, 0
+		for deadline := time.Now().Add(30 * time.Second); still < 5; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the app never waited for the client (%d of %d bytes sent)", query, last, total)
+			}
+			n := progress()
+			if n == last && n > 0 {
+				still++
+			} else {
+				last, still = n, 0
+			}
+		}
+		if last >= total {
+			t.Fatalf("%s: all %d bytes went out before the client read any: the socket never filled", query, total)
+		}
+		br := bufio.NewReader(conn)
+		for _, want := range []int{pieces, 3} {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", query, err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("%s: reading the body: %v", query, err)
+			}
+			if want == pieces && query == "80&length" && resp.ContentLength != int64(total) {
+				t.Errorf("%s: Content-Length %d, want %d", query, resp.ContentLength, total)
+			}
+			if want == pieces && query == "80" && (len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked") {
+				t.Errorf("%s: Transfer-Encoding %v, want chunked", query, resp.TransferEncoding)
+			}
+			for i := range want {
+				size := 100_003 + i
+				if len(body) < size || bytes.Count(body[:size], []byte{byte('a' + i%26)}) != size {
+					t.Fatalf("%s: piece %d of %d bytes is not whole (%d bytes left)", query, i, size, len(body))
+				}
+				body = body[size:]
+			}
+			if len(body) != 0 {
+				t.Fatalf("%s: %d bytes after the last piece", query, len(body))
+			}
+			if want == pieces {
+				// The connection is kept: the next request on it.
+				fmt.Fprintf(conn, "GET /paced?3 HTTP/1.1\r\nHost: x\r\n\r\n")
+			}
+		}
+		conn.Close()
+	}
+}
+
 // malformedRequests are answered by Go (run against wsgiapp:application
 // with --body-timeout 1).
 var malformedRequests = []struct {

@@ -48,6 +48,7 @@ type h1conn struct {
 	s      *h1Server
 	c      net.Conn
 	raw    syscall.RawConn // nil: the connection's own Read and Write
+	fd     int             // the socket, lent to the loop's thread for a streamed body; -1: none
 	remote string
 	local  net.Addr
 	addrs  *connAddrs // split once, when a request first needs them
@@ -126,7 +127,7 @@ func (c *h1conn) armIdle(until time.Time) {
 }
 
 func newH1Conn(s *h1Server, nc net.Conn) *h1conn {
-	c := &h1conn{s: s, c: nc, local: nc.LocalAddr(), buf: make([]byte, 4096)}
+	c := &h1conn{s: s, c: nc, local: nc.LocalAddr(), buf: make([]byte, 4096), fd: -1}
 	if ra := nc.RemoteAddr(); ra != nil {
 		c.remote = ra.String()
 	}
@@ -134,6 +135,7 @@ func newH1Conn(s *h1Server, nc net.Conn) *h1conn {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
 			c.readFn, c.writeFn = c.rawRead, c.rawWrite
+			raw.Control(func(fd uintptr) { c.fd = int(fd) })
 		}
 	}
 	c.body.c = c

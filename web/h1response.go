@@ -7,11 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/hornbeam-go/hornbeam/pybridge"
 )
 
 // h1response is the http.ResponseWriter of a plain HTTP/1.1 connection. A
@@ -131,6 +134,41 @@ func (w *h1response) Write(p []byte) (int, error) {
 }
 
 var errWriteFailed = errors.New("writing to the client failed")
+
+// lendable reports whether the rest of the body may be written by the event
+// loop's thread (pybridge.DirectWriter): the head is out, nothing is held
+// back, and each further piece goes to the socket as it is, framed as a
+// chunk when chunked.
+func (w *h1response) lendable() bool {
+	return w.c.fd >= 0 && w.headerSent && !w.bodyless && !w.failed && !w.hijacked && !w.cut.Load() &&
+		len(w.c.wbuf) == 0 && len(w.pending) == 0
+}
+
+// left is how many more body bytes the declared length allows; -1: no bound.
+func (w *h1response) left() int64 {
+	if w.declared < 0 {
+		return -1
+	}
+	return w.declared - w.written
+}
+
+// absorb counts what the loop's thread wrote while the socket was lent, and
+// writes the rest of a frame it began, which must go before anything else.
+func (w *h1response) absorb(l pybridge.Lent) error {
+	w.written += l.Written
+	switch {
+	case l.Err != 0:
+		return w.fail(&net.OpError{Op: "write", Net: "tcp", Addr: w.c.local, Err: os.NewSyscallError("sendmsg", l.Err)})
+	case len(l.Carry) == 0:
+		return nil
+	case w.failed:
+		return errWriteFailed
+	}
+	if err := w.c.flush(l.Carry); err != nil {
+		return w.fail(err)
+	}
+	return nil
+}
 
 // body adds p to the body on the wire.
 func (w *h1response) body(p []byte) error {

@@ -104,8 +104,14 @@ func (s *Server) pyWrite(_ context.Context, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := req.write(body); err != nil {
+	handle, err := req.write(body)
+	if err != nil {
 		return nil, err
+	}
+	if handle != 0 {
+		// The socket is lent to the loop's thread: Python writes the next
+		// pieces itself (_hornbeam.http_direct).
+		return cborUint(nil, handle), nil
 	}
 	return cborNil, nil
 }

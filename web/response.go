@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/hornbeam-go/hornbeam/pybridge"
 )
 
 // request is one request's state while the app runs it. ServeHTTP and the
@@ -42,6 +44,11 @@ type request struct {
 	// clientGone: a read or write found the connection gone and the app was
 	// told so (ClientDisconnected); what it raises afterwards is that cut.
 	clientGone atomic.Bool
+
+	// lend: a streamed body may be written by the event loop's thread
+	// (ASGI on a plain connection); direct is the socket while it is lent.
+	lend   bool
+	direct *pybridge.DirectWriter
 
 	mu      sync.Mutex
 	ended   bool
@@ -139,6 +146,7 @@ func (req *request) fail(code int, msg string) {
 }
 
 func (req *request) failLocked(code int, msg string) {
+	req.unlendLocked()
 	req.ended = true
 	if req.started {
 		// Too late for a status: the connection is cut, so that the client
@@ -225,28 +233,71 @@ func (req *request) start(status string, headers [][2]string, body []byte) error
 	return nil
 }
 
-// write sends a piece of a streamed body.
-func (req *request) write(body []byte) error {
+// write sends a piece of a streamed body. handle names the socket while it
+// is lent to the event loop's thread for the next pieces (0: not lent).
+func (req *request) write(body []byte) (handle uint64, err error) {
 	req.mu.Lock()
 	defer req.mu.Unlock()
 	if req.ended {
-		return errEnded
+		return 0, errEnded
 	}
 	if !req.started {
-		return errors.New("body before the status")
+		return 0, errors.New("body before the status")
+	}
+	w, plain := req.w.(*h1response)
+	if req.direct != nil {
+		l := req.direct.Take()
+		req.written += l.Written
+		if err := w.absorb(l); err != nil {
+			req.direct.End()
+			req.direct = nil
+			return 0, req.gone(err)
+		}
 	}
 	n, err := req.w.Write(body)
 	req.written += int64(n)
-	if errors.Is(err, http.ErrContentLength) || errors.Is(err, http.ErrBodyNotAllowed) {
-		return fmt.Errorf("%w: %w", errFraming, err) // the app's mistake, not a cut
-	}
 	if err == nil {
 		err = req.rc.Flush()
 	}
 	if err != nil {
-		return req.gone(err)
+		if req.direct != nil {
+			req.direct.End()
+			req.direct = nil
+		}
+		if errors.Is(err, http.ErrContentLength) || errors.Is(err, http.ErrBodyNotAllowed) {
+			return 0, fmt.Errorf("%w: %w", errFraming, err) // the app's mistake, not a cut
+		}
+		return 0, req.gone(err)
 	}
-	return nil
+	switch {
+	case req.direct != nil:
+		req.direct.Give(w.left())
+	case req.lend && plain && w.lendable():
+		req.direct, _ = pybridge.LendSocket(w.c.fd, w.chunked, w.left())
+	}
+	if req.direct != nil {
+		return req.direct.Handle(), nil
+	}
+	return 0, nil
+}
+
+// unlendLocked takes the socket back from the loop's thread for good (mu
+// held): no piece reaches it after this. The rest of a frame the loop began
+// and could not finish is not written here (the client may read nothing, and
+// the lock is held): the response is then cut.
+func (req *request) unlendLocked() {
+	if req.direct == nil {
+		return
+	}
+	l := req.direct.Close()
+	req.direct = nil
+	req.written += l.Written
+	if w, ok := req.w.(*h1response); ok {
+		w.written += l.Written
+		if l.Err != 0 || len(l.Carry) > 0 {
+			w.fail(errWriteFailed)
+		}
+	}
 }
 
 // gone records that the connection failed under err, which it returns as
@@ -273,6 +324,7 @@ func (e *clientGoneError) PythonAttrs() []byte { return nil }
 // end marks the request ended for the callbacks; ServeHTTP is returning.
 func (req *request) end() {
 	req.mu.Lock()
+	req.unlendLocked()
 	req.ended = true
 	req.mu.Unlock()
 }

@@ -424,7 +424,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			close(s.exhausted)
 		})
 	}
-	req := &request{w: w, r: r, rc: *http.NewResponseController(w),
+	req := &request{w: w, r: r, rc: *http.NewResponseController(w), lend: s.cfg.ASGI,
 		server: s.serverHeader, bodyTimeout: s.cfg.BodyTimeout, headerMap: s.logsResponseHeaders}
 	s.cfg.Metrics.HTTPBegin()
 	defer func() {

@@ -62,6 +62,10 @@ class _Body:
         # large piece) or the task draining the queue.
         self.task = None
         self.error = None
+        # The client's socket, once Go lends it to this thread (the handle
+        # an http_write returns): a piece sent while nothing is queued or in
+        # flight is written at once, as uvicorn's transport writes it.
+        self.direct = 0
 
     def _idle(self):
         return self.task is None or self.task.done()
@@ -80,6 +84,8 @@ class _Body:
         e = fut.exception()
         if e is not None and self.error is None:  # the client left: the app learns it on its next send
             self.error = e
+        elif e is None:
+            self._lent(fut.result())
         if self.task is not fut:  # a drain took over meanwhile
             return
         if self.error is not None:
@@ -93,14 +99,31 @@ class _Body:
                 parts = self.parts
                 data = parts[0] if len(parts) == 1 else b"".join(parts)
                 self.parts, self.size = [], 0
-                await _go("http_write", self.req, data)
+                self._lent(await _go("http_write", self.req, data))
         except Exception as e:  # the client left: the app learns it on its next send
             self.error = e
             self.parts, self.size = [], 0
 
+    def _lent(self, handle):
+        if handle:
+            self.direct = handle
+
     async def write(self, data: bytes):
         if self.error is not None:
             raise self.error
+        if self.direct and self._idle() and not self.parts:
+            done = _hornbeam.http_direct(self.direct, data)
+            if done == 1:  # on the wire
+                return
+            if done == 2:
+                # Taken, but the socket was full: Go writes the rest of its
+                # frame as the client reads (an empty write), and this waits
+                # for that, as a large piece waits below.
+                try:
+                    await self.carry("http_write", b"")
+                except Exception:  # kept in self.error by _carried
+                    pass
+                return
         if self._idle() and not self.parts and len(data) >= self.HIGH:
             # A piece this large waits until it is out either way: with
             # nothing queued or in flight it goes at once, without a task to

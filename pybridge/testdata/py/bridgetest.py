@@ -452,3 +452,8 @@ async def cancel_own_then_await(what):
     except asyncio.CancelledError:
         return aw.done() and aw.cancelled()
     return "not cancelled"
+
+
+def direct_writes(handle, pieces):
+    """Writes each piece through a lent socket; the results of http_direct."""
+    return [_hornbeam.http_direct(handle, p) for p in pieces]

@@ -150,6 +150,9 @@ async def disconnect_app(scope, receive, send):
     DISCONNECTS.append(msg["type"])
 
 
+PACED = {"sent": 0}
+
+
 async def bulk_app(scope, receive, send):
     """/up hashes the request body as it streams in; /down streams N MiB;
     /together streams from two tasks at once: one sends 64 pieces of 64 KiB,
@@ -178,6 +181,24 @@ async def bulk_app(scope, receive, send):
 
         await asyncio.gather(big(), small())
         await send({"type": "http.response.body", "body": b""})
+        return
+    if scope["path"] == "/paced":
+        # N pieces of about 100 KB, one per turn of the loop, with a
+        # Content-Length when asked ("N&length"); PACED counts what went.
+        q = scope["query_string"].decode()
+        pieces = [bytes([97 + i % 26]) * (100_003 + i) for i in range(int(q.split("&")[0]))]
+        headers = [(b"content-length", str(sum(map(len, pieces))).encode())] if q.endswith("&length") else []
+        PACED["sent"] = 0
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for piece in pieces:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+            PACED["sent"] += len(piece)
+            await asyncio.sleep(0)
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if scope["path"] == "/paced-progress":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(PACED["sent"]).encode()})
         return
     if scope["path"] == "/up":
         h, n = hashlib.sha256(), 0
