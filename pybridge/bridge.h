@@ -378,6 +378,10 @@ void hb_set_state_max_value(size_t n); /* bounds state_set's encoded value; 0 = 
  * a write in flight, before the response ends and the socket can close. */
 enum { HB_DW_CLOSED = 0, HB_DW_OPEN = 1, HB_DW_BUSY = 2 };
 #define HB_DW_SLOTS 4096
+/* The largest piece written from the loop's thread: what a full socket
+ * leaves of one is copied and kept, so larger ones go through Go, which
+ * writes them from Python's bytes. */
+#define HB_DW_MAX_PIECE (1 << 20)
 
 typedef struct {
     uint32_t gate;

@@ -7,6 +7,7 @@ package pybridge
 import "C"
 
 import (
+	"bytes"
 	"runtime"
 	"sync/atomic"
 	"syscall"
@@ -69,7 +70,8 @@ func (d *DirectWriter) Take() Lent {
 	s := d.slot
 	l := Lent{Written: int64(s.written), Err: syscall.Errno(s.err)}
 	if s.carry_len > 0 {
-		l.Carry = C.GoBytes(unsafe.Pointer(s.carry), C.int(s.carry_len))
+		// At most a piece of HB_DW_MAX_PIECE bytes and its frame.
+		l.Carry = bytes.Clone(unsafe.Slice((*byte)(unsafe.Pointer(s.carry)), int(s.carry_len)))
 		C.free(unsafe.Pointer(s.carry))
 		s.carry, s.carry_len = nil, 0
 	}

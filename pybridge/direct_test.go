@@ -193,3 +193,20 @@ func TestDirectWriteRefused(t *testing.T) {
 	}
 	d.Give(-1)
 }
+
+// A piece over the bound is left to Go, which writes it from Python's bytes.
+func TestDirectWriteLargePiece(t *testing.T) {
+	fd, _ := socketPair(t)
+	d, ok := pybridge.LendSocket(fd, false, -1)
+	if !ok {
+		t.Fatal("no slot")
+	}
+	defer d.Close()
+	if got := directWrites(t, d.Handle(), make([]byte, 1<<20+1)); fmt.Sprint(got) != "[0]" {
+		t.Fatalf("a piece over 1 MiB: %v, want 0", got)
+	}
+	if l := d.Take(); l.Written != 0 || l.Carry != nil {
+		t.Fatalf("after a piece over the bound: %+v, want nothing", l)
+	}
+	d.Give(-1)
+}

@@ -87,14 +87,16 @@ static hb_dw_slot *enter(uint64_t handle) {
 /* hb_dw_write writes p as the next piece of the body: 1 when it is all on
  * the wire; 2 when it was taken but the socket was full, the rest of its
  * frame kept for Go (the caller then has Go write it); 0 when nothing was
- * taken (not lent, Go writing, bytes kept for Go, a declared length it would
- * pass, or a failed send): the caller sends it through Go, which says what
+ * taken (not lent, Go writing, bytes kept for Go, a piece over
+ * HB_DW_MAX_PIECE, a declared length it would pass, or a failed send): the caller sends it through Go, which says what
  * is wrong, if anything. */
 int hb_dw_write(uint64_t handle, const char *p, size_t len) {
     hb_dw_slot *s = enter(handle);
     if (s == NULL) return 0;
     int r = 0;
-    if (len == 0 || s->carry_len > 0 || s->err != 0 || (s->left >= 0 && (int64_t)len > s->left)) goto out;
+    if (len == 0 || len > HB_DW_MAX_PIECE || s->carry_len > 0 || s->err != 0 ||
+        (s->left >= 0 && (int64_t)len > s->left))
+        goto out;
     char head[24];
     struct iovec iov[3];
     int n = 0;

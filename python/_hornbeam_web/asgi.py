@@ -50,6 +50,10 @@ class _Body:
     """
 
     HIGH = 1 << 16
+    # The largest piece written from this thread (directwrite.c): a full
+    # socket leaves the rest of it to be copied, so larger ones go to Go,
+    # which writes them from the app's bytes.
+    DIRECT_MAX = 1 << 20
 
     def __init__(self, req):
         self.req = req
@@ -111,7 +115,7 @@ class _Body:
     async def write(self, data: bytes):
         if self.error is not None:
             raise self.error
-        if self.direct and self._idle() and not self.parts:
+        if self.direct and self._idle() and not self.parts and len(data) <= self.DIRECT_MAX:
             done = _hornbeam.http_direct(self.direct, data)
             if done == 1:  # on the wire
                 return
