@@ -143,9 +143,9 @@ func perCoreSection(bin string) (string, error) {
 		"A node does not spin by default; the `--spin-us 150` rows show what spinning would cost on one CPU. " +
 		"A node's threads run under SCHED_BATCH by default; the `--sched-batch=false` rows show the default policy, " +
 		"under which the node's threads preempt one another at each hand-over of work. " +
-		"A streamed body (the 1 MiB row) crosses to Go one piece at a time: Python encodes each piece, a goroutine " +
-		"writes it from the encoder's memory, and the loop then learns that it is out, where uvicorn writes the " +
-		"app's bytes to the socket on the loop's own thread.\n\n")
+		"A streamed body (the 1 MiB row) is written from the event loop's thread once its head and first piece are out: " +
+		"Go lends the loop the client's socket, as uvicorn's loop owns its own; a piece a full socket cannot take " +
+		"whole goes through Go.\n\n")
 
 	// The rows above share minutes, not moments: the machine's speed can
 	// still move between one server's round and the next's. Two servers
