@@ -27,6 +27,14 @@ async def _go(name, *args):
     return await fut
 
 
+async def _quietly(call):
+    """Wait for a call to Go whose error its done-callback keeps."""
+    try:
+        await call
+    except Exception:
+        pass
+
+
 class _GoCall(asyncio.Future):
     """The future of a call to Go that, once made, runs to its end: it
     cannot be cancelled, so a task cancelled while awaiting it is cancelled
@@ -38,15 +46,16 @@ class _GoCall(asyncio.Future):
 
 
 class _Body:
-    """A streamed response body on its way to Go.
+    """A streamed response body on its way to the client.
 
-    ``write`` returns once its bytes are queued, as a transport's write does
+    ``put`` sends a piece without waiting once its bytes are written (on a
+    socket Go lent to this thread) or queued, as a transport's write does
     under uvicorn; what is queued while a call to Go is in flight goes out
-    with the next one, so an app that sends many small pieces (a CSV export,
-    server-sent events) costs a few calls, not one each. At most ``HIGH``
-    bytes wait: past that, ``write`` waits until they are out (back pressure).
-    One call is in flight at a time, so sends from several tasks at once go
-    out whole, each task's in its order.
+    with the next one, so an app that sends many small pieces at once (a CSV
+    export) costs a few calls, not one each. At most ``HIGH`` bytes wait:
+    past that, the sender waits until they are out (back pressure). One
+    write is in flight at a time, so sends from several tasks at once go out
+    whole, each task's in its order.
     """
 
     HIGH = 1 << 16
@@ -77,7 +86,7 @@ class _Body:
     def carry(self, call, *args):
         """Make the call to Go now and return its future. When it ends, the
         queue is drained unless another task already took over; its error is
-        kept, for the next ``write``."""
+        kept, for the next ``put``."""
         fut = _GoCall()
         _hornbeam.call_async(fut, call, self.req, *args)
         self.task = fut
@@ -112,36 +121,34 @@ class _Body:
         if handle:
             self.direct = handle
 
-    async def write(self, data: bytes):
+    def put(self, data: bytes):
+        """Send ``data``: None once it is on its way, or an awaitable to wait
+        on (back pressure, or a call to Go that must end first). Most pieces
+        need no wait, and then cost no coroutine."""
         if self.error is not None:
             raise self.error
-        if self.direct and self._idle() and not self.parts and len(data) <= self.DIRECT_MAX:
-            done = _hornbeam.http_direct(self.direct, data)
-            if done == 1:  # on the wire
-                return
-            if done == 2:
-                # Taken, but the socket was full: Go writes the rest of its
-                # frame as the client reads (an empty write), and this waits
-                # for that, as a large piece waits below.
-                try:
-                    await self.carry("http_write", b"")
-                except Exception:  # kept in self.error by _carried
-                    pass
-                return
-        if self._idle() and not self.parts and len(data) >= self.HIGH:
-            # A piece this large waits until it is out either way: with
-            # nothing queued or in flight it goes at once, without a task to
-            # carry it (two turns of the loop fewer per piece).
-            try:
-                await self.carry("http_write", data)
-            except Exception:  # kept in self.error by _carried
-                pass
-            return
+        if self._idle() and not self.parts:
+            if self.direct and len(data) <= self.DIRECT_MAX:
+                done = _hornbeam.http_direct(self.direct, data)
+                if done == 1:  # on the wire
+                    return None
+                if done == 2:
+                    # Taken, but the socket was full: Go writes the rest of
+                    # its frame as the client reads (an empty write), and the
+                    # sender waits for that, as for a large piece below.
+                    return _quietly(self.carry("http_write", b""))
+            if len(data) >= self.HIGH:
+                # A piece this large waits until it is out either way: with
+                # nothing queued or in flight it goes at once, without a
+                # task to carry it (two turns of the loop fewer per piece).
+                return _quietly(self.carry("http_write", data))
         self.parts.append(data)
         self.size += len(data)
         if self._idle():
             self.task = asyncio.get_running_loop().create_task(self._drain())
-        await self._settle(self.HIGH)
+        if self.size >= self.HIGH:
+            return self._settle(self.HIGH)
+        return None
 
     async def _settle(self, limit):
         """Wait while ``limit`` bytes or more are queued and something is in
@@ -256,7 +263,9 @@ class _HTTPCycle(_hornbeam.HTTPCycle):
             if not self.sent:
                 await self._start()
             if body:
-                await self.body_out.write(body)
+                wait = self.body_out.put(body)
+                if wait is not None:
+                    await wait
             if not more_body:
                 self.done = True
                 await self.body_out.close()
