@@ -141,7 +141,8 @@ typedef struct {
 static struct {
     PyObject *type, *body, *more_body, *status, *headers;
     PyObject *http_request, *response_start, *response_body;
-    PyObject *empty, *empty_bytes, *receive_slow, *send_slow;
+    PyObject *receive_slow, *send_slow, *put;
+    PyObject *empty, *empty_bytes; /* made last: see hb_httpcycle_add */
 } K;
 
 static int cycle_init(PyObject *self, PyObject *args, PyObject *kw) {
@@ -239,8 +240,24 @@ static int send_final(hb_cycle *c, PyObject *message) {
     return 1;
 }
 
+/* send_piece: a piece of a streamed body (its head sent, more to come, the
+ * body bytes) goes to body_out.put from here, without _send_slow's coroutine;
+ * put's answer is None (no wait: *kept) or an awaitable, which send returns.
+ * 0: not such a piece; -1: an error. */
+static int send_piece(hb_cycle *c, PyObject *message, PyObject **answer) {
+    if (!c->sent || c->done || c->body_out == NULL) return 0;
+    PyObject *more = PyDict_GetItemWithError(message, K.more_body);
+    if (more != Py_True) return more == NULL && PyErr_Occurred() ? -1 : 0;
+    PyObject *body = PyDict_GetItemWithError(message, K.body);
+    if (body == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (!PyBytes_CheckExact(body) || PyBytes_GET_SIZE(body) == 0) return 0;
+    *answer = PyObject_CallMethodOneArg(c->body_out, K.put, body);
+    return *answer == NULL ? -1 : 1;
+}
+
 /* send(message): keeps the start and the final body of a response that is
- * not streamed; anything else goes to the subclass's _send_slow(message).
+ * not streamed, and hands a streamed body's pieces to body_out.put; anything
+ * else goes to the subclass's _send_slow(message).
  * Unlike the coroutine's, the fast path's effect comes at the call, not at the
  * await: the same for an app that awaits each send before the next, as ASGI
  * asks; sends made at once (gather) may be kept in another order. */
@@ -248,17 +265,22 @@ static PyObject *cycle_send(PyObject *self, PyObject *message) {
     if (gone()) return NULL;
     hb_cycle *c = (hb_cycle *)self;
     int kept = 0;
+    PyObject *answer = NULL;
     if (PyDict_CheckExact(message)) {
         PyObject *t = PyDict_GetItemWithError(message, K.type);
         if (t == NULL && PyErr_Occurred()) return NULL;
         if (t != NULL && PyUnicode_CheckExact(t)) {
-            if (PyUnicode_Compare(t, K.response_body) == 0)
+            if (PyUnicode_Compare(t, K.response_body) == 0) {
                 kept = send_final(c, message);
-            else if (PyUnicode_Compare(t, K.response_start) == 0)
+                if (kept == 0) kept = send_piece(c, message, &answer);
+            } else if (PyUnicode_Compare(t, K.response_start) == 0) {
                 kept = send_start(c, message);
+            }
         }
     }
     if (kept < 0) return NULL;
+    if (answer != NULL && answer != Py_None) return answer; /* put's wait */
+    Py_XDECREF(answer);
     if (kept) return ready_new(Py_None);
     return PyObject_CallMethodOneArg(self, K.send_slow, message);
 }
@@ -341,6 +363,7 @@ int hb_httpcycle_add(PyObject *module) {
         K.response_body = intern("http.response.body");
         K.receive_slow = intern("_receive_slow");
         K.send_slow = intern("_send_slow");
+        K.put = intern("put");
         K.empty = PyTuple_New(0);
         K.empty_bytes = PyBytes_FromStringAndSize(NULL, 0);
         if (PyErr_Occurred()) return -1;

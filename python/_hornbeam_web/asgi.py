@@ -27,6 +27,10 @@ async def _go(name, *args):
     return await fut
 
 
+async def _raising(error):
+    raise error
+
+
 async def _quietly(call):
     """Wait for a call to Go whose error its done-callback keeps."""
     try:
@@ -124,9 +128,10 @@ class _Body:
     def put(self, data: bytes):
         """Send ``data``: None once it is on its way, or an awaitable to wait
         on (back pressure, or a call to Go that must end first). Most pieces
-        need no wait, and then cost no coroutine."""
+        need no wait, and then cost no coroutine. An error is raised at the
+        await, as a send's is."""
         if self.error is not None:
-            raise self.error
+            return _raising(self.error)
         if self._idle() and not self.parts:
             if self.direct and len(data) <= self.DIRECT_MAX:
                 done = _hornbeam.http_direct(self.direct, data)

@@ -186,3 +186,51 @@ def test_an_error_while_a_message_is_read_is_raised():
             await c.send(msg)
 
     run(go())
+
+
+class _Out:
+    """A streamed body's stand-in: records the pieces put, and answers as
+    _Body.put does (None, or an awaitable to wait on)."""
+
+    def __init__(self, answer=None):
+        self.pieces, self.answer = [], answer
+
+    def put(self, data):
+        self.pieces.append(data)
+        return self.answer
+
+
+def test_a_streamed_piece_goes_to_put_from_send():
+    async def go():
+        c = _HTTPCycle(1, b"", False)
+        await c.send(START)
+        c.sent, c.body_out = True, _Out()  # the head went to Go
+        assert await c.send({"type": "http.response.body", "body": b"one", "more_body": True}) is None
+        waited = []
+
+        async def wait():
+            waited.append(True)
+
+        c.body_out.answer = wait()  # back pressure: send hands back put's wait
+        aw = c.send({"type": "http.response.body", "body": b"two", "more_body": True})
+        assert not waited
+        await aw
+        return c.body_out.pieces, waited
+
+    assert run(go()) == ([b"one", b"two"], [True])
+
+
+def test_an_error_of_a_streamed_piece_is_raised_at_the_await():
+    async def go():
+        c = _HTTPCycle(1, b"", False)
+        await c.send(START)
+
+        async def failing():
+            raise ConnectionResetError("gone")
+
+        c.sent, c.body_out = True, _Out(failing())
+        aw = c.send({"type": "http.response.body", "body": b"x", "more_body": True})
+        with pytest.raises(ConnectionResetError):
+            await aw
+
+    run(go())
