@@ -251,7 +251,13 @@ static int send_piece(hb_cycle *c, PyObject *message, PyObject **answer) {
     PyObject *body = PyDict_GetItemWithError(message, K.body);
     if (body == NULL) return PyErr_Occurred() ? -1 : 0;
     if (!PyBytes_CheckExact(body) || PyBytes_GET_SIZE(body) == 0) return 0;
-    *answer = PyObject_CallMethodOneArg(c->body_out, K.put, body);
+    /* Held across the call: put is Python code, which may drop the
+     * message's or the cycle's references. */
+    PyObject *out = Py_NewRef(c->body_out);
+    Py_INCREF(body);
+    *answer = PyObject_CallMethodOneArg(out, K.put, body);
+    Py_DECREF(body);
+    Py_DECREF(out);
     return *answer == NULL ? -1 : 1;
 }
 
