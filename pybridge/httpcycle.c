@@ -251,6 +251,8 @@ static int send_piece(hb_cycle *c, PyObject *message, PyObject **answer) {
     PyObject *body = PyDict_GetItemWithError(message, K.body);
     if (body == NULL) return PyErr_Occurred() ? -1 : 0;
     if (!PyBytes_CheckExact(body) || PyBytes_GET_SIZE(body) == 0) return 0;
+    /* Again: a key's __eq__ in the lookups above may have changed the cycle. */
+    if (!c->sent || c->done || c->body_out == NULL) return 0;
     /* Held across the call: put is Python code, which may drop the
      * message's or the cycle's references. */
     PyObject *out = Py_NewRef(c->body_out);
