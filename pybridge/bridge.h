@@ -396,11 +396,10 @@ typedef struct {
     int next_free;
 } hb_dw_slot;
 
-/* hb_dw_open lends fd; -1 when every slot is lent or memory ran out. */
-int hb_dw_open(int fd, int chunked, int64_t left, uint64_t *handle);
-hb_dw_slot *hb_dw_slot_at(int i);
-/* hb_dw_free returns slot i, closed by Go, to the free list. */
-void hb_dw_free(int i);
+/* hb_dw_open lends fd in a slot; NULL when every slot is lent or memory ran out. */
+hb_dw_slot *hb_dw_open(int fd, int chunked, int64_t left, uint64_t *handle);
+/* hb_dw_free returns a slot Go closed to the free list. */
+void hb_dw_free(hb_dw_slot *s);
 /* hb_dw_write writes one piece (see directwrite.c); GIL held. */
 int hb_dw_write(uint64_t handle, const char *p, size_t len);
 

@@ -8,7 +8,6 @@ import "C"
 
 import (
 	"bytes"
-	"runtime"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -22,7 +21,6 @@ import (
 // no write reaches the socket, so the socket may close. Its methods are not
 // safe for concurrent use: the owner serialises them (web's request lock).
 type DirectWriter struct {
-	i      C.int
 	slot   *C.hb_dw_slot
 	handle uint64
 }
@@ -37,11 +35,11 @@ func LendSocket(fd int, chunked bool, left int64) (d *DirectWriter, ok bool) {
 	if chunked {
 		ch = 1
 	}
-	i := C.hb_dw_open(C.int(fd), ch, C.int64_t(left), &h)
-	if i < 0 {
+	slot := C.hb_dw_open(C.int(fd), ch, C.int64_t(left), &h)
+	if slot == nil {
 		return nil, false
 	}
-	return &DirectWriter{i: i, slot: C.hb_dw_slot_at(i), handle: uint64(h)}, true
+	return &DirectWriter{slot: slot, handle: uint64(h)}, true
 }
 
 // Handle names the lent socket to Python (_hornbeam.http_direct).
@@ -59,14 +57,7 @@ type Lent struct {
 
 // Take takes the socket back for Go, waiting for a write in flight.
 func (d *DirectWriter) Take() Lent {
-	gate := (*uint32)(unsafe.Pointer(&d.slot.gate))
-	for n := 1; !atomic.CompareAndSwapUint32(gate, C.HB_DW_OPEN, C.HB_DW_BUSY); n++ {
-		// The loop's write is one non-blocking system call: short.
-		if n%64 == 0 {
-			runtime.Gosched()
-			syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
-		}
-	}
+	spinSwap(&d.slot.gate, C.HB_DW_OPEN, C.HB_DW_BUSY) // the loop's write is one non-blocking system call
 	s := d.slot
 	l := Lent{Written: int64(s.written), Err: syscall.Errno(s.err)}
 	if s.carry_len > 0 {
@@ -99,5 +90,5 @@ func (d *DirectWriter) End() {
 	d.slot.gen++
 	d.slot.fd = -1
 	atomic.StoreUint32((*uint32)(unsafe.Pointer(&d.slot.gate)), C.HB_DW_CLOSED)
-	C.hb_dw_free(d.i)
+	C.hb_dw_free(d.slot)
 }

@@ -30,6 +30,16 @@ func socketPair(t *testing.T) (fd int, peer *os.File) {
 	return fds[0], peer
 }
 
+// lend lends fd to Python, failing t when no slot is free.
+func lend(t *testing.T, fd int, chunked bool, left int64) *pybridge.DirectWriter {
+	t.Helper()
+	d, ok := pybridge.LendSocket(fd, chunked, left)
+	if !ok {
+		t.Fatal("no slot to lend the socket")
+	}
+	return d
+}
+
 func directWrites(t *testing.T, handle uint64, pieces ...[]byte) []uint64 {
 	t.Helper()
 	ps := make([]any, len(pieces))
@@ -52,10 +62,7 @@ func directWrites(t *testing.T, handle uint64, pieces ...[]byte) []uint64 {
 // socket back, and while Go holds it.
 func TestDirectWriteChunks(t *testing.T) {
 	fd, peer := socketPair(t)
-	d, ok := pybridge.LendSocket(fd, true, -1)
-	if !ok {
-		t.Fatal("no slot to lend the socket")
-	}
+	d := lend(t, fd, true, -1)
 	if got := directWrites(t, d.Handle(), []byte("hello"), bytes.Repeat([]byte("x"), 300)); fmt.Sprint(got) != "[1 1]" {
 		t.Fatalf("results %v, want both written", got)
 	}
@@ -73,10 +80,7 @@ func TestDirectWriteChunks(t *testing.T) {
 		t.Fatalf("a write through a closed handle: %v, want 0", got)
 	}
 	// A slot used again gets a new handle; the old one still names nothing.
-	d2, ok := pybridge.LendSocket(fd, false, 4)
-	if !ok {
-		t.Fatal("no slot")
-	}
+	d2 := lend(t, fd, false, 4)
 	defer d2.Close()
 	if got := directWrites(t, old, []byte("stale")); fmt.Sprint(got) != "[0]" {
 		t.Fatalf("a stale handle wrote: %v", got)
@@ -98,10 +102,7 @@ func TestDirectWriteChunks(t *testing.T) {
 // for Go, which writes it first; until then the loop writes nothing more.
 func TestDirectWriteFullSocket(t *testing.T) {
 	fd, peer := socketPair(t)
-	d, ok := pybridge.LendSocket(fd, true, -1)
-	if !ok {
-		t.Fatal("no slot")
-	}
+	d := lend(t, fd, true, -1)
 	defer d.Close()
 	var sent bytes.Buffer
 	piece := make([]byte, 100_003)
@@ -172,10 +173,7 @@ func TestDirectWriteRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d, ok := pybridge.LendSocket(fd, false, -1)
-	if !ok {
-		t.Fatal("no slot")
-	}
+	d := lend(t, fd, false, -1)
 	defer d.Close()
 	if got := directWrites(t, d.Handle(), []byte("no room")); fmt.Sprint(got) != "[0]" {
 		t.Fatalf("a write to a full socket: %v, want 0", got)
@@ -197,10 +195,7 @@ func TestDirectWriteRefused(t *testing.T) {
 // A piece over the bound is left to Go, which writes it from Python's bytes.
 func TestDirectWriteLargePiece(t *testing.T) {
 	fd, _ := socketPair(t)
-	d, ok := pybridge.LendSocket(fd, false, -1)
-	if !ok {
-		t.Fatal("no slot")
-	}
+	d := lend(t, fd, false, -1)
 	defer d.Close()
 	if got := directWrites(t, d.Handle(), make([]byte, 1<<20+1)); fmt.Sprint(got) != "[0]" {
 		t.Fatalf("a piece over 1 MiB: %v, want 0", got)

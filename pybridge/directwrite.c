@@ -24,13 +24,13 @@ static int free_head = -1;
 static int made;
 static uint32_t lock;
 
-int hb_dw_open(int fd, int chunked, int64_t left, uint64_t *handle) {
+hb_dw_slot *hb_dw_open(int fd, int chunked, int64_t left, uint64_t *handle) {
     hb_spin_lock(&lock);
     if (slots == NULL) {
         hb_dw_slot *s = calloc(HB_DW_SLOTS, sizeof *s); /* every gate closed */
         if (s == NULL) {
             hb_spin_unlock(&lock);
-            return -1;
+            return NULL;
         }
         __atomic_store_n(&slots, s, __ATOMIC_RELEASE);
     }
@@ -42,7 +42,7 @@ int hb_dw_open(int fd, int chunked, int64_t left, uint64_t *handle) {
         i = made++;
     } else {
         hb_spin_unlock(&lock);
-        return -1;
+        return NULL;
     }
     hb_spin_unlock(&lock);
     hb_dw_slot *s = &slots[i];
@@ -55,15 +55,13 @@ int hb_dw_open(int fd, int chunked, int64_t left, uint64_t *handle) {
     s->err = 0;
     *handle = (uint64_t)s->gen << 32 | (uint32_t)(i + 1); /* never 0 */
     __atomic_store_n(&s->gate, HB_DW_OPEN, __ATOMIC_RELEASE);
-    return i;
+    return s;
 }
 
-hb_dw_slot *hb_dw_slot_at(int i) { return &slots[i]; }
-
-void hb_dw_free(int i) {
+void hb_dw_free(hb_dw_slot *s) {
     hb_spin_lock(&lock);
-    slots[i].next_free = free_head;
-    free_head = i;
+    s->next_free = free_head;
+    free_head = (int)(s - slots);
     hb_spin_unlock(&lock);
 }
 

@@ -32,9 +32,14 @@ const maxArenaCall = C.HB_ARENA_MAX_COPY
 // spinLock takes a lock word shared with the loop thread. The holder keeps it
 // for a few stores, but may be a goroutine preempted on this P or a thread off
 // its CPU, so a spinner soon yields both.
-func spinLock(l *C.uint32_t) {
-	p := (*uint32)(unsafe.Pointer(l))
-	for n := 1; !atomic.CompareAndSwapUint32(p, 0, 1); n++ {
+func spinLock(l *C.uint32_t) { spinSwap(l, 0, 1) }
+
+// spinSwap changes a word shared with a Python thread from old to new,
+// spinning while it holds another value: a lock word, or a lent socket's
+// gate (direct.go).
+func spinSwap(w *C.uint32_t, old, new uint32) {
+	p := (*uint32)(unsafe.Pointer(w))
+	for n := 1; !atomic.CompareAndSwapUint32(p, old, new); n++ {
 		if n%64 == 0 {
 			runtime.Gosched()
 			syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)

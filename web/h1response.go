@@ -154,7 +154,9 @@ func (w *h1response) left() int64 {
 
 // absorb counts what the loop's thread wrote while the socket was lent, and
 // writes the rest of a frame it began, which must go before anything else.
-func (w *h1response) absorb(l pybridge.Lent) error {
+// When final (the response is ending, and the client may read nothing) that
+// rest is not written: the response is cut.
+func (w *h1response) absorb(l pybridge.Lent, final bool) error {
 	w.written += l.Written
 	switch {
 	case l.Err != 0:
@@ -163,6 +165,8 @@ func (w *h1response) absorb(l pybridge.Lent) error {
 		return nil
 	case w.failed:
 		return errWriteFailed
+	case final:
+		return w.fail(errWriteFailed)
 	}
 	if err := w.c.flush(l.Carry); err != nil {
 		return w.fail(err)

@@ -244,13 +244,8 @@ func (req *request) write(body []byte) (handle uint64, err error) {
 	if !req.started {
 		return 0, errors.New("body before the status")
 	}
-	w, plain := req.w.(*h1response)
 	if req.direct != nil {
-		l := req.direct.Take()
-		req.written += l.Written
-		if err := w.absorb(l); err != nil {
-			req.direct.End()
-			req.direct = nil
+		if err := req.takeBack(false); err != nil {
 			return 0, req.gone(err)
 		}
 	}
@@ -260,15 +255,13 @@ func (req *request) write(body []byte) (handle uint64, err error) {
 		err = req.rc.Flush()
 	}
 	if err != nil {
-		if req.direct != nil {
-			req.direct.End()
-			req.direct = nil
-		}
+		req.dropLent()
 		if errors.Is(err, http.ErrContentLength) || errors.Is(err, http.ErrBodyNotAllowed) {
 			return 0, fmt.Errorf("%w: %w", errFraming, err) // the app's mistake, not a cut
 		}
 		return 0, req.gone(err)
 	}
+	w, plain := req.w.(*h1response)
 	switch {
 	case req.direct != nil:
 		req.direct.Give(w.left())
@@ -281,22 +274,32 @@ func (req *request) write(body []byte) (handle uint64, err error) {
 	return 0, nil
 }
 
-// unlendLocked takes the socket back from the loop's thread for good (mu
-// held): no piece reaches it after this. The rest of a frame the loop began
-// and could not finish is not written here (the client may read nothing, and
-// the lock is held): the response is then cut.
-func (req *request) unlendLocked() {
-	if req.direct == nil {
-		return
-	}
-	l := req.direct.Close()
-	req.direct = nil
+// takeBack takes the socket back from the loop's thread (mu held) and
+// counts what it wrote: until write lends it again, or for good when final
+// or when what the loop left could not be written.
+func (req *request) takeBack(final bool) error {
+	l := req.direct.Take()
 	req.written += l.Written
-	if w, ok := req.w.(*h1response); ok {
-		w.written += l.Written
-		if l.Err != 0 || len(l.Carry) > 0 {
-			w.fail(errWriteFailed)
-		}
+	err := req.w.(*h1response).absorb(l, final)
+	if final || err != nil {
+		req.dropLent()
+	}
+	return err
+}
+
+// dropLent ends the lending of a socket Go has taken back.
+func (req *request) dropLent() {
+	if req.direct != nil {
+		req.direct.End()
+		req.direct = nil
+	}
+}
+
+// unlendLocked takes the socket back for good (mu held): no piece from the
+// loop reaches it after this.
+func (req *request) unlendLocked() {
+	if req.direct != nil {
+		req.takeBack(true)
 	}
 }
 
